@@ -1,0 +1,158 @@
+// syncCommunity: fetch a community and its newest posts from its home instance and store them.
+// Idempotent: posts are upserted by (community, Lemmy id), so a retried or repeated sync writes
+// no duplicates. Returns a small summary only, to keep workflow history small.
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Config } from '../src/config.js';
+import { communityByRef, saveSyncError, saveSyncSuccess } from '../src/db/communities.js';
+import type { Sql } from '../src/db/pool.js';
+import { countPosts, newestStored, storedLemmyIds, upsertPosts, type PostInput } from '../src/db/posts.js';
+import { ShardUnavailableError, type ShardRouter } from '../src/db/shards.js';
+import { BudgetExhaustedError } from '../src/lemmy/budget.js';
+import { LemmyError, type LemmyClient } from '../src/lemmy/client.js';
+import type { LemmyPost } from '../src/lemmy/schema.js';
+
+export interface SyncInput {
+  ref: string;
+  instance: string;
+  name: string;
+  refreshSeconds: number;
+}
+
+export interface SyncSummary {
+  /** False when the community is no longer in the catalog: nothing was written. */
+  tracked: boolean;
+  fetched: number;
+  inserted: number;
+  updated: number;
+  pages: number;
+  postsStored: number;
+}
+
+export interface SyncDeps {
+  catalog: Sql;
+  router: ShardRouter;
+  lemmy: LemmyClient;
+  config: Pick<Config, 'SYNC_MAX_PAGES' | 'BACKFILL_PAGES'>;
+}
+
+/** The newest page a first sync stores; later syncs page back with the API maximum. */
+export const FIRST_PAGE_SIZE = 20;
+export const BACKFILL_PAGE_SIZE = 50;
+
+export function toPostInput(p: LemmyPost): PostInput {
+  return {
+    lemmyId: p.post.id,
+    apId: p.post.ap_id,
+    title: p.post.name,
+    url: p.post.url,
+    body: p.post.body,
+    author: p.creator?.name ?? null,
+    thumbnail: p.post.thumbnail_url,
+    published: p.post.published,
+    updated: p.post.updated,
+    score: p.counts.score,
+    upvotes: p.counts.upvotes,
+    downvotes: p.counts.downvotes,
+    comments: p.counts.comments,
+    nsfw: p.post.nsfw,
+    featured: p.post.featured_community || p.post.featured_local,
+  };
+}
+
+export function createSyncActivity(deps: SyncDeps) {
+  const { catalog, router, lemmy, config } = deps;
+
+  return async function syncCommunity(input: SyncInput): Promise<SyncSummary> {
+    const ctx = Context.current();
+    const untracked: SyncSummary = { tracked: false, fetched: 0, inserted: 0, updated: 0, pages: 0, postsStored: 0 };
+    const row = await communityByRef(catalog, input.ref);
+    if (!row) return untracked;
+    try {
+      const community = await lemmy.getCommunity(input.instance, input.name);
+      ctx.heartbeat('community fetched');
+
+      // Pinned posts lead Lemmy's listing even with sort=New: dedupe by id, and never use them to
+      // decide whether we have caught up with what is stored.
+      const byId = new Map<number, LemmyPost>();
+      const known = await router.read(row.shard, (sql) => newestStored(sql, row.id));
+      let pages = 0;
+      const fetchPage = async (limit: number, page: number) => {
+        const posts = await lemmy.listPosts(input.instance, input.name, { limit, page });
+        pages += 1;
+        ctx.heartbeat(`page ${page} (${limit})`);
+        for (const p of posts) if (!byId.has(p.post.id)) byId.set(p.post.id, p);
+        return posts;
+      };
+      const reachesStored = async (posts: LemmyPost[]): Promise<boolean> => {
+        if (!known) return true;
+        const regular = posts.filter((p) => !(p.post.featured_community || p.post.featured_local));
+        if (regular.some((p) => Date.parse(p.post.published) <= Date.parse(known.published))) return true;
+        const stored = await router.read(row.shard, (sql) => storedLemmyIds(sql, row.id, regular.map((p) => p.post.id)));
+        return stored.size > 0;
+      };
+
+      const first = await fetchPage(FIRST_PAGE_SIZE, 1);
+      if (known && first.length >= FIRST_PAGE_SIZE && !(await reachesStored(first))) {
+        // More posts appeared since the last sync than one page holds: page back until we meet
+        // one we have (numbered pages: cursors are unreliable on 0.19), within SYNC_MAX_PAGES.
+        for (let page = 1; page <= config.SYNC_MAX_PAGES; page++) {
+          const posts = await fetchPage(BACKFILL_PAGE_SIZE, page);
+          if (posts.length < BACKFILL_PAGE_SIZE || (await reachesStored(posts))) break;
+        }
+      } else if (!known && config.BACKFILL_PAGES > 0 && first.length >= FIRST_PAGE_SIZE) {
+        for (let page = 1; page <= config.BACKFILL_PAGES; page++) {
+          const posts = await fetchPage(BACKFILL_PAGE_SIZE, page);
+          if (posts.length < BACKFILL_PAGE_SIZE) break;
+        }
+      }
+
+      // The community may have been removed while we were fetching: then write nothing.
+      if (!(await communityByRef(catalog, input.ref))) return untracked;
+      const posts = [...byId.values()].map(toPostInput);
+      const { inserted, updated, postsStored } = await router.write(row.shard, async (sql) => {
+        const result = await upsertPosts(sql, row.shard, row.id, posts);
+        return { ...result, postsStored: await countPosts(sql, row.id) };
+      });
+      const c = community.community;
+      await saveSyncSuccess(catalog, row.id, {
+        lemmyId: c.id,
+        actorId: c.actor_id,
+        title: c.title,
+        description: c.description,
+        icon: c.icon,
+        banner: c.banner,
+        nsfw: c.nsfw,
+        subscribers: community.counts.subscribers,
+        postsCount: community.counts.posts,
+        refreshSeconds: input.refreshSeconds,
+      });
+      return { tracked: true, fetched: posts.length, inserted, updated, pages, postsStored };
+    } catch (err) {
+      const failure = toFailure(err);
+      // Shown on the community row while Temporal retries; best effort, the catalog may be down too.
+      await saveSyncError(catalog, input.ref, failure.type ?? 'Error', failure.message).catch(() => {});
+      throw failure;
+    }
+  };
+}
+
+/** Maps our errors onto Temporal's retry policy: permanent ones are non-retryable. */
+export function toFailure(err: unknown): ApplicationFailure {
+  if (err instanceof ApplicationFailure) return err;
+  if (err instanceof LemmyError) {
+    return ApplicationFailure.create({
+      type: err.type,
+      message: err.message,
+      nonRetryable: !err.retryable,
+      nextRetryDelay: err.opts.retryAfterMs,
+    });
+  }
+  if (err instanceof BudgetExhaustedError) {
+    return ApplicationFailure.create({ type: 'BudgetExhausted', message: err.message, nextRetryDelay: err.retryAfterMs });
+  }
+  if (err instanceof ShardUnavailableError) {
+    return ApplicationFailure.create({ type: 'ShardUnavailable', message: err.message });
+  }
+  const e = err as Error;
+  return ApplicationFailure.create({ type: e?.name || 'Error', message: e?.message ?? String(err), cause: e instanceof Error ? e : undefined });
+}

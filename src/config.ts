@@ -1,0 +1,144 @@
+// Configuration comes from the environment only (12-factor). Every variable is optional and
+// documented in README.md; bad values stop the process at start with a message naming them.
+import path from 'node:path';
+import { z } from 'zod';
+import pkg from '../package.json' with { type: 'json' };
+
+export const VERSION: string = pkg.version;
+export const PROJECT_URL = 'https://github.com/lemmy-fetcher/lemmy-fetcher';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+const num = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+(\.\d+)?$/, 'must be a number')
+    .transform(Number)
+    .pipe(z.number().min(min).max(max));
+const postgresUrl = z
+  .string()
+  .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL');
+
+const schema = z.object({
+  PORT: int(1, 65535).default(3000),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  LOG_FORMAT: z.enum(['pretty', 'json']).optional(),
+  DATA_DIR: z.string().min(1).default('data'),
+
+  TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port').optional(),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default('lemmy-fetcher'),
+  TEMPORAL_UI_URL: z.string().url().default('http://localhost:8233'),
+  TEMPORAL_DEV_PORT: int(1, 65535).default(7233),
+  TEMPORAL_DEV_UI_PORT: int(1, 65535).default(8233),
+  TEMPORAL_CLI: z.string().optional(),
+
+  CATALOG_DATABASE_URL: postgresUrl.optional(),
+  POST_SHARD_URLS: z.string().optional(),
+  EMBEDDED_PG_PORT: int(1024, 65000).default(54320),
+  DB_POOL_MAX: int(1, 200).default(10),
+
+  REFRESH_SECONDS: int(1, 86400).default(300),
+  ALLOW_PRIVATE_INSTANCES: bool.default(false),
+  LEMMY_USER_AGENT: z.string().min(1).optional(),
+  INSTANCE_REQUESTS_PER_SECOND: num(0.01, 1000).default(1),
+  INSTANCE_BUDGET_MAX_WAIT_SECONDS: int(1, 3600).default(60),
+  HTTP_CONNECT_TIMEOUT_MS: int(100, 120_000).default(5000),
+  HTTP_TIMEOUT_MS: int(100, 300_000).default(15_000),
+  HTTP_MAX_BYTES: int(1024, 100 * 1024 * 1024).default(4 * 1024 * 1024),
+  SYNC_MAX_PAGES: int(1, 100).default(10),
+  BACKFILL_PAGES: int(0, 100).default(0),
+
+  WORKFLOW_BUNDLE_PATH: z.string().optional(),
+  WORKER_MAX_CACHED_WORKFLOWS: int(0, 100_000).default(1000),
+  WORKER_MAX_CONCURRENT_ACTIVITIES: int(1, 10_000).default(50),
+  WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: int(1, 10_000).default(40),
+
+  API_TOKEN: z.string().min(8, 'must be at least 8 characters').optional(),
+  CORS_ORIGINS: z.string().optional(),
+  API_BODY_LIMIT_BYTES: int(256, 10 * 1024 * 1024).default(64 * 1024),
+});
+
+export interface ShardNodeConfig {
+  name: string;
+  url: string;
+}
+
+export type Config = Omit<z.infer<typeof schema>, 'POST_SHARD_URLS' | 'LEMMY_USER_AGENT'> & {
+  LEMMY_USER_AGENT: string;
+  /** Configured post-shard nodes, or undefined for the embedded default. */
+  POST_SHARD_NODES: ShardNodeConfig[] | undefined;
+  DATA_DIR: string;
+};
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** `POST_SHARD_URLS` is `url,url` (named shard-1, shard-2, ...) or `name=url,name=url`. */
+export function parseShardUrls(value: string): ShardNodeConfig[] {
+  const parts = value.split(',').map((p) => p.trim()).filter(Boolean);
+  if (parts.length === 0) throw new Error('must list at least one postgres URL');
+  const nodes = parts.map((part, i) => {
+    const m = /^([a-z0-9][a-z0-9_-]{0,62})=(.+)$/i.exec(part);
+    const name = m ? m[1].toLowerCase() : `shard-${i + 1}`;
+    const url = m ? m[2] : part;
+    if (!/^postgres(ql)?:\/\//.test(url)) throw new Error(`"${redactUrl(url)}" is not a postgres:// URL`);
+    return { name, url };
+  });
+  const names = new Set(nodes.map((n) => n.name));
+  if (names.size !== nodes.length) throw new Error('node names must be unique');
+  return nodes;
+}
+
+/** Hides the password of a connection string for logs and error messages. */
+export function redactUrl(url: string): string {
+  return url.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1***@');
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // An empty variable counts as unset.
+  const picked = Object.fromEntries(Object.keys(schema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]));
+  const result = schema.safeParse(picked);
+  const problems: string[] = [];
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      const key = String(issue.path[0]);
+      problems.push(`${key}=${JSON.stringify(env[key] ?? '')}: ${issue.message}`);
+    }
+    throw new ConfigError(problems);
+  }
+  const c = result.data;
+  let shardNodes: ShardNodeConfig[] | undefined;
+  if (c.POST_SHARD_URLS) {
+    try {
+      shardNodes = parseShardUrls(c.POST_SHARD_URLS);
+    } catch (err) {
+      problems.push(`POST_SHARD_URLS: ${(err as Error).message}`);
+    }
+  }
+  if (c.CATALOG_DATABASE_URL && !c.POST_SHARD_URLS) {
+    problems.push('CATALOG_DATABASE_URL is set but POST_SHARD_URLS is not: set both, or neither for embedded Postgres');
+  }
+  if (!c.CATALOG_DATABASE_URL && c.POST_SHARD_URLS) {
+    problems.push('POST_SHARD_URLS is set but CATALOG_DATABASE_URL is not: set both, or neither for embedded Postgres');
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return {
+    ...c,
+    LEMMY_USER_AGENT: c.LEMMY_USER_AGENT ?? `lemmy-fetcher/${VERSION} (+${PROJECT_URL})`,
+    POST_SHARD_NODES: shardNodes,
+    DATA_DIR: path.resolve(c.DATA_DIR),
+  };
+}

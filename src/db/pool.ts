@@ -1,0 +1,17 @@
+import postgres, { type Sql } from 'postgres';
+
+export type { Sql };
+
+/** A connection pool to one Postgres node. int8 columns come back as numbers (ids stay < 2^53). */
+export function openPool(url: string, opts: { max?: number; name?: string } = {}): Sql {
+  return postgres(url, {
+    max: opts.max ?? 10,
+    idle_timeout: 30,
+    connect_timeout: 10,
+    onnotice: () => {},
+    connection: { application_name: `lemmy-fetcher${opts.name ? `:${opts.name}` : ''}` },
+    types: {
+      bigint: { to: 20, from: [20], parse: (x: string) => Number(x), serialize: (x: number) => String(x) },
+    },
+  });
+}

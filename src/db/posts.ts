@@ -1,0 +1,203 @@
+// Post queries on the shard nodes. All access goes through the ShardRouter.
+import type { Sql } from './pool.js';
+import { isConnectionError, type ShardRouter } from './shards.js';
+
+export interface PostInput {
+  lemmyId: number;
+  apId: string;
+  title: string;
+  url: string | null;
+  body: string | null;
+  author: string | null;
+  thumbnail: string | null;
+  published: string; // ISO timestamp
+  updated: string | null;
+  score: number;
+  upvotes: number;
+  downvotes: number;
+  comments: number;
+  nsfw: boolean;
+  featured: boolean;
+}
+
+export interface PostRow {
+  community_id: number;
+  lemmy_id: number;
+  shard: number;
+  ap_id: string;
+  title: string;
+  url: string | null;
+  body: string | null;
+  author: string | null;
+  thumbnail: string | null;
+  published: Date;
+  updated: Date | null;
+  score: number;
+  upvotes: number;
+  downvotes: number;
+  comments: number;
+  nsfw: boolean;
+  featured: boolean;
+  fetched_at: Date;
+  /** Exact published timestamp (microseconds) for cursors. */
+  published_iso: string;
+}
+
+/**
+ * Inserts new posts and updates re-fetched ones in one statement; rows whose content did not
+ * change are not rewritten. Returns how many were inserted and updated.
+ */
+export async function upsertPosts(sql: Sql, shard: number, communityId: number, posts: PostInput[]): Promise<{ inserted: number; updated: number }> {
+  if (posts.length === 0) return { inserted: 0, updated: 0 };
+  const rows = posts.map((p) => ({
+    community_id: communityId,
+    lemmy_id: p.lemmyId,
+    shard,
+    ap_id: p.apId,
+    title: p.title,
+    url: p.url,
+    body: p.body,
+    author: p.author,
+    thumbnail: p.thumbnail,
+    published: p.published,
+    updated: p.updated,
+    score: p.score,
+    upvotes: p.upvotes,
+    downvotes: p.downvotes,
+    comments: p.comments,
+    nsfw: p.nsfw,
+    featured: p.featured,
+  }));
+  const result = await sql<{ inserted: boolean }[]>`
+    insert into posts ${sql(rows)}
+    on conflict (community_id, lemmy_id) do update set
+      ap_id = excluded.ap_id, title = excluded.title, url = excluded.url, body = excluded.body,
+      author = excluded.author, thumbnail = excluded.thumbnail, published = excluded.published,
+      updated = excluded.updated, score = excluded.score, upvotes = excluded.upvotes,
+      downvotes = excluded.downvotes, comments = excluded.comments, nsfw = excluded.nsfw,
+      featured = excluded.featured, fetched_at = now()
+    where (posts.title, posts.url, posts.body, posts.updated, posts.score, posts.upvotes, posts.downvotes,
+           posts.comments, posts.nsfw, posts.featured, posts.thumbnail, posts.author, posts.published)
+      is distinct from
+          (excluded.title, excluded.url, excluded.body, excluded.updated, excluded.score, excluded.upvotes,
+           excluded.downvotes, excluded.comments, excluded.nsfw, excluded.featured, excluded.thumbnail,
+           excluded.author, excluded.published)
+    returning (xmax = 0) as inserted`;
+  const inserted = result.filter((r) => r.inserted).length;
+  return { inserted, updated: result.length - inserted };
+}
+
+/** Which of these Lemmy post ids are already stored for the community. */
+export async function storedLemmyIds(sql: Sql, communityId: number, lemmyIds: number[]): Promise<Set<number>> {
+  if (lemmyIds.length === 0) return new Set();
+  const rows = await sql<{ lemmy_id: number }[]>`
+    select lemmy_id from posts where community_id = ${communityId} and lemmy_id = any(${lemmyIds}::bigint[])`;
+  return new Set(rows.map((r) => r.lemmy_id));
+}
+
+/** Newest stored non-pinned post of a community, or undefined when none is stored yet. */
+export async function newestStored(sql: Sql, communityId: number): Promise<{ lemmyId: number; published: string } | undefined> {
+  const [row] = await sql<{ lemmy_id: number; published_iso: string }[]>`
+    select lemmy_id, ${publishedIso(sql)} as published_iso from posts
+    where community_id = ${communityId} and not featured
+    order by published desc, lemmy_id desc limit 1`;
+  return row ? { lemmyId: row.lemmy_id, published: row.published_iso } : undefined;
+}
+
+export async function countPosts(sql: Sql, communityId: number): Promise<number> {
+  const [row] = await sql<{ n: number }[]>`select count(*)::int as n from posts where community_id = ${communityId}`;
+  return row.n;
+}
+
+export async function deleteCommunityPosts(sql: Sql, communityId: number): Promise<number> {
+  const rows = await sql`delete from posts where community_id = ${communityId}`;
+  return rows.count;
+}
+
+function publishedIso(sql: Sql) {
+  return sql`to_char(published at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+}
+
+/** Keyset position: newest first by (published, community_id, lemmy_id), all descending. */
+export interface PostCursor {
+  published: string; // ISO with microseconds
+  communityId: number;
+  lemmyId: number;
+}
+
+export function encodeCursor(c: PostCursor): string {
+  return Buffer.from(`${c.published}|${c.communityId}|${c.lemmyId}`, 'utf8').toString('base64url');
+}
+
+/** Returns undefined for anything that is not a cursor this service produced. */
+export function decodeCursor(s: string): PostCursor | undefined {
+  if (!/^[A-Za-z0-9_-]{1,200}$/.test(s)) return undefined;
+  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z)\|(\d{1,15})\|(\d{1,15})$/.exec(Buffer.from(s, 'base64url').toString('utf8'));
+  if (!m || Number.isNaN(Date.parse(m[1]))) return undefined;
+  return { published: m[1], communityId: Number(m[2]), lemmyId: Number(m[3]) };
+}
+
+const cursorOf = (r: PostRow): PostCursor => ({ published: r.published_iso, communityId: r.community_id, lemmyId: r.lemmy_id });
+
+export interface PostPage {
+  posts: PostRow[];
+  next: string | null;
+}
+
+/** One community's posts, newest first. */
+export async function communityPosts(router: ShardRouter, shard: number, communityId: number, limit: number, before?: PostCursor): Promise<PostPage> {
+  return router.read(shard, async (sql) => {
+    const rows = await sql<PostRow[]>`
+      select *, ${publishedIso(sql)} as published_iso from posts
+      where community_id = ${communityId}
+        ${before ? sql`and (published, lemmy_id) < (${before.published}::timestamptz, ${before.lemmyId})` : sql``}
+      order by published desc, lemmy_id desc
+      limit ${limit + 1}`;
+    const more = rows.length > limit;
+    const posts = rows.slice(0, limit);
+    return { posts, next: more ? encodeCursor(cursorOf(posts[posts.length - 1])) : null };
+  });
+}
+
+export interface MergedPostPage extends PostPage {
+  partial: boolean;
+  missingNodes: string[];
+}
+
+/**
+ * Newest posts across every node: each node returns its next `limit + 1` rows past the cursor
+ * (only from the logical shards the map gives it, so rows mid-move are not seen twice), then a
+ * merge keeps the newest `limit`. A node that does not answer is reported, not fatal.
+ */
+export async function newestPosts(router: ShardRouter, limit: number, before?: PostCursor): Promise<MergedPostPage> {
+  const placements = await router.placements();
+  const missingNodes: string[] = [];
+  const perNode = await Promise.all(
+    placements.map(async ({ node, shards }) => {
+      try {
+        const sql = router.pool(node);
+        return await sql<PostRow[]>`
+          select *, ${publishedIso(sql)} as published_iso from posts
+          where shard = any(${shards}::int[])
+            ${before ? sql`and (published, community_id, lemmy_id) < (${before.published}::timestamptz, ${before.communityId}, ${before.lemmyId})` : sql``}
+          order by published desc, community_id desc, lemmy_id desc
+          limit ${limit + 1}`;
+      } catch (err) {
+        if (!isConnectionError(err)) throw err;
+        missingNodes.push(node);
+        return [] as PostRow[];
+      }
+    }),
+  );
+  const merged = perNode.flat().sort(comparePostsDesc);
+  const posts = merged.slice(0, limit);
+  const more = merged.length > limit;
+  return { posts, next: more ? encodeCursor(cursorOf(posts[posts.length - 1])) : null, partial: missingNodes.length > 0, missingNodes: missingNodes.sort() };
+}
+
+function comparePostsDesc(a: PostRow, b: PostRow): number {
+  // ISO strings of equal length compare like the timestamps they hold.
+  if (a.published_iso !== b.published_iso) return a.published_iso < b.published_iso ? 1 : -1;
+  if (a.community_id !== b.community_id) return b.community_id - a.community_id;
+  return b.lemmy_id - a.lemmy_id;
+}

@@ -1,0 +1,158 @@
+// Runs `temporal server start-dev` as a child process: file-backed SQLite (WAL) under DATA_DIR so
+// tracked communities survive restarts, the Web UI on its own port, logs prefixed into ours.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import type { Logger } from '../log.js';
+
+export interface DevServerOptions {
+  binary: string;
+  /** SQLite file; omitted = in-memory (tests). */
+  dbFile?: string;
+  port: number;
+  uiPort?: number;
+  /** No Web UI (tests). */
+  headless?: boolean;
+  namespace?: string;
+  dynamicConfig?: Record<string, unknown>;
+  log: Logger;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function portOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host });
+    socket.setTimeout(1000);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(false);
+    });
+  });
+}
+
+export class TemporalDevServer {
+  private child?: ChildProcess;
+  private pidFile?: string;
+  private stopping = false;
+
+  constructor(readonly opts: DevServerOptions) {}
+
+  get address(): string {
+    return `127.0.0.1:${this.opts.port}`;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  async start(): Promise<void> {
+    const { binary, dbFile, port, uiPort, log } = this.opts;
+    if (dbFile) {
+      mkdirSync(path.dirname(dbFile), { recursive: true });
+      this.pidFile = `${dbFile}.pid`;
+      await this.reclaimOrphan();
+    }
+    if (await portOpen(port)) {
+      throw new Error(`port ${port} is already in use: another Temporal server runs there; set TEMPORAL_ADDRESS=localhost:${port} to use it, or stop it`);
+    }
+    const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--log-level', 'warn', '--namespace', this.opts.namespace ?? 'default'];
+    if (dbFile) {
+      args.push('--db-filename', dbFile, '--sqlite-pragma', 'journal_mode=WAL', '--sqlite-pragma', 'synchronous=NORMAL');
+    }
+    if (this.opts.headless) args.push('--headless');
+    else if (uiPort) args.push('--ui-port', String(uiPort));
+    for (const [k, v] of Object.entries(this.opts.dynamicConfig ?? {})) args.push('--dynamic-config-value', `${k}=${JSON.stringify(v)}`);
+
+    // Own process group: we stop it after the worker has shut down, not when Ctrl-C arrives.
+    const child = spawn(binary, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    if (this.pidFile) writeFileSync(this.pidFile, String(child.pid));
+    const relay = (stream: NodeJS.ReadableStream) => {
+      let buf = '';
+      stream.on('data', (chunk: Buffer) => {
+        buf += chunk.toString('utf8');
+        const lines = buf.split('\n');
+        buf = lines.pop() ?? '';
+        for (const line of lines) {
+          if (!line.trim() || this.stopping) continue; // shutdown chatter (closed pollers) is noise
+          const level = /level=(ERROR|WARN)/.exec(line)?.[1];
+          if (level === 'ERROR') log.error(line.trim());
+          else if (level === 'WARN') log.warn(line.trim());
+          else log.info(line.trim());
+        }
+      });
+    };
+    relay(child.stdout!);
+    relay(child.stderr!);
+    let exited: number | null | undefined;
+    child.once('exit', (code) => {
+      exited = code;
+      this.child = undefined;
+    });
+    const deadline = Date.now() + 60_000;
+    while (!(await portOpen(port))) {
+      if (exited !== undefined) throw new Error(`temporal server start-dev exited with code ${exited} (see the [temporal] lines above)`);
+      if (Date.now() > deadline) {
+        await this.stop();
+        throw new Error(`temporal server start-dev did not open port ${port} within 60 s`);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    child.unref();
+  }
+
+  /** A dev server left running by a run that was killed holds our SQLite file: stop it. */
+  private async reclaimOrphan(): Promise<void> {
+    if (!this.pidFile || !existsSync(this.pidFile)) return;
+    const pid = Number(readFileSync(this.pidFile, 'utf8'));
+    if (pid && alive(pid)) {
+      const cmdline = (() => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        } catch {
+          return '';
+        }
+      })();
+      if (cmdline.includes('start-dev')) {
+        this.opts.log.warn({ pid }, 'stopping a Temporal dev server left running by a previous run');
+        process.kill(pid, 'SIGTERM');
+        const end = Date.now() + 15_000;
+        while (alive(pid) && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+        if (alive(pid)) process.kill(pid, 'SIGKILL');
+      }
+    }
+    rmSync(this.pidFile, { force: true });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const child = this.child;
+    if (child?.pid && alive(child.pid)) {
+      const pid = child.pid;
+      process.kill(pid, 'SIGTERM');
+      const end = Date.now() + 15_000;
+      while (alive(pid) && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+      if (alive(pid)) process.kill(pid, 'SIGKILL');
+    }
+    this.child = undefined;
+    if (this.pidFile) rmSync(this.pidFile, { force: true });
+  }
+
+  killSync(): void {
+    if (this.child?.pid && alive(this.child.pid)) process.kill(this.child.pid, 'SIGTERM');
+  }
+}

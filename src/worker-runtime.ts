@@ -1,0 +1,118 @@
+// The Temporal worker: polls the task queue, runs trackCommunity (and the shard workflows) and
+// their activities. Workflow code is bundled once per process.
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { bundleWorkflowCode, NativeConnection, Runtime, Worker, makeTelemetryFilterString, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { createActivities } from '../activities/index.js';
+import type { Config } from './config.js';
+import type { Sql } from './db/pool.js';
+import type { ShardRouter } from './db/shards.js';
+import { InstanceBudget } from './lemmy/budget.js';
+import { LemmyClient } from './lemmy/client.js';
+import type { Logger } from './log.js';
+import { temporalLogger } from './temporal/logger.js';
+
+let runtimeInstalled = false;
+
+/** Routes the SDK's and workflows' logs (with workflow ids) into our pino logger. Once per process. */
+export function installTemporalRuntime(log: Logger): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({
+    logger: temporalLogger(log),
+    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} } },
+  });
+}
+
+export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+export async function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
+  return bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} } as never });
+}
+
+export function createLemmyClient(config: Config, catalog: Sql): LemmyClient {
+  const budget = new InstanceBudget(catalog, {
+    requestsPerSecond: config.INSTANCE_REQUESTS_PER_SECOND,
+    maxWaitMs: config.INSTANCE_BUDGET_MAX_WAIT_SECONDS * 1000,
+  });
+  return new LemmyClient({
+    userAgent: config.LEMMY_USER_AGENT,
+    connectTimeoutMs: config.HTTP_CONNECT_TIMEOUT_MS,
+    timeoutMs: config.HTTP_TIMEOUT_MS,
+    maxBytes: config.HTTP_MAX_BYTES,
+    allowPrivate: config.ALLOW_PRIVATE_INSTANCES,
+    beforeRequest: async (host) => {
+      const waitMs = await budget.reserve(host);
+      if (waitMs > 0) await sleepInActivity(waitMs);
+    },
+    onRateLimited: (host, ms) => budget.pushBack(host, ms),
+  });
+}
+
+/** Waits inside an activity, heartbeating so long waits survive heartbeat timeouts and see cancels. */
+async function sleepInActivity(ms: number): Promise<void> {
+  const { Context } = await import('@temporalio/activity');
+  let ctx: InstanceType<typeof Context> | undefined;
+  try {
+    ctx = Context.current();
+  } catch {
+    ctx = undefined; // called outside an activity (the API's add-time check)
+  }
+  if (!ctx) return new Promise((r) => setTimeout(r, ms));
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    ctx.heartbeat('waiting for the instance request budget');
+    await ctx.sleep(Math.min(5000, end - Date.now()));
+  }
+}
+
+export interface WorkerHandle {
+  worker: Worker;
+  run: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export async function startWorker(opts: {
+  config: Config;
+  catalog: Sql;
+  router: ShardRouter;
+  address: string;
+  log: Logger;
+  bundle?: WorkflowBundleWithSourceMap | { code: string };
+  identity?: string;
+}): Promise<WorkerHandle> {
+  const { config, catalog, router, log } = opts;
+  installTemporalRuntime(log);
+  const lemmy = createLemmyClient(config, catalog);
+  const connection = await NativeConnection.connect({ address: opts.address });
+  const started = Date.now();
+  const bundle =
+    opts.bundle ??
+    (config.WORKFLOW_BUNDLE_PATH ? { code: await readFile(config.WORKFLOW_BUNDLE_PATH, 'utf8') } : await bundleWorkflows());
+  const worker = await Worker.create({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    workflowBundle: bundle,
+    activities: createActivities({ config, catalog, router, lemmy }),
+    ...(opts.identity ? { identity: opts.identity } : {}),
+    maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
+    maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
+    maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
+    // Activities get this long to finish on SIGINT/SIGTERM before they are cancelled.
+    shutdownGraceTime: '10s',
+  });
+  log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, address: opts.address, ms: Date.now() - started }, 'worker ready');
+  const run = worker.run().finally(async () => {
+    await lemmy.close().catch(() => {});
+    await connection.close().catch(() => {});
+  });
+  return {
+    worker,
+    run,
+    async shutdown() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await run.catch((err) => log.error({ err }, 'worker stopped with an error'));
+    },
+  };
+}
