@@ -3,6 +3,7 @@ import type { Config } from '../src/config.js';
 import type { Sql } from '../src/db/pool.js';
 import type { ShardRouter } from '../src/db/shards.js';
 import type { LemmyClient } from '../src/lemmy/client.js';
+import { createShardActivities } from './shards.js';
 import { createSyncActivity } from './sync.js';
 
 export interface ActivityDeps {
@@ -15,6 +16,7 @@ export interface ActivityDeps {
 export function createActivities(deps: ActivityDeps) {
   return {
     syncCommunity: createSyncActivity(deps),
+    ...createShardActivities(deps),
   };
 }
 

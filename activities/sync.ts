@@ -106,13 +106,17 @@ export function createSyncActivity(deps: SyncDeps) {
         }
       }
 
-      // The community may have been removed while we were fetching: then write nothing.
-      if (!(await communityByRef(catalog, input.ref))) return untracked;
       const posts = [...byId.values()].map(toPostInput);
-      const { inserted, updated, postsStored } = await router.write(row.shard, async (sql) => {
+      const written = await router.write(row.shard, async (sql, _node, tx) => {
+        // The community may have been removed while we were fetching: then write nothing. The row
+        // lock holds off a concurrent removal until these posts are committed (see stopTracking).
+        const [still] = await tx`select id from communities where id = ${row.id} for key share`;
+        if (!still) return undefined;
         const result = await upsertPosts(sql, row.shard, row.id, posts);
         return { ...result, postsStored: await countPosts(sql, row.id) };
       });
+      if (!written) return untracked;
+      const { inserted, updated, postsStored } = written;
       const c = community.community;
       await saveSyncSuccess(catalog, row.id, {
         lemmyId: c.id,

@@ -145,8 +145,9 @@ export class ShardRouter {
    * Runs a write into `shard`'s node while holding the shard's write lock shared, so that a shard
    * move (which takes it exclusively) sees no write in flight when it copies the last changes and
    * flips the map. Fails fast (lock_timeout) rather than queueing behind a long move.
+   * `catalogTx` is the catalog transaction holding the lock, for row locks that must cover the write.
    */
-  async write<T>(shard: number, fn: (sql: Sql, node: string) => Promise<T>, lockTimeoutMs = 10_000): Promise<T> {
+  async write<T>(shard: number, fn: (sql: Sql, node: string, catalogTx: Sql) => Promise<T>, lockTimeoutMs = 10_000): Promise<T> {
     return this.catalog.begin(async (tx) => {
       await tx.unsafe(`set local lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`);
       await tx`select pg_advisory_xact_lock_shared(${SHARD_WRITE_LOCK}, ${shard})`;
@@ -154,7 +155,7 @@ export class ShardRouter {
       if (!row) throw new Error(`logical shard ${shard} has no node in shard_map`);
       if (!this.urls.has(row.node)) await this.refreshNodes();
       try {
-        return await fn(this.pool(row.node), row.node);
+        return await fn(this.pool(row.node), row.node, tx as unknown as Sql);
       } catch (err) {
         throw isConnectionError(err) ? new ShardUnavailableError(row.node, err) : err;
       }
