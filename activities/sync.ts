@@ -67,6 +67,9 @@ export function createSyncActivity(deps: SyncDeps) {
     const untracked: SyncSummary = { tracked: false, fetched: 0, inserted: 0, updated: 0, pages: 0, postsStored: 0 };
     const row = await communityByRef(catalog, input.ref);
     if (!row) return untracked;
+    // Heartbeat while slow requests are in flight too, so a dead worker is noticed within the
+    // heartbeat timeout rather than the start-to-close timeout.
+    const ticker = setInterval(() => ctx.heartbeat(), 2000);
     try {
       const community = await lemmy.getCommunity(input.instance, input.name);
       ctx.heartbeat('community fetched');
@@ -92,6 +95,13 @@ export function createSyncActivity(deps: SyncDeps) {
       };
 
       const first = await fetchPage(FIRST_PAGE_SIZE, 1);
+      const pinned = first.filter((p) => p.post.featured_community || p.post.featured_local).length;
+      if (!known && pinned > 0 && first.length >= FIRST_PAGE_SIZE) {
+        // Pinned posts took places on the first page: the next page completes the newest 20.
+        const next = await lemmy.listPosts(input.instance, input.name, { limit: FIRST_PAGE_SIZE, page: 2 });
+        pages += 1;
+        for (const p of next.slice(0, pinned)) if (!byId.has(p.post.id)) byId.set(p.post.id, p);
+      }
       if (known && first.length >= FIRST_PAGE_SIZE && !(await reachesStored(first))) {
         // More posts appeared since the last sync than one page holds: page back until we meet
         // one we have (numbered pages: cursors are unreliable on 0.19), within SYNC_MAX_PAGES.
@@ -136,6 +146,8 @@ export function createSyncActivity(deps: SyncDeps) {
       // Shown on the community row while Temporal retries; best effort, the catalog may be down too.
       await saveSyncError(catalog, input.ref, failure.type ?? 'Error', failure.message).catch(() => {});
       throw failure;
+    } finally {
+      clearInterval(ticker);
     }
   };
 }

@@ -1,11 +1,15 @@
-// PLACEHOLDER until the API lands: serves /healthz only.
+// Serves the API and website over HTTP (@hono/node-server). Port 0 picks a free port.
+import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import type { Client } from '@temporalio/client';
-import { Hono } from 'hono';
 import type { Config } from '../src/config.js';
 import type { Sql } from '../src/db/pool.js';
 import type { ShardRouter } from '../src/db/shards.js';
 import type { Logger } from '../src/log.js';
+import { createLemmyClient } from '../src/worker-runtime.js';
+import { createApp } from './app.js';
+
+export { createApp } from './app.js';
 
 export interface ApiDeps {
   config: Config;
@@ -16,8 +20,24 @@ export interface ApiDeps {
 }
 
 export async function startApiServer(deps: ApiDeps): Promise<{ close(): Promise<void>; port: number }> {
-  const app = new Hono();
-  app.get('/healthz', (c) => c.json({ ok: true }));
-  const server = serve({ fetch: app.fetch, port: deps.config.PORT, hostname: deps.config.HOST });
-  return { port: deps.config.PORT, close: () => new Promise((r) => server.close(() => r())) };
+  const lemmy = createLemmyClient(deps.config, deps.catalog);
+  const app = createApp(deps, { lemmy });
+  const { server, port } = await new Promise<{ server: ReturnType<typeof serve>; port: number }>((resolve, reject) => {
+    const server = serve({ fetch: app.fetch, port: deps.config.PORT, hostname: deps.config.HOST }, (info: AddressInfo) =>
+      resolve({ server, port: info.port }),
+    );
+    server.once('error', reject);
+  });
+  deps.log.info({ url: `http://${deps.config.HOST}:${port}` }, 'API and website listening');
+  return {
+    port,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Keep-alive connections would hold close() open; idle ones can go now.
+        (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+      });
+      await lemmy.close().catch(() => {});
+    },
+  };
 }

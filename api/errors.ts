@@ -1,0 +1,66 @@
+// One error type for the whole API and website, and the handlers that turn anything thrown into
+// `{"error":{"code","message"}}` (API) or an error page (website). Client input never yields a
+// 500: it is validated at the edge and mapped here; unknown errors are logged and answered with a
+// generic 500; a database or Temporal that does not answer is a 503 naming the part.
+import { ServiceError, WorkflowNotFoundError } from '@temporalio/client';
+import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { isConnectionError, ShardUnavailableError } from '../src/db/shards.js';
+import type { Logger } from '../src/log.js';
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: ContentfulStatusCode,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export const notFound = (what = 'community') => new ApiError(404, `${what}_not_found`, `No such ${what} is tracked`);
+
+/** Maps anything thrown to an ApiError; `undefined` means "unexpected: log it and answer 500". */
+export function toApiError(err: unknown): ApiError | undefined {
+  if (err instanceof ApiError) return err;
+  if (err instanceof ShardUnavailableError) {
+    return new ApiError(503, 'shard_unavailable', `The post-shard node "${err.node}" holding this community is unavailable; try again later`);
+  }
+  if (err instanceof HTTPException) {
+    const status = err.status as ContentfulStatusCode;
+    if (status === 413) return new ApiError(413, 'payload_too_large', 'The request body is too large');
+    if (status === 401) return new ApiError(401, 'unauthorized', 'A valid API token is required');
+    if (status === 403) return new ApiError(403, 'forbidden', err.message || 'Forbidden');
+    if (status >= 400 && status < 500) return new ApiError(status, 'bad_request', err.message || 'Bad request');
+    return undefined;
+  }
+  if (err instanceof WorkflowNotFoundError) return new ApiError(404, 'workflow_not_found', 'The community has no running workflow');
+  if (isTemporalUnavailable(err)) return new ApiError(503, 'temporal_unavailable', 'Temporal is unavailable; try again later');
+  if (isConnectionError(err)) return new ApiError(503, 'database_unavailable', 'The database is unavailable; try again later');
+  return undefined;
+}
+
+export function isTemporalUnavailable(err: unknown): boolean {
+  if (err instanceof ServiceError) return true;
+  const e = err as { name?: string; code?: number; message?: string };
+  if (e?.name === 'TransportError' || e?.name === 'ConnectionError') return true;
+  // gRPC status codes: 4 DEADLINE_EXCEEDED, 14 UNAVAILABLE
+  return typeof e?.code === 'number' && (e.code === 14 || e.code === 4) && /grpc|deadline|unavailable|connect/i.test(e.message ?? '');
+}
+
+export function errorBody(e: ApiError) {
+  return { error: { code: e.code, message: e.message } };
+}
+
+/** Maps and logs anything thrown; unexpected errors become a generic 500. */
+export function resolveError(c: Context, err: unknown, log: Logger): ApiError {
+  const mapped = toApiError(err);
+  if (mapped) {
+    if (mapped.status >= 500) log.warn({ err: (err as Error)?.message, path: c.req.path }, mapped.code);
+    return mapped;
+  }
+  log.error({ err, method: c.req.method, path: c.req.path }, 'unexpected error');
+  return new ApiError(500, 'internal_error', 'Something went wrong on our side; it has been logged');
+}

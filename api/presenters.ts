@@ -1,0 +1,115 @@
+// Rows (plus live workflow status) to the JSON shapes of the REST contract in DESIGN.md.
+import type { CommunityRow } from '../src/db/communities.js';
+import type { PostRow } from '../src/db/posts.js';
+import { workflowIdOf } from '../src/lemmy/refs.js';
+import type { CommunityStatus } from '../workflows/trackCommunity.js';
+
+export interface CommunityJson {
+  id: number;
+  ref: string;
+  instance: string;
+  host: string;
+  name: string;
+  title: string | null;
+  description: string | null;
+  icon: string | null;
+  banner: string | null;
+  nsfw: boolean;
+  subscribers: number | null;
+  postsCount: number | null;
+  postsStored: number | null;
+  refreshSeconds: number;
+  shard: number;
+  workflowId: string;
+  status: {
+    state: string;
+    lastSyncAt: string | null;
+    nextSyncAt: string | null;
+    lastError: { code: string; message: string; at: string | null } | null;
+    syncs: number | null;
+  };
+  lastUpdate: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+const iso = (d: Date | string | null | undefined): string | null => (d == null ? null : d instanceof Date ? d.toISOString() : new Date(d).toISOString());
+
+/** `status` undefined means Temporal did not answer (or the workflow is not running): state "unknown". */
+export function presentCommunity(row: CommunityRow, status: CommunityStatus | undefined): CommunityJson {
+  const rowError = row.last_error ? { code: row.last_error_code ?? 'sync_failed', message: row.last_error, at: iso(row.last_error_at) } : null;
+  return {
+    id: row.id,
+    ref: row.ref,
+    instance: row.instance,
+    host: row.host,
+    name: row.name,
+    title: row.title,
+    description: row.description,
+    icon: row.icon,
+    banner: row.banner,
+    nsfw: row.nsfw,
+    subscribers: row.subscribers,
+    postsCount: row.posts_count,
+    postsStored: status ? status.postsStored : null,
+    refreshSeconds: row.refresh_seconds,
+    shard: row.shard,
+    workflowId: workflowIdOf(row.ref),
+    status: {
+      state: status?.state ?? 'unknown',
+      lastSyncAt: status?.lastSyncAt ?? iso(row.last_update),
+      nextSyncAt: status?.nextSyncAt ?? null,
+      lastError: status?.lastError ?? rowError,
+      syncs: status?.syncs ?? null,
+    },
+    lastUpdate: iso(row.last_update),
+    createdAt: iso(row.created_at)!,
+    updatedAt: iso(row.updated_at)!,
+  };
+}
+
+export interface PostJson {
+  id: string;
+  communityId: number;
+  communityRef: string | null;
+  lemmyId: number;
+  apId: string;
+  title: string;
+  url: string | null;
+  body: string | null;
+  author: string | null;
+  thumbnail: string | null;
+  published: string;
+  updated: string | null;
+  score: number;
+  upvotes: number;
+  downvotes: number;
+  comments: number;
+  nsfw: boolean;
+  featured: boolean;
+  fetchedAt: string;
+}
+
+export function presentPost(row: PostRow, communityRef: string | null): PostJson {
+  return {
+    id: `${row.community_id}:${row.lemmy_id}`,
+    communityId: row.community_id,
+    communityRef,
+    lemmyId: row.lemmy_id,
+    apId: row.ap_id,
+    title: row.title,
+    url: row.url,
+    body: row.body,
+    author: row.author,
+    thumbnail: row.thumbnail,
+    published: row.published_iso ?? iso(row.published)!,
+    updated: iso(row.updated),
+    score: row.score,
+    upvotes: row.upvotes,
+    downvotes: row.downvotes,
+    comments: row.comments,
+    nsfw: row.nsfw,
+    featured: row.featured,
+    fetchedAt: iso(row.fetched_at)!,
+  };
+}
