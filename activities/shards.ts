@@ -15,6 +15,8 @@ export interface MoveShardInput {
   shard: number;
   from: string;
   to: string;
+  /** Rows per copy batch (default COPY_BATCH). */
+  batchSize?: number;
 }
 
 export interface CopyProgress {
@@ -29,6 +31,8 @@ export interface CopyResult {
   alreadyMoved: boolean;
   copied: number;
   startedAt: string | null;
+  /** Rows already copied by an earlier attempt when this one started (resumed from its heartbeat). */
+  resumedFrom: number;
 }
 
 export interface FlipResult {
@@ -73,7 +77,7 @@ const UPSERT_ALL = `
  * column, timestamps with their microseconds included, arrives exactly as stored.
  */
 async function insertJsonRows(target: Sql, json: string): Promise<number> {
-  const res = await target.unsafe(`insert into posts select * from json_populate_recordset(null::posts, $1::json) ${UPSERT_ALL}`, [json]);
+  const res = await target.unsafe(`insert into posts select * from json_populate_recordset(null::posts, $1::text::json) ${UPSERT_ALL}`, [json]);
   return res.count;
 }
 
@@ -259,7 +263,7 @@ export function createShardActivities(deps: ActivityDeps) {
       validate(router, input);
       const { shard, from, to } = input;
       const node = await mappedNode(catalog, shard);
-      if (node === to) return { alreadyMoved: true, copied: 0, startedAt: null };
+      if (node === to) return { alreadyMoved: true, copied: 0, startedAt: null, resumedFrom: 0 };
       if (node !== from) {
         throw ApplicationFailure.create({ type: MOVE_CONFLICT, message: `shard ${shard} is on "${node}", not on "${from}"`, nonRetryable: true });
       }
@@ -270,9 +274,11 @@ export function createShardActivities(deps: ActivityDeps) {
         const [{ now }] = await source<{ now: string }[]>`select now()::text as now`;
         progress = { lastKey: null, copied: 0, startedAt: now };
       }
+      const resumedFrom = progress.copied;
       heartbeat(progress);
-      const done = await bulkCopy(source, target, shard, progress, (p) => heartbeat(p));
-      return { alreadyMoved: false, copied: done.copied, startedAt: done.startedAt };
+      const batch = Math.min(Math.max(Math.floor(input.batchSize ?? COPY_BATCH), 1), 10_000);
+      const done = await bulkCopy(source, target, shard, progress, (p) => heartbeat(p), batch);
+      return { alreadyMoved: false, copied: done.copied, startedAt: done.startedAt, resumedFrom };
     },
 
     /**

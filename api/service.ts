@@ -4,7 +4,7 @@ import { PrivateAddressError, assertPublicHost } from '../src/net/addresses.js';
 import { communityById, communityByRef, listCommunities, type CommunityRow } from '../src/db/communities.js';
 import { communityPosts, newestPosts, type PostCursor } from '../src/db/posts.js';
 import { LemmyError, type LemmyClient } from '../src/lemmy/client.js';
-import { queryStatus, startTracking } from '../src/tracking.js';
+import { changeRefreshInterval, queryStatus, requestRefresh, startTracking, stopTracking } from '../src/tracking.js';
 import { ApiError, notFound } from './errors.js';
 import { presentCommunity, presentPost, type CommunityJson, type PostJson } from './presenters.js';
 import type { ApiDeps } from './server.js';
@@ -16,6 +16,16 @@ export interface Services extends ApiDeps {
 
 /** Live status is asked of every workflow at once, each with this deadline. */
 export const STATUS_TIMEOUT_MS = 1500;
+/** Deadline for starting, signalling and cancelling workflows: a Temporal that does not answer is a 503, not a hang. */
+export const TEMPORAL_CALL_TIMEOUT_MS = 5000;
+
+export function withTemporalDeadline<T>(s: Pick<Services, 'temporal'>, fn: () => Promise<T>): Promise<T> {
+  return s.temporal.withDeadline(Date.now() + TEMPORAL_CALL_TIMEOUT_MS, fn);
+}
+
+export const refresh = (s: Services, row: CommunityRow) => withTemporalDeadline(s, () => requestRefresh(s, row));
+export const remove = (s: Services, row: CommunityRow) => withTemporalDeadline(s, () => stopTracking(s, row));
+export const changeInterval = (s: Services, row: CommunityRow, seconds: number) => withTemporalDeadline(s, () => changeRefreshInterval(s, row, seconds));
 
 export async function findCommunity(s: Services, rawRef: string): Promise<CommunityRow> {
   const lookup = parseRefParam(rawRef);
@@ -37,7 +47,7 @@ export async function listWithStatus(s: Services): Promise<CommunityJson[]> {
 export async function addCommunity(s: Services, input: AddInput): Promise<{ community: CommunityJson; created: boolean }> {
   const existing = await communityByRef(s.catalog, input.ref);
   if (!existing) await checkInstance(s, input);
-  const { row, created } = await startTracking(s, input);
+  const { row, created } = await withTemporalDeadline(s, () => startTracking(s, input));
   return { community: await withStatus(s, row), created };
 }
 

@@ -7,6 +7,7 @@ import { countPosts } from '../src/db/posts.js';
 import { logicalShardOf } from '../src/db/shards.js';
 import { normalizeInstance, workflowIdOf } from '../src/lemmy/refs.js';
 import { queryStatus, requestRefresh, startTracking, stopTracking } from '../src/tracking.js';
+import { refreshSignal, trackCommunity } from '../workflows/trackCommunity.js';
 import { FakeLemmy } from './fake-lemmy.js';
 import { createStack, eventually, type Stack } from './support/stack.js';
 
@@ -165,4 +166,65 @@ describe('trackCommunity', () => {
     expect(await communityByRef(stack.storage.catalog, row.ref)).toBeUndefined();
     expect(await countPosts(stack.storage.router.pool(await stack.storage.router.nodeOf(row.shard)), row.id)).toBe(0);
   });
+
+  it('collapses several refreshes while waiting into one sync', async () => {
+    fake.addCommunity('collapse');
+    fake.addPosts('collapse', 2);
+    const { row } = await track('collapse', 3600);
+    await eventually(async () => (await queryStatus(deps(), row.ref))?.syncs === 1);
+    const handle = stack.client.workflow.getHandle(workflowIdOf(row.ref));
+    await Promise.all(Array.from({ length: 8 }, () => handle.signal(refreshSignal)));
+    await eventually(async () => (await queryStatus(deps(), row.ref))?.syncs === 2);
+    await new Promise((r) => setTimeout(r, 1500));
+    // One more sync at most, for a signal that arrived while the second sync ran.
+    expect((await queryStatus(deps(), row.ref))!.syncs).toBeLessThanOrEqual(3);
+  });
+
+  it('does not lose a refresh that arrives during a sync', async () => {
+    fake.addCommunity('during');
+    fake.addPosts('during', 2);
+    const { row } = await track('during', 3600);
+    await eventually(async () => (await queryStatus(deps(), row.ref))?.syncs === 1);
+    fake.fail({ kind: 'slow', delayMs: 1200 }, { community: 'during', path: 'post/list' });
+    const handle = stack.client.workflow.getHandle(workflowIdOf(row.ref));
+    const seen = fake.requestsFor('during', 'post/list');
+    await handle.signal(refreshSignal);
+    await eventually(() => fake.requestsFor('during', 'post/list') > seen, 5000, 20); // second sync in flight
+    await handle.signal(refreshSignal); // arrives while the second sync runs
+    // It is not folded into the running sync: a third one follows right after.
+    await eventually(async () => (await queryStatus(deps(), row.ref))?.syncs === 3, 10_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await queryStatus(deps(), row.ref))!.syncs).toBe(3);
+  });
+
+  it('continues as new without losing a refresh across the rollover', async () => {
+    fake.addCommunity('rollover');
+    fake.addPosts('rollover', 1);
+    const { row } = await track('rollover', 3600);
+    const handle = stack.client.workflow.getHandle(workflowIdOf(row.ref));
+    await eventually(async () => (await queryStatus(deps(), row.ref))?.syncs === 1);
+    // Restart the chain with a one-sync bound per run, so every refresh rolls it over.
+    await handle.terminate('test: restart with maxCyclesPerRun=1');
+    const first = await stack.client.workflow.start(trackCommunity, {
+      workflowId: workflowIdOf(row.ref),
+      taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+      args: [{ ref: row.ref, instance: row.instance, name: row.name, refreshSeconds: 3600, maxCyclesPerRun: 1 }],
+    });
+    const added: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      added.push(fake.addPosts('rollover', 1)[0].id);
+      await handle.signal(refreshSignal);
+      await new Promise((r) => setTimeout(r, i % 2 ? 0 : 150)); // some land mid-sync or mid-rollover
+    }
+    await eventually(async () => {
+      const ids = await storedIds(row.ref);
+      return added.every((id) => ids.includes(id));
+    }, 15_000);
+    const desc = await handle.describe();
+    expect(desc.runId).not.toBe(first.firstExecutionRunId);
+    const status = (await queryStatus(deps(), row.ref))!;
+    expect(status.syncs).toBeGreaterThanOrEqual(2);
+    expect(status.state).toBe('waiting');
+  });
 });
+

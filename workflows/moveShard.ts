@@ -26,7 +26,8 @@ export async function moveShard(input: MoveShardInput): Promise<MoveShardResult>
   const { shard, from, to } = input;
   const { copyShard } = proxyActivities<Activities>({
     startToCloseTimeout: '2 hours',
-    heartbeatTimeout: '20 seconds',
+    // A dead worker is noticed after this; the retry resumes from the last heartbeated key.
+    heartbeatTimeout: '10 seconds',
     retry: RETRY,
     summary: `1/3 copy shard ${shard}: ${from} → ${to}`,
   });

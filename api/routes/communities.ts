@@ -1,7 +1,6 @@
 // /api/communities: add, list, get, posts, refresh, change interval, delete.
 import { Hono } from 'hono';
-import { changeRefreshInterval, requestRefresh, stopTracking } from '../../src/tracking.js';
-import { addCommunity, findCommunity, listWithStatus, postsOf, withStatus, type Services } from '../service.js';
+import { addCommunity, changeInterval, findCommunity, listWithStatus, postsOf, refresh, remove, withStatus, type Services } from '../service.js';
 import { addBodySchema, parsePageQuery, parseWith, patchBodySchema, readJsonObject, toAddInput } from '../validation.js';
 
 export function communityRoutes(s: Services): Hono {
@@ -26,20 +25,20 @@ export function communityRoutes(s: Services): Hono {
 
   app.post('/:ref/refresh', async (c) => {
     const row = await findCommunity(s, c.req.param('ref'));
-    await requestRefresh(s, row);
+    await refresh(s, row);
     return c.json({ ref: row.ref, refreshRequested: true }, 202);
   });
 
   app.patch('/:ref', async (c) => {
     const body = parseWith(patchBodySchema, await readJsonObject(c));
     const row = await findCommunity(s, c.req.param('ref'));
-    const updated = await changeRefreshInterval(s, row, body.refreshSeconds);
+    const updated = await changeInterval(s, row, body.refreshSeconds);
     return c.json(await withStatus(s, updated));
   });
 
   app.delete('/:ref', async (c) => {
     const row = await findCommunity(s, c.req.param('ref'));
-    await stopTracking(s, row);
+    await remove(s, row);
     return c.body(null, 204);
   });
 

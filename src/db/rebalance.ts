@@ -16,7 +16,7 @@ export interface PlannedMove {
 }
 
 export interface PlanOptions {
-  /** Stop once the heaviest node is within this fraction of the average (default 0.1). */
+  /** Stop once every node is within this fraction of the average (default 0.1). */
   tolerance?: number;
   /** Never plan more moves than this (default: the number of shards). */
   maxMoves?: number;
@@ -46,7 +46,7 @@ export function planMoves(nodes: string[], shards: ShardLoad[], opts: PlanOption
     const heavy = ordered[0];
     const light = ordered[ordered.length - 1];
     const gap = load.get(heavy)! - load.get(light)!;
-    if (gap <= 0 || load.get(heavy)! <= avg * (1 + tolerance)) break;
+    if (gap <= 0 || (load.get(heavy)! <= avg * (1 + tolerance) && load.get(light)! >= avg * (1 - tolerance))) break;
     let best: { shard: number; posts: number } | undefined;
     for (const s of placement.values()) {
       if (s.node !== heavy || moved.has(s.shard) || s.posts <= 0 || s.posts >= gap) continue;

@@ -1,0 +1,37 @@
+// `npm run api`: the REST API and website against the configured Temporal and Postgres (run any
+// number of replicas behind a load balancer; they keep no state of their own).
+import { startApiServer } from '../api/server.js';
+import { ConfigError, loadConfig } from './config.js';
+import { openStorage } from './db/index.js';
+import { createLogger } from './log.js';
+import { onShutdown } from './shutdown.js';
+import { connectClient } from './temporal/client.js';
+
+let config;
+try {
+  config = loadConfig();
+} catch (err) {
+  process.stderr.write(`${(err as Error).message}\n`);
+  process.exit(err instanceof ConfigError ? 2 : 1);
+}
+const log = createLogger({ level: config.LOG_LEVEL, format: config.LOG_FORMAT }).child({ role: 'api' });
+try {
+  const storage = await openStorage(config, log, { allowEmbedded: false });
+  const address = config.TEMPORAL_ADDRESS ?? `localhost:${config.TEMPORAL_DEV_PORT}`;
+  let temporal;
+  try {
+    temporal = await connectClient(address, config.TEMPORAL_NAMESPACE);
+  } catch (err) {
+    await storage.close();
+    throw new Error(`cannot connect to Temporal at ${address}: ${(err as Error).message}`);
+  }
+  const api = await startApiServer({ config, catalog: storage.catalog, router: storage.router, temporal, log });
+  onShutdown(log, async () => {
+    await api.close();
+    await temporal.connection.close();
+    await storage.close();
+  });
+} catch (err) {
+  log.fatal({ err: (err as Error).message }, 'api failed to start');
+  process.exit(1);
+}
