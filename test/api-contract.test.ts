@@ -234,8 +234,8 @@ describe('REST API contract', () => {
       const [pb, cb, lb] = key(seen[i]);
       expect(pa > pb || (pa === pb && (ca > cb || (ca === cb && la > lb))), `order at ${i}`).toBe(true);
     }
-    console.log(seen.filter((p) => p.communityRef.startsWith('xs')).map((p) => p.published));
-    expect(seen.filter((p) => p.published === tie)).toHaveLength(8);
+    // (the sync stores Lemmy's timestamps at millisecond precision)
+    expect(seen.filter((p) => p.published.startsWith(tie.slice(0, 23)))).toHaveLength(8);
     for (const p of seen) expect(p.communityRef).toMatch(/@/);
   });
 
@@ -325,16 +325,13 @@ describe('REST API contract', () => {
   it('answers from Postgres with status "unknown" when Temporal is down; healthz says 503 temporal', async () => {
     const down = new Client({ connection: Connection.lazy({ address: '127.0.0.1:1', connectTimeout: '500ms' }) });
     const noTemporal = createApp({ ...deps, temporal: down });
-    let t = Date.now();
     const list = await call(noTemporal, 'GET', '/api/communities');
-    console.log('list', Date.now() - t); t = Date.now();
     expect(list.status).toBe(200);
     expect(list.json.communities.length).toBeGreaterThan(0);
     for (const c of list.json.communities) expect(c.status.state).toBe('unknown');
     const tech = list.json.communities.find((c: Json) => c.ref === refOf('technology'));
     expect(tech.status.lastSyncAt).toMatch(/^\d{4}-/); // from the catalog row
     const h = await call(noTemporal, 'GET', '/healthz');
-    console.log('health', Date.now() - t); t = Date.now();
     expect(h.status).toBe(503);
     expect(h.json.status).toBe('degraded');
     expect(h.json.checks.temporal.ok).toBe(false);

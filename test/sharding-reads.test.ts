@@ -126,6 +126,9 @@ describe('sharding: distribution and cross-shard reads', () => {
     expect(added.status).toBe(201);
     expect(await added.json()).toMatchObject({ node: 'extra', up: true, shards: [], posts: 0 });
     expect(router.nodeNames()).toContain('extra');
+    const clash = await app.request('/nodes', { method: 'POST', body: JSON.stringify({ name: 'extra', url: `${url}?x=1` }), headers: auth });
+    expect(clash.status).toBe(409);
+    expect(((await clash.json()) as { error: { code: string } }).error.code).toBe('node_exists');
     const [{ n }] = await router.pool('extra')<{ n: number }[]>`select count(*)::int as n from posts`;
     expect(n).toBe(0);
 

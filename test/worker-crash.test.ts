@@ -16,7 +16,7 @@ const children: ChildProcess[] = [];
 /** `npm run worker`'s entry point as its own process (node directly, so SIGKILL hits the worker). */
 async function spawnWorker(): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts'], {
-    env: { ...process.env, ...stack.env, LOG_FORMAT: 'json' },
+    env: { ...process.env, ...stack.env, LOG_FORMAT: 'json', LOG_LEVEL: 'info' }, // info: to see 'worker ready'
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.push(child);
@@ -24,7 +24,6 @@ async function spawnWorker(): Promise<ChildProcess> {
     let out = '';
     child.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
-      if (process.env.TEST_LOG_LEVEL) process.stderr.write(c);
       if (out.includes('worker ready')) resolve();
     });
     child.once('exit', (code) => reject(new Error(`worker exited with ${code}: ${out}`)));

@@ -2,7 +2,7 @@
 // shard's write lock, delete from the old node. Each step is its own activity with a summary, so
 // the Web UI shows where a move is; each is idempotent, so a crashed worker just means a retry.
 // Started with workflow id `move-shard-<n>` (moveShardWorkflowId) so one shard never has two moves.
-import { log, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import { log, proxyActivities, sleep, type ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { CleanupResult, CopyResult, FlipResult, MoveShardInput } from '../activities/shards.js';
 
@@ -14,6 +14,9 @@ export interface MoveShardResult extends MoveShardInput {
   flip: FlipResult;
   cleanup: CleanupResult;
 }
+
+/** Pause between the flip and the delete from the old node, ms. */
+export const READ_GRACE_MS = 3000;
 
 const RETRY: ActivityOptions['retry'] = {
   initialInterval: '1 second',
@@ -48,6 +51,9 @@ export async function moveShard(input: MoveShardInput): Promise<MoveShardResult>
   log.info('copied', { shard, copied: copy.copied, alreadyMoved: copy.alreadyMoved });
   const flip = await flipShard(input);
   log.info('flipped', { shard, caughtUp: flip.caughtUp, heldMs: flip.heldMs, alreadyFlipped: flip.alreadyFlipped });
+  // Cross-shard reads that looked up the map just before the flip may still be reading the old
+  // node; give them a moment before the rows they read disappear from it.
+  if (!flip.alreadyFlipped) await sleep(READ_GRACE_MS);
   const cleanup = await cleanupShard(input);
   log.info('cleaned up', { shard, deleted: cleanup.deleted });
   return { ...input, copy, flip, cleanup };

@@ -51,6 +51,10 @@ export function shardRoutes(deps: ApiDeps): Hono {
     if (typeof url !== 'string' || !/^postgres(ql)?:\/\/\S+$/.test(url)) {
       return error(c, 400, 'invalid_url', 'url must be a postgres:// or postgresql:// connection string');
     }
+    const [existing] = await deps.catalog<{ url: string }[]>`select url from shard_nodes where name = ${name}`;
+    if (existing && existing.url !== url) {
+      return error(c, 409, 'node_exists', `a node named "${name}" is already registered with another URL; pick another name`);
+    }
     try {
       await router.addNode(name, url, log);
     } catch (err) {
