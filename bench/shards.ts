@@ -239,7 +239,7 @@ try {
   ].join('\n');
   console.log(`\n${section}`);
   const results = fileURLToPath(new URL('./RESULTS.md', import.meta.url));
-  if (!existsSync(results)) writeFileSync(results, '# Benchmark results\n\n');
+  if (!existsSync(results)) writeFileSync(results, '# Benchmark results\n');
   const { readFileSync } = await import('node:fs');
   const text = readFileSync(results, 'utf8');
   if (!text.includes('## Sharding')) {

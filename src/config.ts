@@ -67,6 +67,9 @@ const schema = z.object({
   API_BODY_LIMIT_BYTES: int(256, 10 * 1024 * 1024).default(64 * 1024),
 });
 
+/** Every environment variable the service reads (README's table, docker-compose.yml). */
+export const CONFIG_KEYS: readonly string[] = Object.keys(schema.shape);
+
 export interface ShardNodeConfig {
   name: string;
   url: string;
