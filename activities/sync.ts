@@ -166,6 +166,10 @@ export function toFailure(err: unknown): ApplicationFailure {
   if (err instanceof BudgetExhaustedError) {
     return ApplicationFailure.create({ type: 'BudgetExhausted', message: err.message, nextRetryDelay: err.retryAfterMs });
   }
+  if ((err as { code?: string })?.code === '55P03') {
+    // lock_timeout on the shard's write lock: a shard move is flipping the map right now.
+    return ApplicationFailure.create({ type: 'ShardBusy', message: 'the community\'s shard is being moved; retrying shortly', nextRetryDelay: '2 seconds' });
+  }
   if (err instanceof ShardUnavailableError) {
     return ApplicationFailure.create({ type: 'ShardUnavailable', message: err.message });
   }

@@ -13,7 +13,7 @@ import { healthRoutes } from './routes/health.js';
 import { postRoutes } from './routes/posts.js';
 import { shardRoutes } from './routes/shards.js';
 import type { ApiDeps } from './server.js';
-import type { Services } from './service.js';
+import { statusClientOf, type Services } from './service.js';
 import { renderErrorPage, webRoutes } from './web/routes.js';
 
 export interface AppOptions {
@@ -24,7 +24,7 @@ export interface AppOptions {
 const isApiPath = (path: string) => path === '/api' || path.startsWith('/api/') || path === '/healthz' || path.startsWith('/healthz/');
 
 export function createApp(deps: ApiDeps, opts: AppOptions = {}): Hono {
-  const s: Services = { ...deps, lemmy: opts.lemmy ?? createLemmyClient(deps.config, deps.catalog) };
+  const s: Services = { ...deps, lemmy: opts.lemmy ?? createLemmyClient(deps.config, deps.catalog), statusClient: statusClientOf(deps) };
   const { config, log } = deps;
   const app = new Hono();
 
@@ -39,6 +39,9 @@ export function createApp(deps: ApiDeps, opts: AppOptions = {}): Hono {
         baseUri: ["'none'"],
         frameAncestors: ["'none'"],
       },
+      // Not "no-referrer": with it browsers send `Origin: null` on same-site form posts, which the
+      // website's cross-site check must refuse. "same-origin" still leaks nothing to other sites.
+      referrerPolicy: 'same-origin',
       crossOriginResourcePolicy: false,
       crossOriginEmbedderPolicy: false,
     }),

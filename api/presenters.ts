@@ -35,8 +35,13 @@ export interface CommunityJson {
 
 const iso = (d: Date | string | null | undefined): string | null => (d == null ? null : d instanceof Date ? d.toISOString() : new Date(d).toISOString());
 
-/** `status` undefined means Temporal did not answer (or the workflow is not running): state "unknown". */
-export function presentCommunity(row: CommunityRow, status: CommunityStatus | undefined): CommunityJson {
+/**
+ * `live` undefined means Temporal did not answer: state "unknown"; 'stopped' means the workflow
+ * is not running (cancelled or terminated by hand; a refresh restarts it). Either way the rest
+ * comes from the catalog row.
+ */
+export function presentCommunity(row: CommunityRow, live: CommunityStatus | 'stopped' | undefined): CommunityJson {
+  const status = live === 'stopped' ? undefined : live;
   const rowError = row.last_error ? { code: row.last_error_code ?? 'sync_failed', message: row.last_error, at: iso(row.last_error_at) } : null;
   return {
     id: row.id,
@@ -56,7 +61,7 @@ export function presentCommunity(row: CommunityRow, status: CommunityStatus | un
     shard: row.shard,
     workflowId: workflowIdOf(row.ref),
     status: {
-      state: status?.state ?? 'unknown',
+      state: live === 'stopped' ? 'stopped' : (status?.state ?? 'unknown'),
       lastSyncAt: status?.lastSyncAt ?? iso(row.last_update),
       nextSyncAt: status?.nextSyncAt ?? null,
       lastError: status?.lastError ?? rowError,

@@ -4,7 +4,10 @@ import { PrivateAddressError, assertPublicHost } from '../src/net/addresses.js';
 import { communityById, communityByRef, listCommunities, type CommunityRow } from '../src/db/communities.js';
 import { communityPosts, newestPosts, type PostCursor } from '../src/db/posts.js';
 import { LemmyError, type LemmyClient } from '../src/lemmy/client.js';
-import { changeRefreshInterval, queryStatus, requestRefresh, startTracking, stopTracking } from '../src/tracking.js';
+import { QueryRejectedError, WorkflowClient, WorkflowNotFoundError } from '@temporalio/client';
+import { workflowIdOf } from '../src/lemmy/refs.js';
+import { changeRefreshInterval, requestRefresh, startTracking, stopTracking } from '../src/tracking.js';
+import { statusQuery, type CommunityStatus } from '../workflows/trackCommunity.js';
 import { ApiError, notFound } from './errors.js';
 import { presentCommunity, presentPost, type CommunityJson, type PostJson } from './presenters.js';
 import type { ApiDeps } from './server.js';
@@ -12,6 +15,26 @@ import { parseRefParam, type AddInput } from './validation.js';
 
 export interface Services extends ApiDeps {
   lemmy: LemmyClient;
+  /** Workflow client whose queries are rejected by closed workflows (so a cancelled or
+   *  terminated workflow reads as "stopped", not as its last state). */
+  statusClient: WorkflowClient;
+}
+
+export function statusClientOf(deps: ApiDeps): WorkflowClient {
+  return new WorkflowClient({ connection: deps.temporal.connection, namespace: deps.config.TEMPORAL_NAMESPACE, queryRejectCondition: 'NOT_OPEN' });
+}
+
+/**
+ * The live status; 'stopped' when the workflow is not running (cancelled, terminated, or gone);
+ * undefined when Temporal does not answer within STATUS_TIMEOUT_MS.
+ */
+export async function liveStatus(s: Services, ref: string): Promise<CommunityStatus | 'stopped' | undefined> {
+  try {
+    return await s.temporal.withDeadline(Date.now() + STATUS_TIMEOUT_MS, () => s.statusClient.getHandle(workflowIdOf(ref)).query(statusQuery));
+  } catch (err) {
+    if (err instanceof QueryRejectedError || err instanceof WorkflowNotFoundError) return 'stopped';
+    return undefined;
+  }
 }
 
 /** Live status is asked of every workflow at once, each with this deadline. */
@@ -35,7 +58,7 @@ export async function findCommunity(s: Services, rawRef: string): Promise<Commun
 }
 
 export async function withStatus(s: Services, row: CommunityRow): Promise<CommunityJson> {
-  return presentCommunity(row, await queryStatus(s, row.ref, STATUS_TIMEOUT_MS));
+  return presentCommunity(row, await liveStatus(s, row.ref));
 }
 
 export async function listWithStatus(s: Services): Promise<CommunityJson[]> {

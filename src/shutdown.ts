@@ -2,14 +2,17 @@
 import type { Logger } from './log.js';
 
 export function onShutdown(log: Logger, stop: () => Promise<void>, kill: () => void = () => {}): void {
-  let stopping = false;
+  let stoppingSince = 0;
   const handle = (signal: NodeJS.Signals) => {
-    if (stopping) {
+    // Ctrl-C reaches the whole process group and `tsx` relays it once more: a repeat within a
+    // second is the same keypress, not a request to force.
+    if (stoppingSince && Date.now() - stoppingSince < 1000) return;
+    if (stoppingSince) {
       log.warn({ signal }, 'second signal: exiting now');
       kill();
       process.exit(130);
     }
-    stopping = true;
+    stoppingSince = Date.now();
     log.info({ signal }, 'shutting down (press Ctrl-C again to force)');
     stop()
       .then(() => process.exit(0))

@@ -1,6 +1,7 @@
 // REST API contract (DESIGN.md) against real parts: Temporal dev server, Postgres nodes, a worker,
 // and a FakeLemmy over HTTP. Every route, status code and error shape; keyset pagination across
 // ties and across shard nodes; Temporal and a shard node being down.
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
@@ -13,6 +14,7 @@ import { logicalShardOf } from '../src/db/shards.js';
 import { createLogger } from '../src/log.js';
 import { queryStatus, stopTracking } from '../src/tracking.js';
 import { FakeLemmy } from './fake-lemmy.js';
+import { freePorts } from './support/ports.js';
 import { createStack, eventually, type Stack } from './support/stack.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -337,6 +339,27 @@ describe('REST API contract', () => {
     expect(h.json.checks.temporal.ok).toBe(false);
     expect(h.json.checks.catalog.ok).toBe(true);
     expectError(await call(noTemporal, 'POST', `/api/communities/${refOf('technology')}/refresh`), 503, 'temporal_unavailable');
+  });
+
+  it('`npm run api` (src/api.ts) serves the same API from the environment and stops on SIGTERM', async () => {
+    const [port] = await freePorts(1);
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/api.ts'], { env: { ...process.env, ...stack.env, PORT: String(port), LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    try {
+      const body = await eventually(async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/api/communities`);
+        return res.ok ? ((await res.json()) as Json) : undefined;
+      }, 30_000, 200).catch((err) => {
+        throw new Error(`${err.message}\n${stderr}`);
+      });
+      expect(body.communities.map((c: Json) => c.ref)).toContain(refOf('technology'));
+      expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
   });
 
   it('reports partial cross-shard reads and 503 shard_unavailable when a shard node is down', async () => {

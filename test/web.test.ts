@@ -85,7 +85,7 @@ describe('website', () => {
 
     const home = await eventually(async () => {
       const h = await get(app, r.location!);
-      return h.html.includes(`Evil ${XSS.replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')}`) && h.html.includes('>20<') ? h : undefined; // the first sync stores the newest page of 20
+      return h.html.includes(`Evil ${XSS.replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')}`) && h.html.includes('>20<') && h.html.includes('src="https://img.example/icon.png"') ? h : undefined; // the first sync stores the newest page of 20
     }, 30_000);
     expect(home.html).toContain('Now tracking evil@');
     expect(home.html).not.toContain('<script>alert');

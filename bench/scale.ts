@@ -1,0 +1,244 @@
+// `npm run bench -- scale [--n 500,2000] [--interval 60] [--warmup 70] [--duration 120]
+//   [--per-instance 50] [--rps 1000] [--cache 1000] [--no-append]`
+// Tracks N communities on fake Lemmy instances (50 per instance, distinct loopback ports), one
+// worker as a child process, a file-backed Temporal dev server and embedded Postgres (one catalog,
+// two shards). After the load and a warm-up it measures for `duration` seconds: syncs/s, scheduling
+// lag, CPU/RSS per process and history events per sync. Each N runs in a fresh environment.
+import type { CommunityStatus } from '../workflows/trackCommunity.js';
+import { normalizeInstance, workflowIdOf } from '../src/lemmy/refs.js';
+import { queryStatus, startTracking } from '../src/tracking.js';
+import { flag, hasFlag, startBenchEnv } from './support/env.js';
+import { descendants, ProcMonitor, sampleProc } from './support/proc.js';
+import { appendResults } from './support/results.js';
+import { fmt, mapLimit, mb, percentile, table } from './support/stats.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** CPU seconds of a process and all its descendants (Postgres: postmaster + backends). */
+function groupCpu(pids: number[]): number {
+  let total = 0;
+  for (const pid of pids) for (const p of [pid, ...descendants(pid)]) total += sampleProc(p)?.cpuSeconds ?? 0;
+  return total;
+}
+function groupRss(pids: number[]): number {
+  let total = 0;
+  for (const pid of pids) for (const p of [pid, ...descendants(pid)]) total += sampleProc(p)?.rssBytes ?? 0;
+  return total;
+}
+
+export interface ScaleResult {
+  n: number;
+  instances: number;
+  interval: number;
+  loadSeconds: number;
+  windowSeconds: number;
+  syncsPerSecond: number;
+  expectedPerSecond: number;
+  lagP50: number;
+  lagP99: number;
+  lagMax: number;
+  overdue: number;
+  cpu: Record<string, number>;
+  rss: Record<string, number>;
+  eventsPerSync: number;
+  historyLagP50: number;
+  historyLagP99: number;
+  historyLagN: number;
+}
+
+/** A protobuf Timestamp or Duration in ms. */
+function ms(t: { seconds?: unknown; nanos?: number | null } | null | undefined): number {
+  if (!t) return 0;
+  return Number(t.seconds ?? 0) * 1000 + (t.nanos ?? 0) / 1e6;
+}
+
+async function runOne(n: number, o: { interval: number; warmup: number; duration: number; perInstance: number; rps: number; cache: number }): Promise<ScaleResult> {
+  const log = (m: string) => process.stderr.write(`[scale n=${n}] ${m}\n`);
+  const be = await startBenchEnv({
+    env: { INSTANCE_REQUESTS_PER_SECOND: String(o.rps), WORKER_MAX_CACHED_WORKFLOWS: String(o.cache) },
+  });
+  try {
+    const instances = Math.ceil(n / o.perInstance);
+    const fakes = await be.startFakes(instances);
+    const worker = await be.startWorker();
+    const pgPids = be.nodes.map((x) => x.pid!).filter(Boolean);
+    const monitor = new ProcMonitor({ worker: worker.pid, temporal: be.temporal.pid, 'bench (fakes, client)': process.pid }, 1000).start();
+    const deps = { config: be.config, catalog: be.storage.catalog, router: be.storage.router, temporal: be.client };
+    const items = Array.from({ length: n }, (_, i) => {
+      const fake = fakes[i % instances];
+      const name = `c${i}`;
+      fake.addCommunity(name);
+      fake.addPosts(name, 5);
+      return { fake, name, ...normalizeInstance(fake.url) };
+    });
+    const loadStart = Date.now();
+    let started = 0;
+    await mapLimit(items, 50, async (it) => {
+      await startTracking(deps, { instance: it.instance, host: it.host, name: it.name, refreshSeconds: o.interval });
+      if (++started % 500 === 0) log(`${started} started`);
+    });
+    const loadSeconds = (Date.now() - loadStart) / 1000;
+    log(`${n} workflows started in ${loadSeconds.toFixed(1)} s; warming up ${o.warmup} s`);
+
+    // New posts keep appearing: on average one per community per interval.
+    let publishing = true;
+    const publisher = (async () => {
+      let carry = 0;
+      while (publishing) {
+        carry += n / o.interval;
+        for (; carry >= 1; carry--) {
+          const it = items[Math.floor(Math.random() * n)];
+          it.fake.addPosts(it.name, 1);
+        }
+        await sleep(1000);
+      }
+    })();
+
+    await sleep(o.warmup * 1000);
+    const windowStart = Date.now();
+    monitor.markCpu();
+    const pgCpu0 = groupCpu(pgPids);
+    log(`measuring for ${o.duration} s`);
+    await sleep(o.duration * 1000);
+    const windowEnd = Date.now();
+    const cpu = monitor.cpuPercent();
+    cpu.postgres = (100 * (groupCpu(pgPids) - pgCpu0)) / ((windowEnd - windowStart) / 1000);
+    const rss: Record<string, number> = {
+      worker: monitor.peakRss('worker'),
+      temporal: monitor.peakRss('temporal'),
+      'bench (fakes, client)': monitor.peakRss('bench (fakes, client)'),
+      postgres: groupRss(pgPids),
+    };
+    publishing = false;
+    await publisher;
+
+    // Sync starts are the community requests at the fakes (first request of each sync).
+    const lags: number[] = [];
+    let syncs = 0;
+    let overdue = 0;
+    const intervalMs = o.interval * 1000;
+    for (const fake of fakes) {
+      const byCommunity = new Map<string, number[]>();
+      for (const r of fake.requests) {
+        if (!r.path.endsWith('/community') || !r.community) continue;
+        let list = byCommunity.get(r.community);
+        if (!list) byCommunity.set(r.community, (list = []));
+        list.push(r.at);
+      }
+      for (const times of byCommunity.values()) {
+        times.sort((a, b) => a - b);
+        for (let k = 1; k < times.length; k++) {
+          if (times[k] < windowStart || times[k] >= windowEnd) continue;
+          syncs++;
+          lags.push(times[k] - (times[k - 1] + intervalMs));
+        }
+        const last = times[times.length - 1];
+        // Due inside the window but not started by its end: count its lag so far, not hide it.
+        if (last + intervalMs + 2000 < windowEnd) {
+          overdue++;
+          lags.push(windowEnd - (last + intervalMs));
+        }
+      }
+    }
+
+    // History events per sync, and the exact lag from history (timer due → activity started) on a sample.
+    const sample = items.filter((_, i) => i % Math.max(1, Math.floor(n / 20)) === 0).slice(0, 20);
+    let events = 0;
+    let sampleSyncs = 0;
+    const historyLags: number[] = [];
+    for (const it of sample) {
+      const ref = `${it.name}@${it.host}`;
+      const history = await be.client.workflow.getHandle(workflowIdOf(ref)).fetchHistory();
+      const status: CommunityStatus | undefined = await queryStatus(deps, ref, 5000);
+      if (!status) continue;
+      events += history.events?.length ?? 0;
+      sampleSyncs += status.syncs;
+      let due: number | undefined;
+      for (const e of history.events ?? []) {
+        const type = String(e.eventType);
+        const at = ms(e.eventTime);
+        if (type === '17' || type === 'EVENT_TYPE_TIMER_STARTED') {
+          due = at + ms(e.timerStartedEventAttributes?.startToFireTimeout);
+        } else if ((type === '11' || type === 'EVENT_TYPE_ACTIVITY_TASK_STARTED') && due !== undefined) {
+          if (at >= windowStart && at < windowEnd) historyLags.push(at - due);
+          due = undefined;
+        }
+      }
+    }
+    monitor.stop();
+    const windowSeconds = (windowEnd - windowStart) / 1000;
+    return {
+      n,
+      instances,
+      interval: o.interval,
+      loadSeconds,
+      windowSeconds,
+      syncsPerSecond: syncs / windowSeconds,
+      expectedPerSecond: n / o.interval,
+      lagP50: percentile(lags, 50) / 1000,
+      lagP99: percentile(lags, 99) / 1000,
+      lagMax: (lags.length ? Math.max(...lags) : Number.NaN) / 1000,
+      overdue,
+      cpu,
+      rss,
+      eventsPerSync: sampleSyncs ? events / sampleSyncs : Number.NaN,
+      historyLagP50: percentile(historyLags, 50) / 1000,
+      historyLagP99: percentile(historyLags, 99) / 1000,
+      historyLagN: historyLags.length,
+    };
+  } finally {
+    await be.close();
+  }
+}
+
+export async function run(argv: string[]): Promise<void> {
+  const ns = flag(argv, 'n', '500').split(',').map(Number);
+  const interval = flag(argv, 'interval', 60);
+  const o = {
+    interval,
+    warmup: flag(argv, 'warmup', interval + 10),
+    duration: flag(argv, 'duration', 120),
+    perInstance: flag(argv, 'per-instance', 50),
+    rps: flag(argv, 'rps', 1000),
+    cache: flag(argv, 'cache', 1000),
+  };
+  const results: ScaleResult[] = [];
+  for (const n of ns) {
+    const r = await runOne(n, o);
+    results.push(r);
+    process.stdout.write(`${JSON.stringify(r)}\n`);
+  }
+  const procs = ['worker', 'temporal', 'postgres', 'bench (fakes, client)'];
+  const md = table(
+    ['N', 'instances', 'interval s', 'load s', 'syncs/s (expected)', 'lag p50 s', 'lag p99 s', 'lag max s', 'overdue', 'history lag p50/p99 s (n)', ...procs.map((p) => `CPU % ${p}`), ...procs.map((p) => `RSS ${p}`), 'events/sync'],
+    results.map((r) => [
+      r.n,
+      r.instances,
+      r.interval,
+      fmt(r.loadSeconds, 1),
+      `${fmt(r.syncsPerSecond, 2)} (${fmt(r.expectedPerSecond, 2)})`,
+      fmt(r.lagP50, 2),
+      fmt(r.lagP99, 2),
+      fmt(r.lagMax, 2),
+      r.overdue,
+      `${fmt(r.historyLagP50, 2)} / ${fmt(r.historyLagP99, 2)} (${r.historyLagN})`,
+      ...procs.map((p) => fmt(r.cpu[p] ?? Number.NaN, 0)),
+      ...procs.map((p) => mb(r.rss[p] ?? 0)),
+      fmt(r.eventsPerSync, 1),
+    ]),
+  );
+  process.stdout.write(`\n${md}\n`);
+  if (!hasFlag(argv, 'no-append')) {
+    appendResults('Scale (`npm run bench -- scale`)', md, {
+      command: `npm run bench -- scale ${argv.join(' ')}`.trim(),
+      notes: [
+        `one worker (child process, defaults: WORKER_MAX_CACHED_WORKFLOWS=${o.cache}, 50 concurrent activities, DB_POOL_MAX=10), file-backed Temporal dev server, embedded Postgres (catalog + 2 shard nodes, default durability), all on this machine`,
+        `${o.perInstance} communities per fake Lemmy instance (distinct ports on 127.0.0.1, served by the bench process); INSTANCE_REQUESTS_PER_SECOND raised to ${o.rps} so the per-instance politeness budget is not the limit; ~1 new post per community per interval`,
+        `warm-up ${o.warmup} s after all workflows were started (with concurrency 50), then measured ${o.duration} s`,
+        'lag = sync start (the community request seen by the fake) − (previous sync start + interval); the true due time is previous sync *end* + interval, so this overstates lag by one sync duration (a few ms here). Communities due but not started by the end of the window count with their lag so far ("overdue").',
+        'history lag = ActivityTaskStarted − (TimerStarted + timer duration) from the workflow histories of the 20 sampled workflows: the exact scheduling lag, on a sample.',
+        'CPU % is of one core (200 % = both cores of a 2-CPU box), averaged over the window; postgres = all three servers with their backends; RSS is the peak (postgres: at the end). events/sync = history events / syncs on a sample of 20 workflows.',
+      ],
+    });
+  }
+}

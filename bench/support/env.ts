@@ -1,0 +1,157 @@
+// A throw-away lemmy-fetcher environment for benches: embedded Postgres nodes (one catalog, two
+// post shards) and a Temporal dev server (file-backed by default, like `npm start`) on free
+// loopback ports under a temp dir, a Storage + Temporal client in this process, the workflow
+// bundle written once, fake Lemmy instances on distinct ports, and workers as child processes.
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import { loadConfig, type Config } from '../../src/config.js';
+import { EmbeddedPostgresNode } from '../../src/db/embedded.js';
+import { openStorage, type Storage } from '../../src/db/index.js';
+import { createLogger, type Logger } from '../../src/log.js';
+import { connectClient } from '../../src/temporal/client.js';
+import { ensureTemporalCli } from '../../src/temporal/cli.js';
+import { TemporalDevServer } from '../../src/temporal/devserver.js';
+import { bundleWorkflows } from '../../src/worker-runtime.js';
+import { FakeLemmy } from '../../test/fake-lemmy.js';
+import { spawnWorkerProcess, type WorkerProcess } from './proc.js';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface BenchEnv {
+  dir: string;
+  log: Logger;
+  temporal: TemporalDevServer;
+  nodes: EmbeddedPostgresNode[];
+  /** Environment for `npm run worker` / `npm run api` child processes. */
+  env: Record<string, string>;
+  config: Config;
+  storage: Storage;
+  client: Client;
+  workers: WorkerProcess[];
+  fakes: FakeLemmy[];
+  startWorker(extraEnv?: Record<string, string>): Promise<WorkerProcess>;
+  startFakes(n: number): Promise<FakeLemmy[]>;
+  close(): Promise<void>;
+}
+
+export interface BenchEnvOptions {
+  /** Temporal persisted to SQLite under the temp dir (default true, as `npm start` does). */
+  fileBacked?: boolean;
+  /** Extra environment for the worker (and config of this process). */
+  env?: Record<string, string>;
+  /** Postgres durability off (fsync etc.); default false = embedded defaults. */
+  fastPostgres?: boolean;
+}
+
+export async function startBenchEnv(opts: BenchEnvOptions = {}): Promise<BenchEnv> {
+  const log = createLogger({ level: process.env.BENCH_LOG_LEVEL ?? 'warn', format: 'pretty' });
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lemmy-fetcher-bench-'));
+  chmodSync(dir, 0o755);
+  const binary = await ensureTemporalCli((l) => process.stderr.write(`[temporal-cli] ${l}\n`));
+  const temporal = new TemporalDevServer({
+    binary,
+    port: await freePort(),
+    headless: true,
+    log: log.child({ role: 'temporal' }),
+    ...(opts.fileBacked === false ? {} : { dbFile: path.join(dir, 'temporal', 'temporal.db') }),
+  });
+  const nodes: EmbeddedPostgresNode[] = [];
+  for (const name of ['catalog', 'shard-1', 'shard-2']) {
+    nodes.push(
+      new EmbeddedPostgresNode({
+        name: `bench-${name}`,
+        dir: path.join(dir, name),
+        port: await freePort(),
+        log: log.child({ role: 'pg' }),
+        settings: { max_connections: '300', ...(opts.fastPostgres ? { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' } : {}) },
+      }),
+    );
+  }
+  const [bundle] = await Promise.all([bundleWorkflows(), temporal.start(), ...nodes.map((n) => n.start())]);
+  const bundlePath = path.join(dir, 'workflow-bundle.js');
+  writeFileSync(bundlePath, bundle.code);
+  const env: Record<string, string> = {
+    TEMPORAL_ADDRESS: temporal.address,
+    TEMPORAL_TASK_QUEUE: 'lemmy-fetcher',
+    CATALOG_DATABASE_URL: nodes[0].url,
+    POST_SHARD_URLS: `shard-1=${nodes[1].url},shard-2=${nodes[2].url}`,
+    ALLOW_PRIVATE_INSTANCES: 'true',
+    WORKFLOW_BUNDLE_PATH: bundlePath,
+    LOG_LEVEL: 'warn',
+    ...opts.env,
+  };
+  const config = loadConfig(env);
+  const storage = await openStorage(config, log, { allowEmbedded: false });
+  const client = await connectClient(temporal.address, config.TEMPORAL_NAMESPACE);
+  const benchEnv: BenchEnv = {
+    dir,
+    log,
+    temporal,
+    nodes,
+    env,
+    config,
+    storage,
+    client,
+    workers: [],
+    fakes: [],
+    async startWorker(extraEnv = {}) {
+      const w = await spawnWorkerProcess({ ...env, ...extraEnv });
+      benchEnv.workers.push(w);
+      return w;
+    },
+    async startFakes(n) {
+      const out: FakeLemmy[] = [];
+      for (let i = 0; i < n; i++) out.push(await FakeLemmy.start({ host: '127.0.0.1', siteName: `Fake ${i}` }));
+      benchEnv.fakes.push(...out);
+      return out;
+    },
+    async close() {
+      for (const w of benchEnv.workers) {
+        if (w.child.exitCode === null) {
+          w.child.kill('SIGTERM');
+          await Promise.race([w.exited, new Promise((r) => setTimeout(r, 15_000))]);
+          if (w.child.exitCode === null) w.child.kill('SIGKILL');
+        }
+      }
+      await client.connection.close().catch(() => {});
+      await storage.close().catch(() => {});
+      for (const f of benchEnv.fakes) await f.close();
+      await temporal.stop();
+      for (const n of nodes) await n.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return benchEnv;
+}
+
+/** `--name value` flags as numbers/strings with defaults. */
+export function flag(argv: string[], name: string, def: number): number;
+export function flag(argv: string[], name: string, def: string): string;
+export function flag(argv: string[], name: string, def: number | string): number | string {
+  const i = argv.indexOf(`--${name}`);
+  if (i < 0 || i + 1 >= argv.length) return def;
+  const v = argv[i + 1];
+  if (typeof def === 'number') {
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw new Error(`--${name} must be a number, got ${v}`);
+    return n;
+  }
+  return v;
+}
+
+export function hasFlag(argv: string[], name: string): boolean {
+  return argv.includes(`--${name}`);
+}
