@@ -1,4 +1,4 @@
-// Runs every `temporal workflow …` command shown in docs/operating-with-temporal-cli.md, as a
+// Runs every `temporal workflow …` command shown in README.md, as a
 // child process against the test Temporal server, on real trackCommunity workflows, and checks
 // what each one does.
 import { execFile } from 'node:child_process';
@@ -16,9 +16,11 @@ import { createStack, eventually, type Stack } from './support/stack.js';
 const run = promisify(execFile);
 const DOC_ID = 'community:technology@lemmy.world';
 
-/** The commands in the doc's ```sh blocks. */
+/** The commands in the ```sh blocks of the README's "Operating with the Temporal CLI" section. */
 function docCommands(): string[] {
-  const md = readFileSync(new URL('../docs/operating-with-temporal-cli.md', import.meta.url), 'utf8');
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const start = readme.indexOf('### Operating with the Temporal CLI');
+  const md = readme.slice(start, readme.indexOf('\n## ', start));
   const blocks = [...md.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1].trim());
   return blocks.flatMap((b) => b.split('\n')).filter((l) => l.startsWith('temporal '));
 }
@@ -31,7 +33,7 @@ function argv(line: string): string[] {
   return out;
 }
 
-describe('Operating with the Temporal CLI (docs/operating-with-temporal-cli.md)', () => {
+describe('Operating with the Temporal CLI (README.md)', () => {
   let stack: Stack;
   let fake: FakeLemmy;
   let deps: ApiDeps;

@@ -11,6 +11,13 @@ export function openPool(url: string, opts: { max?: number; name?: string } = {}
     onnotice: () => {},
     connection: { application_name: `lemmy-fetcher${opts.name ? `:${opts.name}` : ''}` },
     types: {
+      // Timestamps pass through as given: Lemmy's have microseconds, which Date would cut.
+      date: {
+        to: 1184,
+        from: [1082, 1114, 1184],
+        serialize: (x: unknown) => (x instanceof Date ? x.toISOString() : String(x)),
+        parse: (x: string) => new Date(x),
+      },
       bigint: { to: 20, from: [20], parse: (x: string) => Number(x), serialize: (x: number) => String(x) },
     },
   });
