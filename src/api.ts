@@ -1,19 +1,13 @@
 // `npm run api`: the REST API and website against the configured Temporal and Postgres (run any
 // number of replicas behind a load balancer; they keep no state of their own).
 import { startApiServer } from '../api/server.js';
-import { ConfigError, loadConfig } from './config.js';
+import { loadConfigOrExit } from './config.js';
 import { openStorage } from './db/index.js';
 import { createLogger } from './log.js';
 import { onShutdown } from './shutdown.js';
 import { connectClient } from './temporal/client.js';
 
-let config;
-try {
-  config = loadConfig();
-} catch (err) {
-  process.stderr.write(`${(err as Error).message}\n`);
-  process.exit(err instanceof ConfigError ? 2 : 1);
-}
+const config = loadConfigOrExit();
 const log = createLogger({ level: config.LOG_LEVEL, format: config.LOG_FORMAT }).child({ role: 'api' });
 try {
   const storage = await openStorage(config, log, { allowEmbedded: false });

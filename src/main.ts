@@ -3,7 +3,7 @@
 // POST_SHARD_URLS), the worker and the API/website. Ctrl-C stops everything in order.
 import path from 'node:path';
 import { startApiServer } from '../api/server.js';
-import { ConfigError, loadConfig } from './config.js';
+import { loadConfigOrExit } from './config.js';
 import { openStorage, type Storage } from './db/index.js';
 import { createLogger } from './log.js';
 import { onShutdown } from './shutdown.js';
@@ -12,13 +12,7 @@ import { connectClient } from './temporal/client.js';
 import { TemporalDevServer } from './temporal/devserver.js';
 import { startWorker, type WorkerHandle } from './worker-runtime.js';
 
-let config;
-try {
-  config = loadConfig();
-} catch (err) {
-  process.stderr.write(`${(err as Error).message}\n`);
-  process.exit(err instanceof ConfigError ? 2 : 1);
-}
+const config = loadConfigOrExit();
 const log = createLogger({ level: config.LOG_LEVEL, format: config.LOG_FORMAT });
 
 let devServer: TemporalDevServer | undefined;

@@ -1,17 +1,11 @@
 // `npm run worker`: one worker against the configured Temporal and Postgres (any number of replicas).
-import { ConfigError, loadConfig } from './config.js';
+import { loadConfigOrExit } from './config.js';
 import { openStorage } from './db/index.js';
 import { createLogger } from './log.js';
 import { onShutdown } from './shutdown.js';
 import { startWorker } from './worker-runtime.js';
 
-let config;
-try {
-  config = loadConfig();
-} catch (err) {
-  process.stderr.write(`${(err as Error).message}\n`);
-  process.exit(err instanceof ConfigError ? 2 : 1);
-}
+const config = loadConfigOrExit();
 const log = createLogger({ level: config.LOG_LEVEL, format: config.LOG_FORMAT }).child({ role: 'worker' });
 try {
   const storage = await openStorage(config, log, { allowEmbedded: false });

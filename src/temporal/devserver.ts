@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from '../log.js';
+import { alive } from '../process.js';
 
 export interface DevServerOptions {
   binary: string;
@@ -17,15 +18,6 @@ export interface DevServerOptions {
   namespace?: string;
   dynamicConfig?: Record<string, unknown>;
   log: Logger;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export async function portOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
