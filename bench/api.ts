@@ -13,18 +13,13 @@ import { upsertPosts, type PostInput } from '../src/db/posts.js';
 import { logicalShardOf } from '../src/db/shards.js';
 import { communityRef } from '../src/lemmy/refs.js';
 import { flag, freePort, hasFlag, startBenchEnv } from './support/env.js';
-import { descendants, sampleProc } from './support/proc.js';
+import { sampleProc, treeCpuSeconds } from './support/proc.js';
 import { appendResults } from './support/results.js';
 import { fmt, mapLimit, mb, percentile, table } from './support/stats.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function groupCpu(pids: number[]): number {
-  let total = 0;
-  for (const pid of pids) for (const p of [pid, ...descendants(pid)]) total += sampleProc(p)?.cpuSeconds ?? 0;
-  return total;
-}
 
 interface LoadResult {
   requests: number;
@@ -42,7 +37,7 @@ async function load(pool: Pool, next: () => string, o: { concurrency: number; du
   const statuses: Record<string, number> = {};
   const end = Date.now() + o.durationMs;
   const cpu0 = sampleProc(o.apiPid)?.cpuSeconds ?? 0;
-  const pg0 = groupCpu(o.pgPids);
+  const pg0 = treeCpuSeconds(o.pgPids);
   const t0 = Date.now();
   let apiRss = 0;
   const sampler = setInterval(() => (apiRss = Math.max(apiRss, sampleProc(o.apiPid)?.rssBytes ?? 0)), 500);
@@ -71,7 +66,7 @@ async function load(pool: Pool, next: () => string, o: { concurrency: number; du
     p99: percentile(latencies, 99),
     statuses,
     apiCpu: (100 * ((sampleProc(o.apiPid)?.cpuSeconds ?? 0) - cpu0)) / secs,
-    pgCpu: (100 * (groupCpu(o.pgPids) - pg0)) / secs,
+    pgCpu: (100 * (treeCpuSeconds(o.pgPids) - pg0)) / secs,
     apiRss,
   };
 }

@@ -8,23 +8,12 @@ import type { CommunityStatus } from '../workflows/trackCommunity.js';
 import { normalizeInstance, workflowIdOf } from '../src/lemmy/refs.js';
 import { queryStatus, startTracking } from '../src/tracking.js';
 import { flag, hasFlag, startBenchEnv } from './support/env.js';
-import { descendants, ProcMonitor, sampleProc } from './support/proc.js';
+import { ProcMonitor, treeCpuSeconds, treeRssBytes } from './support/proc.js';
 import { appendResults } from './support/results.js';
 import { fmt, mapLimit, mb, percentile, table } from './support/stats.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** CPU seconds of a process and all its descendants (Postgres: postmaster + backends). */
-function groupCpu(pids: number[]): number {
-  let total = 0;
-  for (const pid of pids) for (const p of [pid, ...descendants(pid)]) total += sampleProc(p)?.cpuSeconds ?? 0;
-  return total;
-}
-function groupRss(pids: number[]): number {
-  let total = 0;
-  for (const pid of pids) for (const p of [pid, ...descendants(pid)]) total += sampleProc(p)?.rssBytes ?? 0;
-  return total;
-}
 
 export interface ScaleResult {
   n: number;
@@ -97,17 +86,17 @@ async function runOne(n: number, o: { interval: number; warmup: number; duration
     await sleep(o.warmup * 1000);
     const windowStart = Date.now();
     monitor.markCpu();
-    const pgCpu0 = groupCpu(pgPids);
+    const pgCpu0 = treeCpuSeconds(pgPids);
     log(`measuring for ${o.duration} s`);
     await sleep(o.duration * 1000);
     const windowEnd = Date.now();
     const cpu = monitor.cpuPercent();
-    cpu.postgres = (100 * (groupCpu(pgPids) - pgCpu0)) / ((windowEnd - windowStart) / 1000);
+    cpu.postgres = (100 * (treeCpuSeconds(pgPids) - pgCpu0)) / ((windowEnd - windowStart) / 1000);
     const rss: Record<string, number> = {
       worker: monitor.peakRss('worker'),
       temporal: monitor.peakRss('temporal'),
       'bench (fakes, client)': monitor.peakRss('bench (fakes, client)'),
-      postgres: groupRss(pgPids),
+      postgres: treeRssBytes(pgPids),
     };
     publishing = false;
     await publisher;

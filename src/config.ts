@@ -58,7 +58,8 @@ const schema = z.object({
   BACKFILL_PAGES: int(0, 100).default(0),
 
   WORKFLOW_BUNDLE_PATH: z.string().optional(),
-  WORKER_MAX_CACHED_WORKFLOWS: int(0, 100_000).default(1000),
+  // Below the number of communities a worker serves, evicted workflows are replayed on every sync.
+  WORKER_MAX_CACHED_WORKFLOWS: int(0, 100_000).default(5000),
   WORKER_MAX_CONCURRENT_ACTIVITIES: int(1, 10_000).default(50),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: int(1, 10_000).default(40),
 

@@ -1,7 +1,7 @@
 // Process CPU/RSS sampling from /proc (Linux only), and spawning `npm run worker` as a child.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -17,6 +17,8 @@ export interface ProcSample {
   cpuSeconds: number;
   /** resident set size, bytes */
   rssBytes: number;
+  /** CPU seconds of exited children it waited for (cutime + cstime) */
+  childCpuSeconds: number;
 }
 
 /** CPU time (/proc/<pid>/stat) and RSS (/proc/<pid>/status VmRSS), or undefined if the process is gone. */
@@ -27,9 +29,11 @@ export function sampleProc(pid: number): ProcSample | undefined {
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const utime = Number(rest[11]);
     const stime = Number(rest[12]);
+    const cutime = Number(rest[13]);
+    const cstime = Number(rest[14]);
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-    return { cpuSeconds: (utime + stime) / clkTck, rssBytes: rssKb * 1024 };
+    return { cpuSeconds: (utime + stime) / clkTck, rssBytes: rssKb * 1024, childCpuSeconds: (cutime + cstime) / clkTck };
   } catch {
     return undefined;
   }
@@ -100,23 +104,51 @@ export class ProcMonitor {
   }
 }
 
-/** All descendants' pids of `pid` (children first level and below), from /proc/<pid>/task/<pid>/children. */
+/** All descendants' pids of `pid`, found by scanning /proc/<n>/stat parent pids. */
 export function descendants(pid: number): number[] {
-  const out: number[] = [];
-  const walk = (p: number) => {
-    let kids: number[] = [];
+  const parentOf = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
     try {
-      kids = readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = parentOf.get(ppid);
+      if (list) list.push(Number(name));
+      else parentOf.set(ppid, [Number(name)]);
     } catch {
       /* gone */
     }
-    for (const k of kids) {
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const k of parentOf.get(p) ?? []) {
       out.push(k);
       walk(k);
     }
   };
   walk(pid);
   return out;
+}
+
+/**
+ * CPU seconds of each process tree (e.g. a postmaster and its backends): live processes' own CPU
+ * plus the roots' reaped children, so backends that exit between two samples still count.
+ */
+export function treeCpuSeconds(roots: number[]): number {
+  let total = 0;
+  for (const root of roots) {
+    const r = sampleProc(root);
+    if (r) total += r.cpuSeconds + r.childCpuSeconds;
+    for (const p of descendants(root)) total += sampleProc(p)?.cpuSeconds ?? 0;
+  }
+  return total;
+}
+
+/** RSS of each process tree, summed (shared memory counted once per process, so an overestimate). */
+export function treeRssBytes(roots: number[]): number {
+  let total = 0;
+  for (const root of roots) for (const p of [root, ...descendants(root)]) total += sampleProc(p)?.rssBytes ?? 0;
+  return total;
 }
 
 export interface WorkerProcess {
