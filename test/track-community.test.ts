@@ -41,6 +41,13 @@ async function storedIds(ref: string): Promise<number[]> {
 
 const refOf = (name: string) => `${name}@${fake.hostPort}`;
 
+/** The status once the workflow has taken in its sync's result (posts land a moment before). */
+const settled = (ref: string) =>
+  eventually(async () => {
+    const s = await queryStatus(deps(), ref);
+    return s && s.syncs > 0 && s.state !== 'syncing' ? s : undefined;
+  });
+
 describe('trackCommunity', () => {
   it('stores the 20 newest posts on the community shard node and its metadata in the catalog', async () => {
     fake.addCommunity('technology', { title: 'Technology <b>news</b>', subscribers: 1234, description: 'All about tech' });
@@ -66,7 +73,7 @@ describe('trackCommunity', () => {
       return r?.last_update ? r : undefined;
     });
     expect(meta).toMatchObject({ title: 'Technology <b>news</b>', subscribers: 1234, description: 'All about tech', last_error: null });
-    const status = await queryStatus(deps(), row.ref);
+    const status = await settled(row.ref);
     expect(status).toMatchObject({ state: 'waiting', syncs: 1, postsStored: 21, lastError: null });
     expect(Date.parse(status!.nextSyncAt!)).toBeGreaterThan(Date.now() + 200_000);
   });
@@ -130,7 +137,7 @@ describe('trackCommunity', () => {
     const rows = await Promise.all(faults.map((f) => track(f.name, 3600)));
     for (const { row } of rows) {
       await eventually(async () => (await storedIds(row.ref)).length === 4, 30_000);
-      const status = await queryStatus(deps(), row.ref);
+      const status = await settled(row.ref);
       expect(status).toMatchObject({ state: 'waiting', lastError: null, syncs: 1 });
     }
     for (const f of faults) expect(fake.requestsFor(f.name, 'post/list')).toBeGreaterThanOrEqual(2);
@@ -174,7 +181,7 @@ describe('trackCommunity', () => {
     await eventually(async () => (await queryStatus(deps(), row.ref))?.syncs === 1);
     const handle = stack.client.workflow.getHandle(workflowIdOf(row.ref));
     await Promise.all(Array.from({ length: 8 }, () => handle.signal(refreshSignal)));
-    await eventually(async () => (await queryStatus(deps(), row.ref))?.syncs === 2);
+    await eventually(async () => ((await queryStatus(deps(), row.ref))?.syncs ?? 0) >= 2);
     await new Promise((r) => setTimeout(r, 1500));
     // One more sync at most, for a signal that arrived while the second sync ran.
     expect((await queryStatus(deps(), row.ref))!.syncs).toBeLessThanOrEqual(3);
