@@ -1,10 +1,11 @@
 // `npm run bench -- scale [--n 500,2000] [--interval 60] [--warmup 70] [--duration 120]
-//   [--per-instance 50] [--rps 1000] [--cache 1000] [--no-append]`
+//   [--per-instance 50] [--rps 1000] [--cache <WORKER_MAX_CACHED_WORKFLOWS default>] [--no-append]`
 // Tracks N communities on fake Lemmy instances (50 per instance, distinct loopback ports), one
 // worker as a child process, a file-backed Temporal dev server and embedded Postgres (one catalog,
 // two shards). After the load and a warm-up it measures for `duration` seconds: syncs/s, scheduling
 // lag, CPU/RSS per process and history events per sync. Each N runs in a fresh environment.
 import type { CommunityStatus } from '../workflows/trackCommunity.js';
+import { loadConfig } from '../src/config.js';
 import { normalizeInstance, workflowIdOf } from '../src/lemmy/refs.js';
 import { queryStatus, startTracking } from '../src/tracking.js';
 import { flag, hasFlag, startBenchEnv } from './support/env.js';
@@ -189,7 +190,7 @@ export async function run(argv: string[]): Promise<void> {
     duration: flag(argv, 'duration', 120),
     perInstance: flag(argv, 'per-instance', 50),
     rps: flag(argv, 'rps', 1000),
-    cache: flag(argv, 'cache', 1000),
+    cache: flag(argv, 'cache', loadConfig({}).WORKER_MAX_CACHED_WORKFLOWS),
   };
   const results: ScaleResult[] = [];
   for (const n of ns) {

@@ -7,17 +7,18 @@
 // on free ports, removes them afterwards, prints a table and appends it to bench/RESULTS.md.
 import { execSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdtempSync, rmSync, chmodSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EmbeddedPostgresNode } from '../src/db/embedded.js';
 import { migrate } from '../src/db/migrate.js';
-import { openPool, type Sql } from '../src/db/pool.js';
+import { openPool } from '../src/db/pool.js';
 import { decodeCursor, newestPosts, upsertPosts, type PostInput } from '../src/db/posts.js';
 import { logicalShardOf, ShardRouter } from '../src/db/shards.js';
 import { bulkCopy, reconcile } from '../activities/shards.js';
 import { createLogger } from '../src/log.js';
+import { createDatabase } from '../test/support/databases.js';
+import { freePort } from '../test/support/ports.js';
 
 const arg = (name: string, def: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -30,36 +31,12 @@ const WRITERS = 8;
 const COMMUNITIES = 2000;
 const log = createLogger({ level: 'warn', format: 'pretty' });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function createDb(serverUrl: string, name: string): Promise<string> {
-  const admin = openPool(serverUrl, { max: 1 });
-  try {
-    await admin.unsafe(`create database "${name}"`);
-  } finally {
-    await admin.end({ timeout: 1 });
-  }
-  const u = new URL(serverUrl);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
-
-/** A catalog database + one shard database on each of the first `n` shard servers, opened as a router. */
 async function cluster(tag: string, catalogServer: string, shardServers: string[], n: number) {
-  const catalogUrl = await createDb(catalogServer, `${tag}_catalog`);
+  const catalogUrl = await createDatabase(catalogServer, `${tag}_catalog`);
   const catalog = openPool(catalogUrl, { max: 20 });
   await migrate(catalog, 'catalog');
   const nodes = [];
-  for (let i = 0; i < n; i++) nodes.push({ name: `node-${i + 1}`, url: await createDb(shardServers[i], `${tag}_shard`) });
+  for (let i = 0; i < n; i++) nodes.push({ name: `node-${i + 1}`, url: await createDatabase(shardServers[i], `${tag}_shard`) });
   const router = await ShardRouter.open(catalog, nodes, { log, poolMax: 20 });
   return { catalog, router, async close() { await router.close(); await catalog.end({ timeout: 2 }); } };
 }

@@ -3,7 +3,6 @@
 // loopback ports under a temp dir, a Storage + Temporal client in this process, the workflow
 // bundle written once, fake Lemmy instances on distinct ports, and workers as child processes.
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
@@ -16,19 +15,10 @@ import { ensureTemporalCli } from '../../src/temporal/cli.js';
 import { TemporalDevServer } from '../../src/temporal/devserver.js';
 import { bundleWorkflows } from '../../src/worker-runtime.js';
 import { FakeLemmy } from '../../test/fake-lemmy.js';
+import { freePort } from '../../test/support/ports.js';
 import { spawnWorkerProcess, type WorkerProcess } from './proc.js';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export interface BenchEnv {
   dir: string;

@@ -6,10 +6,10 @@ import type { Client } from '@temporalio/client';
 import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../src/config.js';
 import { openStorage, type Storage } from '../../src/db/index.js';
-import { openPool } from '../../src/db/pool.js';
 import { createLogger } from '../../src/log.js';
 import { connectClient } from '../../src/temporal/client.js';
 import { startWorker, type WorkerHandle } from '../../src/worker-runtime.js';
+import { createDatabase } from './databases.js';
 
 export interface Stack {
   id: string;
@@ -23,18 +23,7 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-/** Creates a database on a shared Postgres server and returns its URL. */
-export async function createDatabase(serverUrl: string, name: string): Promise<string> {
-  const admin = openPool(serverUrl, { max: 1 });
-  try {
-    await admin.unsafe(`create database "${name}"`);
-  } finally {
-    await admin.end({ timeout: 1 });
-  }
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
+export { createDatabase };
 
 export interface StackOptions {
   /** Number of post-shard databases (spread over the shared servers). Default 2. */
