@@ -86,30 +86,35 @@ export function createSyncActivity(deps: SyncDeps) {
         for (const p of posts) if (!byId.has(p.post.id)) byId.set(p.post.id, p);
         return posts;
       };
+      // Caught up once a page reaches what we already have: a stored post, or one published
+      // before the newest stored one. Before the first store, "what we have" is everything
+      // published before tracking began, so posts that appear while a first sync is delayed
+      // (worker down, instance failing) are not lost either.
+      const since = Date.parse(known?.published ?? row.created_at.toISOString());
       const reachesStored = async (posts: LemmyPost[]): Promise<boolean> => {
-        if (!known) return true;
         const regular = posts.filter((p) => !(p.post.featured_community || p.post.featured_local));
-        if (regular.some((p) => Date.parse(p.post.published) <= Date.parse(known.published))) return true;
+        if (regular.some((p) => Date.parse(p.post.published) <= since)) return true;
+        if (!known) return false;
         const stored = await router.read(row.shard, (sql) => storedLemmyIds(sql, row.id, regular.map((p) => p.post.id)));
         return stored.size > 0;
       };
 
       const first = await fetchPage(FIRST_PAGE_SIZE, 1);
-      const pinned = first.filter((p) => p.post.featured_community || p.post.featured_local).length;
-      if (!known && pinned > 0 && first.length >= FIRST_PAGE_SIZE) {
-        // Pinned posts took places on the first page: the next page completes the newest 20.
-        const next = await lemmy.listPosts(input.instance, input.name, { limit: FIRST_PAGE_SIZE, page: 2 });
-        pages += 1;
-        for (const p of next.slice(0, pinned)) if (!byId.has(p.post.id)) byId.set(p.post.id, p);
-      }
-      if (known && first.length >= FIRST_PAGE_SIZE && !(await reachesStored(first))) {
-        // More posts appeared since the last sync than one page holds: page back until we meet
-        // one we have (numbered pages: cursors are unreliable on 0.19), within SYNC_MAX_PAGES.
+      if (first.length >= FIRST_PAGE_SIZE && !(await reachesStored(first))) {
+        // More posts appeared than one page holds: page back until we meet what we have
+        // (numbered pages: cursors are unreliable on 0.19), within SYNC_MAX_PAGES.
         for (let page = 1; page <= config.SYNC_MAX_PAGES; page++) {
           const posts = await fetchPage(BACKFILL_PAGE_SIZE, page);
           if (posts.length < BACKFILL_PAGE_SIZE || (await reachesStored(posts))) break;
         }
-      } else if (!known && config.BACKFILL_PAGES > 0 && first.length >= FIRST_PAGE_SIZE) {
+      } else if (!known && first.length >= FIRST_PAGE_SIZE) {
+        const pinned = first.filter((p) => p.post.featured_community || p.post.featured_local).length;
+        if (pinned > 0) {
+          // Pinned posts took places on the first page: the next page completes the newest 20.
+          const next = await lemmy.listPosts(input.instance, input.name, { limit: FIRST_PAGE_SIZE, page: 2 });
+          pages += 1;
+          for (const p of next.slice(0, pinned)) if (!byId.has(p.post.id)) byId.set(p.post.id, p);
+        }
         for (let page = 1; page <= config.BACKFILL_PAGES; page++) {
           const posts = await fetchPage(BACKFILL_PAGE_SIZE, page);
           if (posts.length < BACKFILL_PAGE_SIZE) break;

@@ -120,6 +120,16 @@ describe('trackCommunity', () => {
     expect(await storedIds(row.ref)).toEqual(expect.arrayContaining(burst.map((p) => p.id)));
   });
 
+  it('loses no post published after tracking began, even when the first sync is delayed', async () => {
+    fake.addCommunity('delayed');
+    fake.addPosts('delayed', 25);
+    fake.fail({ kind: 'status500' }, { community: 'delayed', path: 'community', times: 2 });
+    const { row } = await track('delayed', 3600);
+    const during = fake.addPosts('delayed', 30); // more than a page, before the first sync lands
+    await eventually(async () => (await storedIds(row.ref)).length >= 30, 20_000);
+    expect(await storedIds(row.ref)).toEqual(expect.arrayContaining(during.map((p) => p.id)));
+  });
+
   it('retries 500s, rate limits, HTML, malformed JSON and timeouts, then succeeds', async () => {
     const faults = [
       { name: 'f500', fault: { kind: 'status500' } },
