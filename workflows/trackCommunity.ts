@@ -75,8 +75,10 @@ const SYNC_OPTIONS: ActivityOptions = {
   retry: {
     initialInterval: '1 second',
     backoffCoefficient: 2,
-    maximumInterval: '1 minute',
-    // After this the workflow records the error and tries again at the next interval.
+    // Kept short: a worker crash fails every sync in flight (heartbeat timeout), and the next
+    // retry should not be minutes away. After the last attempt the workflow records the error and
+    // tries again at the next interval or refresh.
+    maximumInterval: '20 seconds',
     maximumAttempts: 8,
     nonRetryableErrorTypes: ['CommunityNotFound', 'NotLemmyApi', 'InstanceRequiresLogin'],
   },
