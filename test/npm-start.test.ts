@@ -80,7 +80,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (running?.pid && groupAlive(running.pid)) process.kill(-running.pid, 'SIGKILL');
+  // After a failure: stop it as a user would; SIGKILL would orphan the dev server and Postgres
+  // (they run in their own process groups, stopped by npm start itself).
+  if (running?.pid && groupAlive(running.pid)) await ctrlC(running).catch(() => process.kill(-running!.pid!, 'SIGKILL'));
   await fake?.close();
   rmSync(dataDir, { recursive: true, force: true });
 });
