@@ -20,7 +20,11 @@ const workers: WorkerProcess[] = [];
 
 beforeAll(async () => {
   // High per-instance budget: the drill is about crashes, not politeness.
-  stack = await createStack({ worker: false, env: { INSTANCE_REQUESTS_PER_SECOND: '1000' } });
+  // BACKFILL_PAGES=1: the first sync of a community also stores older posts (up to 50), so the 5
+  // posts each community has before tracking begins are expected too. Without it, a first sync
+  // delayed by the kills stores the newest 20, and pre-tracking posts beyond those are (by
+  // design) not fetched.
+  stack = await createStack({ worker: false, env: { INSTANCE_REQUESTS_PER_SECOND: '1000', BACKFILL_PAGES: '1' } });
   for (let i = 0; i < FAKES; i++) fakes.push(await FakeLemmy.start());
 });
 afterAll(async () => {
