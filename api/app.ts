@@ -5,7 +5,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { secureHeaders } from 'hono/secure-headers';
 import type { LemmyClient } from '../src/lemmy/client.js';
-import { createLemmyClient } from '../src/worker-runtime.js';
+import { createLemmyClient } from '../src/lemmy/factory.js';
 import { requireBearer } from './auth.js';
 import { ApiError, errorBody, resolveError } from './errors.js';
 import { communityRoutes } from './routes/communities.js';

@@ -6,7 +6,7 @@ import type { Config } from '../src/config.js';
 import type { Sql } from '../src/db/pool.js';
 import type { ShardRouter } from '../src/db/shards.js';
 import type { Logger } from '../src/log.js';
-import { createLemmyClient } from '../src/worker-runtime.js';
+import { createLemmyClient } from '../src/lemmy/factory.js';
 import { createApp } from './app.js';
 
 export { createApp } from './app.js';

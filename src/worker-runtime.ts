@@ -7,8 +7,7 @@ import { createActivities } from '../activities/index.js';
 import type { Config } from './config.js';
 import type { Sql } from './db/pool.js';
 import type { ShardRouter } from './db/shards.js';
-import { InstanceBudget } from './lemmy/budget.js';
-import { LemmyClient } from './lemmy/client.js';
+import { createLemmyClient } from './lemmy/factory.js';
 import type { Logger } from './log.js';
 import { temporalLogger } from './temporal/logger.js';
 
@@ -28,42 +27,6 @@ export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', imp
 
 export async function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
   return bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} } as never });
-}
-
-export function createLemmyClient(config: Config, catalog: Sql): LemmyClient {
-  const budget = new InstanceBudget(catalog, {
-    requestsPerSecond: config.INSTANCE_REQUESTS_PER_SECOND,
-    maxWaitMs: config.INSTANCE_BUDGET_MAX_WAIT_SECONDS * 1000,
-  });
-  return new LemmyClient({
-    userAgent: config.LEMMY_USER_AGENT,
-    connectTimeoutMs: config.HTTP_CONNECT_TIMEOUT_MS,
-    timeoutMs: config.HTTP_TIMEOUT_MS,
-    maxBytes: config.HTTP_MAX_BYTES,
-    allowPrivate: config.ALLOW_PRIVATE_INSTANCES,
-    beforeRequest: async (host) => {
-      const waitMs = await budget.reserve(host);
-      if (waitMs > 0) await sleepInActivity(waitMs);
-    },
-    onRateLimited: (host, ms) => budget.pushBack(host, ms),
-  });
-}
-
-/** Waits inside an activity, heartbeating so long waits survive heartbeat timeouts and see cancels. */
-async function sleepInActivity(ms: number): Promise<void> {
-  const { Context } = await import('@temporalio/activity');
-  let ctx: InstanceType<typeof Context> | undefined;
-  try {
-    ctx = Context.current();
-  } catch {
-    ctx = undefined; // called outside an activity (the API's add-time check)
-  }
-  if (!ctx) return new Promise((r) => setTimeout(r, ms));
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    ctx.heartbeat('waiting for the instance request budget');
-    await ctx.sleep(Math.min(5000, end - Date.now()));
-  }
 }
 
 export interface WorkerHandle {

@@ -6,7 +6,6 @@ import { log, proxyActivities, sleep, type ActivityOptions } from '@temporalio/w
 import type { Activities } from '../activities/index.js';
 import type { CleanupResult, CopyResult, FlipResult, MoveShardInput } from '../activities/shards.js';
 
-export const MOVE_SHARD = 'moveShard';
 export const moveShardWorkflowId = (shard: number) => `move-shard-${shard}`;
 
 export interface MoveShardResult extends MoveShardInput {

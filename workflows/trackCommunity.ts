@@ -19,8 +19,6 @@ import {
 import type { Activities } from '../activities/index.js';
 import type { SyncSummary } from '../activities/sync.js';
 
-export const TRACK_COMMUNITY = 'trackCommunity';
-
 export type CommunityState = 'syncing' | 'waiting' | 'failing' | 'not_found';
 
 export interface SyncError {
