@@ -6,7 +6,7 @@
 // Starts its own embedded Postgres servers (one catalog + three shard servers) under a temp dir
 // on free ports, removes them afterwards, prints a table and appends it to bench/RESULTS.md.
 import { execSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, rmSync, chmodSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, chmodSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,7 @@ import { bulkCopy, reconcile } from '../activities/shards.js';
 import { createLogger } from '../src/log.js';
 import { createDatabase } from '../test/support/databases.js';
 import { freePort } from '../test/support/ports.js';
+import { recordSection } from './support/results.js';
 
 const arg = (name: string, def: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -215,20 +216,8 @@ try {
     '',
   ].join('\n');
   console.log(`\n${section}`);
-  const results = fileURLToPath(new URL('./RESULTS.md', import.meta.url));
-  if (!existsSync(results)) writeFileSync(results, '# Benchmark results\n');
-  const { readFileSync } = await import('node:fs');
-  const text = readFileSync(results, 'utf8');
-  if (!text.includes('## Sharding')) {
-    appendFileSync(results, `${text.endsWith('\n') ? '' : '\n'}\n## Sharding\n\nRun with \`npx tsx bench/shards.ts\` (options \`--posts N\`, \`--ingest N\`).\n\n${section}`);
-  } else {
-    // Keep runs under the Sharding heading: insert before the next "## " section, if any.
-    const at = text.indexOf('## Sharding');
-    const nextSection = text.indexOf('\n## ', at + 1);
-    const updated = nextSection < 0 ? `${text}${text.endsWith('\n') ? '' : '\n'}\n${section}` : `${text.slice(0, nextSection + 1)}\n${section}${text.slice(nextSection + 1)}`;
-    writeFileSync(results, updated);
-  }
-  console.log(`appended to ${results}`);
+  recordSection('Sharding', `Run with \`npx tsx bench/shards.ts\` (options \`--posts N\`, \`--ingest N\`).\n\n${section}`);
+  console.log('written to bench/RESULTS.md and bench/HISTORY.md');
 } finally {
   await cleanup();
 }

@@ -17,7 +17,7 @@ try {
     temporal = await connectClient(address, config.TEMPORAL_NAMESPACE);
   } catch (err) {
     await storage.close();
-    throw new Error(`cannot connect to Temporal at ${address}: ${(err as Error).message}`);
+    throw new Error(`cannot connect to Temporal at ${address}: ${(err as Error).message}`, { cause: err });
   }
   const api = await startApiServer({ config, catalog: storage.catalog, router: storage.router, temporal, log });
   onShutdown(log, async () => {

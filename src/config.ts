@@ -44,6 +44,9 @@ const schema = z.object({
   CATALOG_DATABASE_URL: postgresUrl.optional(),
   POST_SHARD_URLS: z.string().optional(),
   EMBEDDED_PG_PORT: int(1024, 65000).default(54320),
+  // As root, embedded Postgres runs as `postgres`; what that user cannot reach (binaries in
+  // node_modules, data in a 0700 home) is kept here instead.
+  EMBEDDED_PG_SYSTEM_DIR: z.string().min(1).default('/var/lib/lemmy-fetcher'),
   DB_POOL_MAX: int(1, 200).default(10),
 
   REFRESH_SECONDS: int(1, 86400).default(300),

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { REBALANCE_WORKFLOW_ID, shardStatus, startRebalance } from '../activities/shards.js';
 import type { RebalanceResult } from '../workflows/rebalanceShards.js';
 import { ConfigError, loadConfig, redactUrl, type Config } from './config.js';
+import { embeddedNodeDir } from './db/embedded.js';
 import { EMBEDDED_SHARD_NODES, openStorage, type Storage } from './db/index.js';
 import { createLogger } from './log.js';
 import { connectClient } from './temporal/client.js';
@@ -28,7 +29,7 @@ function embeddedUrls(config: Config): { catalog: string; shards: { name: string
   const names = ['catalog', ...EMBEDDED_SHARD_NODES];
   const urls: string[] = [];
   for (const [i, name] of names.entries()) {
-    const pw = path.join(config.DATA_DIR, 'pg', name, 'password');
+    const pw = path.join(embeddedNodeDir(config.DATA_DIR, name, config.EMBEDDED_PG_SYSTEM_DIR), 'password');
     if (!existsSync(pw)) return undefined;
     let password: string;
     try {

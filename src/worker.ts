@@ -1,4 +1,5 @@
-// `npm run worker`: one worker against the configured Temporal and Postgres (any number of replicas).
+// `npm run worker`: one worker against the configured Temporal and Postgres (any number of
+// replicas). `npm start` runs this same file as a supervised child process.
 import { loadConfigOrExit } from './config.js';
 import { openStorage } from './db/index.js';
 import { createLogger } from './log.js';
@@ -16,12 +17,23 @@ try {
     address: config.TEMPORAL_ADDRESS ?? `localhost:${config.TEMPORAL_DEV_PORT}`,
     log,
   });
-  onShutdown(log, async () => {
+  let asked = false;
+  const shutdown = onShutdown(log, async () => {
+    asked = true;
     await worker.shutdown();
     await storage.close();
   });
-  await worker.run;
-  await storage.close();
+  // Under a supervisor (`npm start`): it asks us to stop over IPC, and if it dies we stop too.
+  process.on('message', (m) => {
+    if ((m as { type?: string })?.type === 'shutdown') shutdown('supervisor');
+  });
+  process.on('disconnect', () => shutdown('supervisor gone'));
+  await worker.run.catch((err) => log.fatal({ err }, 'worker stopped with an error'));
+  // Asked to stop: onShutdown finishes and exits 0. Stopped by itself: a failure to be seen.
+  if (!asked) {
+    await storage.close().catch(() => {});
+    process.exit(1);
+  }
 } catch (err) {
   log.fatal({ err: (err as Error).message }, 'worker failed');
   process.exit(1);

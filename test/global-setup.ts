@@ -5,12 +5,11 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { EmbeddedPostgresNode } from '../src/db/embedded.js';
 import { createLogger } from '../src/log.js';
 import { ensureTemporalCli } from '../src/temporal/cli.js';
-import { TemporalDevServer } from '../src/temporal/devserver.js';
 import { bundleWorkflows } from '../src/worker-runtime.js';
 import { freePorts } from './support/ports.js';
+import { startTestServers } from './support/servers.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -29,32 +28,33 @@ export default async function setup(project: TestProject) {
   chmodSync(tmpDir, 0o755); // Postgres runs as its own user and must reach its data dir
   const [temporalPort, ...pgPorts] = await freePorts(4);
   const binary = await ensureTemporalCli((line) => process.stderr.write(`[temporal-cli] ${line}\n`));
-  const temporal = new TemporalDevServer({ binary, port: temporalPort, headless: true, log: log.child({ role: 'temporal' }) });
-  const nodes = pgPorts.map(
-    (port, i) =>
-      new EmbeddedPostgresNode({
-        name: `test-pg-${i}`,
-        dir: path.join(tmpDir, `pg-${i}`),
-        port,
-        log: log.child({ role: 'pg' }),
-        // Throw-away data: durability settings off for speed.
-        settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', max_connections: '300' },
-      }),
-  );
-  const [bundle] = await Promise.all([bundleWorkflows(), temporal.start(), ...nodes.map((n) => n.start())]);
+  // Whatever fails from here on (a port taken, initdb refused, the bundle broken), nothing that
+  // was started may outlive this run: vitest calls no teardown for a setup that threw.
+  const cleanup = () => rmSync(tmpDir, { recursive: true, force: true });
+  const [started_, bundled] = await Promise.allSettled([startTestServers({ binary, tmpDir, temporalPort, pgPorts, log }), bundleWorkflows()]);
+  if (started_.status === 'rejected' || bundled.status === 'rejected') {
+    // startTestServers stopped its own servers if it failed; the bundle may have failed alone.
+    if (started_.status === 'fulfilled') await started_.value.stop();
+    cleanup();
+    throw started_.status === 'rejected' ? started_.reason : (bundled as PromiseRejectedResult).reason;
+  }
+  const servers = started_.value;
+  // If vitest exits without running the teardown (Ctrl-C, a crash), still stop the servers.
+  const killAll = () => servers.killSync();
+  process.once('exit', killAll);
   const workflowBundlePath = path.join(tmpDir, 'workflow-bundle.js');
-  writeFileSync(workflowBundlePath, bundle.code);
-  process.stderr.write(`[global-setup] Temporal on ${temporal.address}, Postgres on ${pgPorts.join(', ')}, ready in ${Date.now() - started} ms\n`);
+  writeFileSync(workflowBundlePath, bundled.value.code);
+  process.stderr.write(`[global-setup] Temporal on ${servers.temporal.address}, Postgres on ${pgPorts.join(', ')}, ready in ${Date.now() - started} ms\n`);
 
-  project.provide('temporalAddress', temporal.address);
+  project.provide('temporalAddress', servers.temporal.address);
   project.provide('temporalCli', binary);
-  project.provide('pgUrls', nodes.map((n) => n.url));
+  project.provide('pgUrls', servers.nodes.map((n) => n.url));
   project.provide('workflowBundlePath', workflowBundlePath);
   project.provide('tmpDir', tmpDir);
 
   return async () => {
-    await temporal.stop();
-    await Promise.all(nodes.map((n) => n.stop()));
-    rmSync(tmpDir, { recursive: true, force: true });
+    process.off('exit', killAll);
+    await servers.stop();
+    cleanup();
   };
 }

@@ -24,7 +24,7 @@ function post(lemmyId: number, publishedMs: number): PostInput {
 
 describe('sharding: distribution and cross-shard reads', () => {
   let stack: Stack;
-  let rows: CommunityRow[] = [];
+  const rows: CommunityRow[] = [];
 
   beforeAll(async () => {
     stack = await createStack({ shards: 3, worker: false, env: { API_TOKEN: 'secret-token-123' } });

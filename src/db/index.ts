@@ -3,7 +3,7 @@
 import path from 'node:path';
 import type { Config, ShardNodeConfig } from '../config.js';
 import type { Logger } from '../log.js';
-import { EmbeddedPostgresNode } from './embedded.js';
+import { EmbeddedPostgresNode, embeddedNodeDir } from './embedded.js';
 import { migrate } from './migrate.js';
 import { openPool, type Sql } from './pool.js';
 import { ShardRouter } from './shards.js';
@@ -12,6 +12,8 @@ export interface Storage {
   catalog: Sql;
   router: ShardRouter;
   embedded: EmbeddedPostgresNode[];
+  /** The nodes' connection URLs (with passwords: for child processes' environment only). */
+  urls: { catalogUrl: string; shardNodes: ShardNodeConfig[] };
   close(): Promise<void>;
 }
 
@@ -21,13 +23,25 @@ export const EMBEDDED_SHARD_NODES = ['shard-1', 'shard-2'];
 export async function startEmbeddedNodes(config: Config, log: Logger): Promise<{ nodes: EmbeddedPostgresNode[]; catalogUrl: string; shards: ShardNodeConfig[] }> {
   const names = ['catalog', ...EMBEDDED_SHARD_NODES];
   const nodes = names.map(
-    (name, i) => new EmbeddedPostgresNode({ name, dir: path.join(config.DATA_DIR, 'pg', name), port: config.EMBEDDED_PG_PORT + i, log }),
+    (name, i) =>
+      new EmbeddedPostgresNode({
+        name,
+        dir: embeddedNodeDir(config.DATA_DIR, name, config.EMBEDDED_PG_SYSTEM_DIR),
+        port: config.EMBEDDED_PG_PORT + i,
+        log,
+        systemDir: config.EMBEDDED_PG_SYSTEM_DIR,
+      }),
   );
-  try {
-    await Promise.all(nodes.map((n) => n.start()));
-  } catch (err) {
+  if (nodes[0].opts.dir !== path.join(config.DATA_DIR, 'pg', 'catalog')) {
+    log.info({ dir: path.dirname(nodes[0].opts.dir), dataDir: config.DATA_DIR }, 'the postgres user cannot reach DATA_DIR: keeping Postgres data here instead');
+  }
+  // Wait for every start to settle before stopping: a node still starting when another failed
+  // would otherwise spawn its server after we stopped it, and be left behind.
+  const results = await Promise.allSettled(nodes.map((n) => n.start()));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
     await Promise.all(nodes.map((n) => n.stop().catch(() => {})));
-    throw err;
+    throw failed.reason;
   }
   return {
     nodes,
@@ -62,6 +76,7 @@ export async function openStorage(
       catalog,
       router,
       embedded,
+      urls: { catalogUrl, shardNodes },
       async close() {
         await router.close();
         await catalog.end({ timeout: 2 });
