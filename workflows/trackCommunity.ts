@@ -1,6 +1,6 @@
 // One workflow per tracked community: sync, then wait for the refresh interval or a `refresh`
-// signal, forever; continue-as-new keeps the history small. Deterministic: no I/O here, time
-// comes from Temporal (Date.now() inside a workflow is the workflow clock).
+// signal, for as long as the community is tracked; continue-as-new keeps the history small.
+// Deterministic: no I/O here, time comes from Temporal (Date.now() is the workflow clock).
 import {
   ActivityFailure,
   allHandlersFinished,
@@ -10,6 +10,7 @@ import {
   continueAsNew,
   defineQuery,
   defineSignal,
+  defineUpdate,
   isCancellation,
   log,
   proxyActivities,
@@ -18,6 +19,15 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { SyncSummary } from '../activities/sync.js';
+import { waitForDeadline } from './deadline.js';
+
+/** Sync now, then restart the interval. Several while waiting collapse into one sync. */
+export const refreshSignal = defineSignal('refresh');
+/** For the CLI: a bad value cannot be refused to a signal's sender, so it is logged and ignored. */
+export const setRefreshIntervalSignal = defineSignal<[number]>('setRefreshInterval');
+/** The same change, validated: a bad value is refused to the caller. Returns the new status. */
+export const setRefreshIntervalUpdate = defineUpdate<CommunityStatus, [number]>('setRefreshInterval');
+export const statusQuery = defineQuery<CommunityStatus>('status');
 
 export type CommunityState = 'syncing' | 'waiting' | 'failing' | 'not_found';
 
@@ -55,19 +65,29 @@ export interface TrackCommunityInput {
   };
 }
 
-export const refreshSignal = defineSignal('refresh');
-export const setRefreshIntervalSignal = defineSignal<[number]>('setRefreshInterval');
-export const statusQuery = defineQuery<CommunityStatus>('status');
-
 /** Bound on sync cycles per run, in case the server never suggests continue-as-new. */
 export const MAX_CYCLES_PER_RUN = 200;
+export const MIN_REFRESH_SECONDS = 1;
+export const MAX_REFRESH_SECONDS = 86_400;
 
 /** Error types the activities throw as non-retryable; the workflow records them and waits. */
 export const NOT_FOUND_TYPES = ['CommunityNotFound'];
 
+export function workflowIdOf(ref: string): string {
+  return `community:${ref}`;
+}
+
+/** Why a refresh interval is refused, or undefined when it is fine. */
+export function refreshSecondsProblem(seconds: unknown): string | undefined {
+  if (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < MIN_REFRESH_SECONDS || seconds > MAX_REFRESH_SECONDS) {
+    return `refreshSeconds must be a whole number from ${MIN_REFRESH_SECONDS} to ${MAX_REFRESH_SECONDS}, not ${JSON.stringify(seconds)}`;
+  }
+  return undefined;
+}
+
 const SYNC_OPTIONS: ActivityOptions = {
-  // Budget waits and up to SYNC_MAX_PAGES pages fit well within this. The activity heartbeats
-  // every 2 s, so a worker that died mid-sync is noticed after 10 s and the sync is retried.
+  // The activity keeps its requests and budget waits within this (it reads it from its context).
+  // It heartbeats every 2 s, so a worker that died mid-sync is noticed after 10 s and retried.
   startToCloseTimeout: '5 minutes',
   heartbeatTimeout: '10 seconds',
   retry: {
@@ -82,95 +102,146 @@ const SYNC_OPTIONS: ActivityOptions = {
   },
 };
 
+/** The state of one tracked community: what the status query shows and what continue-as-new carries. */
+class CommunityTracker {
+  readonly status: CommunityStatus;
+  refreshSeconds: number;
+  refreshRequested = false;
+  /** End of the last sync attempt (epoch ms): the interval counts from here. */
+  waitStartedAt: number;
+  cycles: number;
+
+  constructor(input: TrackCommunityInput) {
+    this.refreshSeconds = input.refreshSeconds;
+    this.waitStartedAt = input.carried?.waitStartedAt ?? Date.now();
+    this.cycles = input.carried?.cycles ?? 0;
+    this.status = input.carried?.status ?? {
+      state: 'syncing',
+      lastSyncAt: null,
+      nextSyncAt: null,
+      lastError: null,
+      syncs: 0,
+      postsStored: 0,
+      refreshSeconds: input.refreshSeconds,
+    };
+    this.status.refreshSeconds = input.refreshSeconds;
+  }
+
+  get dueAt(): number {
+    return this.waitStartedAt + this.refreshSeconds * 1000;
+  }
+
+  setRefreshSeconds(seconds: number): void {
+    this.refreshSeconds = seconds;
+    this.status.refreshSeconds = seconds;
+    if (this.status.state !== 'syncing') this.status.nextSyncAt = new Date(this.dueAt).toISOString();
+  }
+
+  startSync(): void {
+    this.refreshRequested = false;
+    this.status.state = 'syncing';
+  }
+
+  syncSucceeded(summary: SyncSummary): void {
+    this.status.syncs += 1;
+    this.status.lastSyncAt = new Date().toISOString();
+    this.status.lastError = null;
+    this.status.postsStored = summary.postsStored;
+    this.status.state = 'waiting';
+  }
+
+  syncFailed(error: SyncError, notFound: boolean): void {
+    this.status.lastError = error;
+    this.status.state = notFound ? 'not_found' : 'failing';
+  }
+
+  /** After a sync attempt: the interval starts again from now. */
+  startWaiting(): void {
+    this.cycles += 1;
+    this.waitStartedAt = Date.now();
+    if (this.status.state === 'syncing') this.status.state = 'waiting';
+    this.status.nextSyncAt = new Date(this.dueAt).toISOString();
+  }
+}
+
 export async function trackCommunity(input: TrackCommunityInput): Promise<void> {
   const maxCycles = input.maxCyclesPerRun ?? MAX_CYCLES_PER_RUN;
   const { syncCommunity } = proxyActivities<Activities>({ ...SYNC_OPTIONS, summary: `sync ${input.ref}` });
-  let refreshSeconds = input.refreshSeconds;
-  let refreshRequested = input.carried?.syncNow ?? true;
-  let intervalChanged = false;
-  const status: CommunityStatus = input.carried?.status ?? {
-    state: 'syncing',
-    lastSyncAt: null,
-    nextSyncAt: null,
-    lastError: null,
-    syncs: 0,
-    postsStored: 0,
-    refreshSeconds,
-  };
-  status.refreshSeconds = refreshSeconds;
+  const tracker = new CommunityTracker(input);
 
   setHandler(refreshSignal, () => {
-    refreshRequested = true;
+    tracker.refreshRequested = true;
   });
   setHandler(setRefreshIntervalSignal, (seconds: number) => {
-    // Signals cannot be rejected; a bad value from the CLI is logged and ignored.
-    if (!Number.isInteger(seconds) || seconds < 1 || seconds > 86_400) {
-      log.warn('ignoring setRefreshInterval: seconds must be an integer from 1 to 86400', { seconds });
+    const problem = refreshSecondsProblem(seconds);
+    if (problem) log.warn(`ignoring setRefreshInterval: ${problem}`, { seconds });
+    else tracker.setRefreshSeconds(seconds);
+  });
+  setHandler(
+    setRefreshIntervalUpdate,
+    (seconds: number) => {
+      tracker.setRefreshSeconds(seconds);
+      return tracker.status;
+    },
+    {
+      validator: (seconds: number) => {
+        const problem = refreshSecondsProblem(seconds);
+        if (problem) throw new Error(problem);
+      },
+    },
+  );
+  setHandler(statusQuery, () => tracker.status);
+
+  // A new run syncs at once; a carried-over run resumes its wait (or syncs, if it was due).
+  let syncNow = input.carried?.syncNow ?? true;
+  for (;;) {
+    if (!syncNow) {
+      await waitForDeadline(
+        () => tracker.dueAt,
+        () => tracker.refreshRequested,
+        { summary: `wait ${tracker.refreshSeconds}s or a refresh signal` },
+      );
+    }
+    syncNow = false;
+    if (!(await sync())) {
+      log.info('community is no longer tracked; stopping');
       return;
     }
-    refreshSeconds = seconds;
-    status.refreshSeconds = seconds;
-    intervalChanged = true;
-  });
-  setHandler(statusQuery, () => status);
+    tracker.startWaiting();
 
-  // The interval counts from the end of the last sync; a carried-over run resumes its wait.
-  let waitStartedAt = input.carried?.waitStartedAt ?? Date.now();
-  let cycles = input.carried?.cycles ?? 0;
-
-  for (;;) {
-    if (refreshRequested) {
-      refreshRequested = false;
-      const tracked = await runSync();
-      waitStartedAt = Date.now();
-      if (!tracked) {
-        log.info('community is no longer tracked; stopping');
-        return;
-      }
-      cycles += 1;
-    }
-
-    if (cycles >= maxCycles || workflowInfo().continueAsNewSuggested) {
-      // Let signal handlers finish, then carry everything over, including a pending refresh.
+    if (tracker.cycles >= maxCycles || workflowInfo().continueAsNewSuggested) {
+      // Let handlers finish, then carry everything over, including a refresh that arrived.
       await condition(allHandlersFinished);
-      const syncNow = refreshRequested || Date.now() >= waitStartedAt + refreshSeconds * 1000;
-      await continueAsNew<typeof trackCommunity>({ ...input, refreshSeconds, carried: { status, syncNow, waitStartedAt, cycles: 0 } });
+      await continueAsNew<typeof trackCommunity>({
+        ...input,
+        refreshSeconds: tracker.refreshSeconds,
+        carried: {
+          status: tracker.status,
+          syncNow: tracker.refreshRequested || Date.now() >= tracker.dueAt,
+          waitStartedAt: tracker.waitStartedAt,
+          cycles: 0,
+        },
+      });
     }
-
-    const dueAt = waitStartedAt + refreshSeconds * 1000;
-    status.nextSyncAt = new Date(dueAt).toISOString();
-    if (status.state === 'syncing') status.state = 'waiting';
-    intervalChanged = false;
-    const remaining = dueAt - Date.now();
-    const woken = remaining <= 0 || (await condition(() => refreshRequested || intervalChanged, remaining, {
-      summary: `wait ${refreshSeconds}s or a refresh signal`,
-    }));
-    if (!woken) refreshRequested = true; // interval elapsed
-    // intervalChanged alone: loop and wait again with the new interval from the same start.
   }
 
   /** Returns false when the community was removed from the catalog. */
-  async function runSync(): Promise<boolean> {
-    const previous = status.state;
-    status.state = 'syncing';
+  async function sync(): Promise<boolean> {
+    tracker.startSync();
     let summary: SyncSummary;
     try {
-      summary = await syncCommunity({ ref: input.ref, instance: input.instance, name: input.name, refreshSeconds });
+      summary = await syncCommunity({ ref: input.ref, instance: input.instance, name: input.name, refreshSeconds: tracker.refreshSeconds }); // TEMP until the activity stops taking it
     } catch (err) {
       if (isCancellation(err)) throw err;
       const failure = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
       const code = failure?.type ? snake(failure.type) : 'sync_failed';
-      status.lastError = { code, message: failure?.message ?? (err as Error).message, at: new Date().toISOString() };
-      status.state = failure?.type && NOT_FOUND_TYPES.includes(failure.type) ? 'not_found' : 'failing';
-      log.warn('sync failed', { code, message: status.lastError.message, previous });
+      const error = { code, message: failure?.message ?? (err as Error).message, at: new Date().toISOString() };
+      tracker.syncFailed(error, Boolean(failure?.type && NOT_FOUND_TYPES.includes(failure.type)));
+      log.warn('sync failed', { code, message: error.message });
       return true;
     }
     if (!summary.tracked) return false;
-    status.syncs += 1;
-    status.lastSyncAt = new Date().toISOString();
-    status.lastError = null;
-    status.postsStored = summary.postsStored;
-    status.state = 'waiting';
+    tracker.syncSucceeded(summary);
     return true;
   }
 }

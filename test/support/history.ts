@@ -1,0 +1,22 @@
+// Reading a workflow's history in tests: what a user would notice as "stuck" shows up there as
+// failed workflow tasks, whatever the query answers.
+import type { WorkflowHandle } from '@temporalio/client';
+
+/** Failed workflow tasks of every run of the workflow (across continue-as-new), with their causes. */
+export async function failedWorkflowTasks(handle: WorkflowHandle): Promise<string[]> {
+  const failures: string[] = [];
+  let runId: string | undefined = (await handle.describe()).runId;
+  const client = handle.client;
+  const seen = new Set<string>();
+  // Walk back through the chain of runs (continue-as-new) via each first event's continuedExecutionRunId.
+  while (runId && !seen.has(runId)) {
+    seen.add(runId);
+    const history = await client.getHandle(handle.workflowId, runId).fetchHistory();
+    for (const e of history.events ?? []) {
+      const attrs = e.workflowTaskFailedEventAttributes;
+      if (attrs) failures.push(`${attrs.cause ?? ''}: ${attrs.failure?.message ?? ''}`);
+    }
+    runId = history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId ?? undefined;
+  }
+  return failures;
+}
