@@ -19,6 +19,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { SyncSummary } from '../activities/sync.js';
+import { failureCode, isNotFoundFailure, PERMANENT_FAILURE_TYPES } from '../src/failures.js';
 import { waitForDeadline } from './deadline.js';
 
 /** Sync now, then restart the interval. Several while waiting collapse into one sync. */
@@ -70,9 +71,6 @@ export const MAX_CYCLES_PER_RUN = 200;
 export const MIN_REFRESH_SECONDS = 1;
 export const MAX_REFRESH_SECONDS = 86_400;
 
-/** Error types the activities throw as non-retryable; the workflow records them and waits. */
-export const NOT_FOUND_TYPES = ['CommunityNotFound'];
-
 export function workflowIdOf(ref: string): string {
   return `community:${ref}`;
 }
@@ -98,7 +96,7 @@ const SYNC_OPTIONS: ActivityOptions = {
     // tries again at the next interval or refresh.
     maximumInterval: '20 seconds',
     maximumAttempts: 8,
-    nonRetryableErrorTypes: ['CommunityNotFound', 'NotLemmyApi', 'InstanceRequiresLogin'],
+    nonRetryableErrorTypes: [...PERMANENT_FAILURE_TYPES],
   },
 };
 
@@ -234,9 +232,9 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
     } catch (err) {
       if (isCancellation(err)) throw err;
       const failure = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
-      const code = failure?.type ? snake(failure.type) : 'sync_failed';
+      const code = failure?.type ? failureCode(failure.type) : 'sync_failed';
       const error = { code, message: failure?.message ?? (err as Error).message, at: new Date().toISOString() };
-      tracker.syncFailed(error, Boolean(failure?.type && NOT_FOUND_TYPES.includes(failure.type)));
+      tracker.syncFailed(error, isNotFoundFailure(failure?.type));
       log.warn('sync failed', { code, message: error.message });
       return true;
     }
@@ -244,8 +242,4 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
     tracker.syncSucceeded(summary);
     return true;
   }
-}
-
-function snake(type: string): string {
-  return type.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
 }
