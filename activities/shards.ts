@@ -4,12 +4,28 @@
 //   flipShard     under the shard's exclusive write lock: make the target exactly equal to the
 //                 source for that shard, verify, and point shard_map at the target (one transaction)
 //   cleanupShard  delete the shard's rows from the source once the map no longer points at it
+// The SQL is in src/db/shard-moves.ts; here are only Temporal's concerns: heartbeats, resuming
+// from heartbeat details, and which failures are not worth retrying.
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { Client } from '@temporalio/client';
 import type { Sql } from '../src/db/pool.js';
-import { LOGICAL_SHARDS, SHARD_WRITE_LOCK, isConnectionError, type ShardRouter } from '../src/db/shards.js';
-import type { ShardLoad } from '../src/db/rebalance.js';
-import type { ActivityDeps } from './index.js';
+import {
+  COPY_BATCH,
+  ShardMoveConflict,
+  bulkCopy,
+  deleteShardPostsBatch,
+  DELETE_BATCH,
+  flipShardMap,
+  nodeNow,
+  reconcile,
+  shardLoads,
+  shardNode,
+  type CopyProgress,
+  type FlipResult,
+  type ShardLoadReport,
+} from '../src/db/shard-moves.js';
+import { LOGICAL_SHARDS, type ShardRouter } from '../src/db/shards.js';
+
+export type { CopyProgress, FlipResult, ShardLoadReport };
 
 export interface MoveShardInput {
   shard: number;
@@ -17,14 +33,6 @@ export interface MoveShardInput {
   to: string;
   /** Rows per copy batch (default COPY_BATCH). */
   batchSize?: number;
-}
-
-export interface CopyProgress {
-  /** Last (community_id, lemmy_id) copied; the next batch starts after it. */
-  lastKey: [number, number] | null;
-  copied: number;
-  /** Source-node clock when the first attempt started copying (ISO). */
-  startedAt: string;
 }
 
 export interface CopyResult {
@@ -35,222 +43,46 @@ export interface CopyResult {
   resumedFrom: number;
 }
 
-export interface FlipResult {
-  alreadyFlipped: boolean;
-  /** Rows inserted or updated on the target by the final catch-up (under the lock). */
-  caughtUp: number;
-  /** Stale rows removed from the target (e.g. posts of a community deleted during the copy). */
-  removed: number;
-  rows: number;
-  /** How long writes into the shard were held, ms. */
-  heldMs: number;
-}
-
 export interface CleanupResult {
   deleted: number;
-}
-
-export interface ShardLoadReport {
-  nodes: string[];
-  shards: ShardLoad[];
 }
 
 /** Errors that mean the move cannot go on as asked: not retried. */
 export const MOVE_CONFLICT = 'ShardMoveConflict';
 
-export const COPY_BATCH = 1000;
-const DIFF_BATCH = 10_000;
-const DELETE_BATCH = 5000;
-/** How long the flip waits for in-flight writes of the shard before giving up (and retrying). */
-const FLIP_LOCK_TIMEOUT_MS = 5000;
-
-const UPSERT_ALL = `
-  on conflict (community_id, lemmy_id) do update set
-    shard = excluded.shard, ap_id = excluded.ap_id, title = excluded.title, url = excluded.url,
-    body = excluded.body, author = excluded.author, thumbnail = excluded.thumbnail,
-    published = excluded.published, updated = excluded.updated, score = excluded.score,
-    upvotes = excluded.upvotes, downvotes = excluded.downvotes, comments = excluded.comments,
-    nsfw = excluded.nsfw, featured = excluded.featured, fetched_at = excluded.fetched_at`;
-
-/**
- * Rows travel as JSON (`json_agg` on the source, `json_populate_recordset` on the target) so every
- * column, timestamps with their microseconds included, arrives exactly as stored.
- */
-async function insertJsonRows(target: Sql, json: string): Promise<number> {
-  const res = await target.unsafe(`insert into posts select * from json_populate_recordset(null::posts, $1::text::json) ${UPSERT_ALL}`, [json]);
-  return res.count;
+export interface ShardActivityDeps {
+  catalog: Sql;
+  router: ShardRouter;
 }
 
-function heartbeat(details?: unknown): void {
+function conflict(message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: MOVE_CONFLICT, message, nonRetryable: true });
+}
+
+/** Storage's "cannot go on as asked" becomes a non-retryable failure; anything else is retried. */
+async function asActivity<T>(step: () => Promise<T>): Promise<T> {
   try {
-    Context.current().heartbeat(details);
-  } catch {
-    /* outside an activity (tests, CLI) */
+    return await step();
+  } catch (err) {
+    if (err instanceof ShardMoveConflict) throw conflict(err.message);
+    throw err;
   }
-}
-
-async function mappedNode(catalog: Sql, shard: number): Promise<string> {
-  const [row] = await catalog<{ node: string }[]>`select node from shard_map where shard = ${shard}`;
-  if (!row) throw ApplicationFailure.create({ type: MOVE_CONFLICT, message: `logical shard ${shard} is not in shard_map`, nonRetryable: true });
-  return row.node;
 }
 
 function validate(router: ShardRouter, input: MoveShardInput): void {
   const { shard, from, to } = input;
-  if (!Number.isInteger(shard) || shard < 0 || shard >= LOGICAL_SHARDS) {
-    throw ApplicationFailure.create({ type: MOVE_CONFLICT, message: `shard must be 0..${LOGICAL_SHARDS - 1}`, nonRetryable: true });
-  }
-  if (from === to) throw ApplicationFailure.create({ type: MOVE_CONFLICT, message: 'source and target are the same node', nonRetryable: true });
+  if (!Number.isInteger(shard) || shard < 0 || shard >= LOGICAL_SHARDS) throw conflict(`shard must be 0..${LOGICAL_SHARDS - 1}`);
+  if (from === to) throw conflict('source and target are the same node');
   for (const node of [from, to]) {
     if (!router.nodeNames().includes(node)) throw new Error(`unknown post-shard node "${node}"`); // retried after refreshNodes
   }
 }
 
-/** Copies `shard`'s rows from `source` to `target` in keyset batches, starting after `progress.lastKey`. */
-export async function bulkCopy(source: Sql, target: Sql, shard: number, progress: CopyProgress, onBatch: (p: CopyProgress) => void = () => {}, batch = COPY_BATCH): Promise<CopyProgress> {
-  let { lastKey, copied } = progress;
-  for (;;) {
-    const after = lastKey ? source`and (community_id, lemmy_id) > (${lastKey[0]}, ${lastKey[1]})` : source``;
-    const [page] = await source<{ j: string | null; n: number; last_c: number | null; last_l: number | null }[]>`
-      with page as (
-        select * from posts where shard = ${shard} ${after}
-        order by community_id, lemmy_id limit ${batch})
-      select json_agg(page)::text as j, count(*)::int as n,
-             (array_agg(community_id order by community_id desc, lemmy_id desc))[1] as last_c,
-             (array_agg(lemmy_id order by community_id desc, lemmy_id desc))[1] as last_l
-      from page`;
-    if (!page.n || !page.j) break;
-    await insertJsonRows(target, page.j);
-    copied += page.n;
-    lastKey = [Number(page.last_c), Number(page.last_l)];
-    const p = { ...progress, lastKey, copied };
-    onBatch(p);
-    if (page.n < batch) break;
-  }
-  return { ...progress, lastKey, copied };
+function heartbeat(details?: unknown): void {
+  Context.current().heartbeat(details);
 }
 
-/**
- * Makes the target's rows of `shard` exactly equal to the source's: copies rows missing on the
- * target or whose fetched_at differs (every upsert that changes a row bumps it), deletes target
- * rows the source no longer has. Walks both key sets in keyset chunks, so memory stays bounded.
- */
-export async function reconcile(source: Sql, target: Sql, shard: number): Promise<{ copied: number; removed: number; rows: number }> {
-  let copied = 0;
-  let removed = 0;
-  let rows = 0;
-  let lastKey: [number, number] | null = null;
-  type K = { c: number; l: number; f: string };
-  for (;;) {
-    const after = (sql: Sql) => (lastKey ? sql`and (community_id, lemmy_id) > (${lastKey[0]}, ${lastKey[1]})` : sql``);
-    const src = await source<K[]>`
-      select community_id as c, lemmy_id as l, (extract(epoch from fetched_at) * 1000000)::bigint::text as f from posts
-      where shard = ${shard} ${after(source)} order by community_id, lemmy_id limit ${DIFF_BATCH}`;
-    const last = src.length === DIFF_BATCH ? src[src.length - 1] : undefined;
-    // The target's keys in the same range; after the source's final chunk, everything beyond.
-    const upTo = last ? target`and (community_id, lemmy_id) <= (${last.c}, ${last.l})` : target``;
-    const dst = await target<K[]>`
-      select community_id as c, lemmy_id as l, (extract(epoch from fetched_at) * 1000000)::bigint::text as f from posts
-      where shard = ${shard} ${after(target)} ${upTo}`;
-    rows += src.length;
-    const onTarget = new Map(dst.map((r) => [`${r.c}:${r.l}`, r.f]));
-    const onSource = new Set(src.map((r) => `${r.c}:${r.l}`));
-    const need = src.filter((r) => onTarget.get(`${r.c}:${r.l}`) !== r.f);
-    const stale = dst.filter((r) => !onSource.has(`${r.c}:${r.l}`));
-    for (let i = 0; i < need.length; i += COPY_BATCH) {
-      const part = need.slice(i, i + COPY_BATCH);
-      const [{ j }] = await source<{ j: string | null }[]>`
-        select json_agg(p)::text as j from posts p
-        where shard = ${shard}
-          and (community_id, lemmy_id) in (select * from unnest(${part.map((r) => r.c)}::bigint[], ${part.map((r) => r.l)}::bigint[]))`;
-      if (j) copied += await insertJsonRows(target, j);
-    }
-    if (stale.length) {
-      const res = await target`
-        delete from posts where shard = ${shard}
-          and (community_id, lemmy_id) in (select * from unnest(${stale.map((r) => r.c)}::bigint[], ${stale.map((r) => r.l)}::bigint[]))`;
-      removed += res.count;
-    }
-    heartbeat({ reconciled: rows });
-    if (!last) break;
-    lastKey = [last.c, last.l];
-  }
-  return { copied, removed, rows };
-}
-
-async function countShard(sql: Sql, shard: number): Promise<number> {
-  const [{ n }] = await sql<{ n: number }[]>`select count(*)::int as n from posts where shard = ${shard}`;
-  return n;
-}
-
-/** Posts per logical shard as the map places them (rows left over on other nodes are not counted). */
-export async function shardLoads(router: ShardRouter): Promise<ShardLoadReport> {
-  await router.refreshNodes();
-  const map = await router.shardMap();
-  const placements = await router.placements();
-  const counts = new Map<number, number>();
-  await Promise.all(
-    placements.map(async ({ node, shards }) => {
-      const rows = await router.pool(node)<{ shard: number; n: number }[]>`
-        select shard, count(*)::int as n from posts where shard = any(${shards}::int[]) group by shard`;
-      for (const r of rows) counts.set(r.shard, r.n);
-    }),
-  );
-  return {
-    nodes: router.nodeNames(),
-    shards: [...map.entries()].sort((a, b) => a[0] - b[0]).map(([shard, node]) => ({ shard, node, posts: counts.get(shard) ?? 0 })),
-  };
-}
-
-export interface NodeStatus {
-  node: string;
-  url: string;
-  up: boolean;
-  error?: string;
-  shards: number[];
-  communities: number;
-  posts: number | null;
-}
-
-/** Each registered node with its logical shards, communities and post counts (down nodes flagged). */
-export async function shardStatus(router: ShardRouter, redact: (url: string) => string): Promise<{ logicalShards: number; nodes: NodeStatus[] }> {
-  await router.refreshNodes();
-  const urls = await router.catalog<{ name: string; url: string }[]>`select name, url from shard_nodes order by name`;
-  const map = await router.shardMap();
-  const perShard = await router.catalog<{ shard: number; n: number }[]>`select shard, count(*)::int as n from communities group by shard`;
-  const communitiesOf = new Map(perShard.map((r) => [r.shard, r.n]));
-  const nodes = await Promise.all(
-    urls.map(async ({ name, url }): Promise<NodeStatus> => {
-      const shards = [...map.entries()].filter(([, n]) => n === name).map(([s]) => s).sort((a, b) => a - b);
-      const communities = shards.reduce((sum, s) => sum + (communitiesOf.get(s) ?? 0), 0);
-      try {
-        const [{ n }] = await router.pool(name)<{ n: number }[]>`select count(*)::int as n from posts where shard = any(${shards}::int[])`;
-        return { node: name, url: redact(url), up: true, shards, communities, posts: n };
-      } catch (err) {
-        if (!isConnectionError(err)) throw err;
-        return { node: name, url: redact(url), up: false, error: (err as Error).message, shards, communities, posts: null };
-      }
-    }),
-  );
-  return { logicalShards: LOGICAL_SHARDS, nodes };
-}
-
-export const REBALANCE_WORKFLOW_ID = 'rebalance-shards';
-
-/** Starts the rebalanceShards workflow, or joins the one already running. */
-export async function startRebalance(client: Client, taskQueue: string) {
-  return client.workflow.start('rebalanceShards', {
-    workflowId: REBALANCE_WORKFLOW_ID,
-    taskQueue,
-    args: [{}],
-    workflowIdConflictPolicy: 'USE_EXISTING',
-    staticSummary: 'rebalance logical shards across post-shard nodes',
-  });
-}
-
-export function createShardActivities(deps: ActivityDeps) {
-  const { router, catalog } = deps;
-
+export function createShardActivities({ router, catalog }: ShardActivityDeps) {
   return {
     /** Per-node, per-shard post counts for planning. */
     async shardLoads(): Promise<ShardLoadReport> {
@@ -258,81 +90,57 @@ export function createShardActivities(deps: ActivityDeps) {
     },
 
     /** Step 1: bulk copy, resumable from the last heartbeated key. */
-    async copyShard(input: MoveShardInput): Promise<CopyResult> {
-      await router.refreshNodes();
-      validate(router, input);
-      const { shard, from, to } = input;
-      const node = await mappedNode(catalog, shard);
-      if (node === to) return { alreadyMoved: true, copied: 0, startedAt: null, resumedFrom: 0 };
-      if (node !== from) {
-        throw ApplicationFailure.create({ type: MOVE_CONFLICT, message: `shard ${shard} is on "${node}", not on "${from}"`, nonRetryable: true });
-      }
-      const source = router.pool(from);
-      const target = router.pool(to);
-      let progress = Context.current().info.heartbeatDetails as CopyProgress | undefined;
-      if (!progress?.startedAt) {
-        const [{ now }] = await source<{ now: string }[]>`select now()::text as now`;
-        progress = { lastKey: null, copied: 0, startedAt: now };
-      }
-      const resumedFrom = progress.copied;
-      heartbeat(progress);
-      const batch = Math.min(Math.max(Math.floor(input.batchSize ?? COPY_BATCH), 1), 10_000);
-      const done = await bulkCopy(source, target, shard, progress, (p) => heartbeat(p), batch);
-      return { alreadyMoved: false, copied: done.copied, startedAt: done.startedAt, resumedFrom };
-    },
+    copyShard: (input: MoveShardInput): Promise<CopyResult> =>
+      asActivity(async () => {
+        await router.refreshNodes();
+        validate(router, input);
+        const { shard, from, to } = input;
+        const node = await shardNode(catalog, shard);
+        if (node === to) return { alreadyMoved: true, copied: 0, startedAt: null, resumedFrom: 0 };
+        if (node !== from) throw new ShardMoveConflict(`shard ${shard} is on "${node}", not on "${from}"`);
+        const source = router.pool(from);
+        let progress = Context.current().info.heartbeatDetails as CopyProgress | undefined;
+        if (!progress?.startedAt) progress = { lastKey: null, copied: 0, startedAt: await nodeNow(source) };
+        const resumedFrom = progress.copied;
+        heartbeat(progress);
+        const batch = Math.min(Math.max(Math.floor(input.batchSize ?? COPY_BATCH), 1), 10_000);
+        const done = await bulkCopy(source, router.pool(to), shard, progress, (p) => heartbeat(p), batch);
+        return { alreadyMoved: false, copied: done.copied, startedAt: done.startedAt, resumedFrom };
+      }),
 
     /**
      * Step 2: catch up and flip. A first reconcile without the lock copies most of what changed
-     * during the bulk copy; then, holding the shard's write lock exclusively (syncs of the shard
-     * wait or fail fast and are retried by Temporal), a final reconcile makes the target exact,
-     * counts are verified, and shard_map is updated in the same catalog transaction.
+     * during the bulk copy; then the flip holds the shard's writes for the final, exact catch-up.
      */
-    async flipShard(input: MoveShardInput): Promise<FlipResult> {
-      await router.refreshNodes();
-      validate(router, input);
-      const { shard, from, to } = input;
-      if ((await mappedNode(catalog, shard)) === to) return { alreadyFlipped: true, caughtUp: 0, removed: 0, rows: 0, heldMs: 0 };
-      const source = router.pool(from);
-      const target = router.pool(to);
-      await reconcile(source, target, shard);
-      heartbeat('locking');
-      return (await catalog.begin(async (tx) => {
-        await tx.unsafe(`set local lock_timeout = ${FLIP_LOCK_TIMEOUT_MS}`);
-        await tx`select pg_advisory_xact_lock(${SHARD_WRITE_LOCK}, ${shard})`;
-        const held = Date.now();
-        const [row] = await tx<{ node: string }[]>`select node from shard_map where shard = ${shard} for update`;
-        if (row?.node === to) return { alreadyFlipped: true, caughtUp: 0, removed: 0, rows: 0, heldMs: 0 };
-        if (row?.node !== from) {
-          throw ApplicationFailure.create({ type: MOVE_CONFLICT, message: `shard ${shard} is on "${row?.node}", not on "${from}"`, nonRetryable: true });
-        }
-        const { copied, removed, rows } = await reconcile(source, target, shard);
-        const [onSource, onTarget] = await Promise.all([countShard(source, shard), countShard(target, shard)]);
-        if (onSource !== onTarget || onSource !== rows) {
-          throw new Error(`shard ${shard}: ${onSource} rows on "${from}" but ${onTarget} on "${to}" after catch-up`);
-        }
-        await tx`update shard_map set node = ${to} where shard = ${shard}`;
-        return { alreadyFlipped: false, caughtUp: copied, removed, rows, heldMs: Date.now() - held };
-      })) as FlipResult;
-    },
+    flipShard: (input: MoveShardInput): Promise<FlipResult> =>
+      asActivity(async () => {
+        await router.refreshNodes();
+        validate(router, input);
+        const { shard, from, to } = input;
+        if ((await shardNode(catalog, shard)) === to) return { alreadyFlipped: true, caughtUp: 0, removed: 0, rows: 0, heldMs: 0 };
+        const source = router.pool(from);
+        const target = router.pool(to);
+        const progress = (rows: number) => heartbeat({ reconciled: rows });
+        await reconcile(source, target, shard, progress);
+        heartbeat('locking');
+        return flipShardMap(catalog, source, target, { shard, from, to }, progress);
+      }),
 
     /** Step 3: delete the shard's rows from the old node, in batches. */
-    async cleanupShard(input: MoveShardInput): Promise<CleanupResult> {
-      await router.refreshNodes();
-      const { shard, from } = input;
-      const node = await mappedNode(catalog, shard);
-      if (node === from) {
-        throw ApplicationFailure.create({ type: MOVE_CONFLICT, message: `shard ${shard} still maps to "${from}": refusing to delete its rows`, nonRetryable: true });
-      }
-      const source = router.pool(from);
-      let deleted = 0;
-      for (;;) {
-        const res = await source`
-          delete from posts where ctid = any(array(select ctid from posts where shard = ${shard} limit ${DELETE_BATCH}))`;
-        deleted += res.count;
-        heartbeat({ deleted });
-        if (res.count < DELETE_BATCH) break;
-      }
-      return { deleted };
-    },
+    cleanupShard: (input: MoveShardInput): Promise<CleanupResult> =>
+      asActivity(async () => {
+        await router.refreshNodes();
+        const { shard, from } = input;
+        if ((await shardNode(catalog, shard)) === from) throw new ShardMoveConflict(`shard ${shard} still maps to "${from}": refusing to delete its rows`);
+        const source = router.pool(from);
+        let deleted = 0;
+        for (;;) {
+          const n = await deleteShardPostsBatch(source, shard);
+          deleted += n;
+          heartbeat({ deleted });
+          if (n < DELETE_BATCH) break;
+        }
+        return { deleted };
+      }),
   };
 }

@@ -1,5 +1,8 @@
 // The Hono app: REST API under /api, /healthz, and the server-rendered website, sharing one
 // service layer. createApp is what tests use; startApiServer (server.ts) serves it over HTTP.
+// In front of every route: security headers (CSP), the page renderer, the Host allowlist, CORS,
+// the body limit, the cross-site check, and for /api the bearer token and JSON-only bodies
+// (guards.ts, auth.ts); /static/* serves public/static (web/assets.ts).
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
@@ -8,13 +11,17 @@ import type { LemmyClient } from '../src/lemmy/client.js';
 import { createLemmyClient } from '../src/lemmy/factory.js';
 import { requireBearer } from './auth.js';
 import { ApiError, errorBody, resolveError } from './errors.js';
+import { crossSiteGuard, hostAllowlist, jsonBodiesOnly, RequestInfo } from './guards.js';
 import { communityRoutes } from './routes/communities.js';
 import { healthRoutes } from './routes/health.js';
 import { postRoutes } from './routes/posts.js';
 import { shardRoutes } from './routes/shards.js';
 import type { ApiDeps } from './server.js';
 import { statusClientOf, type Services } from './service.js';
-import { renderErrorPage, webRoutes } from './web/routes.js';
+import { staticFiles } from './web/assets.js';
+import { pageRenderer } from './web/layout.js';
+import { renderErrorPage } from './web/pages/error.js';
+import { webRoutes } from './web/routes.js';
 
 export interface AppOptions {
   /** Lemmy client for add-time checks; one with the shared per-instance budget is made if absent. */
@@ -26,6 +33,8 @@ const isApiPath = (path: string) => path === '/api' || path.startsWith('/api/') 
 export function createApp(deps: ApiDeps, opts: AppOptions = {}): Hono {
   const s: Services = { ...deps, lemmy: opts.lemmy ?? createLemmyClient(deps.config, deps.catalog), statusClient: statusClientOf(deps) };
   const { config, log } = deps;
+  const info = new RequestInfo(config.TRUSTED_PROXIES);
+  const corsOrigins = (config.CORS_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean);
   const app = new Hono();
 
   app.use(
@@ -33,7 +42,7 @@ export function createApp(deps: ApiDeps, opts: AppOptions = {}): Hono {
     secureHeaders({
       contentSecurityPolicy: {
         defaultSrc: ["'none'"],
-        styleSrc: ["'unsafe-inline'"],
+        styleSrc: ["'self'"],
         imgSrc: ['https:', 'http:', 'data:'],
         formAction: ["'self'"],
         baseUri: ["'none'"],
@@ -46,13 +55,15 @@ export function createApp(deps: ApiDeps, opts: AppOptions = {}): Hono {
       crossOriginEmbedderPolicy: false,
     }),
   );
+  // Website pages render inside the layout (c.render); error pages too, so it comes first.
+  app.use('*', pageRenderer(deps));
+  app.use('*', hostAllowlist(config.ALLOWED_HOSTS));
 
-  if (config.CORS_ORIGINS) {
-    const origins = config.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean);
+  if (corsOrigins.length) {
     app.use(
       '/api/*',
       cors({
-        origin: origins.includes('*') ? '*' : origins,
+        origin: corsOrigins.includes('*') ? '*' : corsOrigins,
         allowMethods: ['GET', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
         allowHeaders: ['Content-Type', 'Authorization'],
         maxAge: 600,
@@ -64,27 +75,30 @@ export function createApp(deps: ApiDeps, opts: AppOptions = {}): Hono {
     maxSize: config.API_BODY_LIMIT_BYTES,
     onError: (c) => {
       const e = new ApiError(413, 'payload_too_large', `The request body is larger than ${config.API_BODY_LIMIT_BYTES} bytes`);
-      return isApiPath(c.req.path) ? c.json(errorBody(e), 413) : c.html(renderErrorPage(deps, 413, e.message), 413);
+      return isApiPath(c.req.path) ? c.json(errorBody(e), 413) : renderErrorPage(c, 413, e.message);
     },
   });
   app.use('*', async (c, next) => (c.req.method === 'GET' || c.req.method === 'HEAD' ? next() : limit(c, next)));
 
+  app.use('*', crossSiteGuard(info, corsOrigins, isApiPath));
   app.use('/api/*', requireBearer(config.API_TOKEN));
+  app.use('/api/*', jsonBodiesOnly);
+  app.use('/static/*', ...staticFiles());
   app.route('/api/communities', communityRoutes(s));
   app.route('/api/posts', postRoutes(s));
   app.route('/api/shards', shardRoutes(deps));
   app.route('/healthz', healthRoutes(s));
-  app.route('/', webRoutes(s));
+  app.route('/', webRoutes(s, info));
 
   app.notFound((c) => {
     if (isApiPath(c.req.path)) return c.json(errorBody(new ApiError(404, 'not_found', `No route ${c.req.method} ${c.req.path}`)), 404);
-    return c.html(renderErrorPage(deps, 404, 'There is no page at this address.'), 404);
+    return renderErrorPage(c, 404, 'There is no page at this address.');
   });
 
   app.onError((err, c) => {
     const e = resolveError(c, err, log);
     if (isApiPath(c.req.path)) return c.json(errorBody(e), e.status);
-    return c.html(renderErrorPage(deps, e.status, e.message), e.status);
+    return renderErrorPage(c, e.status, e.message);
   });
 
   return app;

@@ -59,8 +59,18 @@ function describeIssue(err: z.ZodError): string {
   return issue.message;
 }
 
-/** Reads a JSON object body; malformed JSON is a 400 invalid_json. */
+/** `application/json`, with or without parameters (charset). */
+export function isJsonContentType(type: string | undefined): boolean {
+  return type !== undefined && /^application\/json\s*(;|$)/i.test(type.trim());
+}
+
+export function unsupportedMediaType(): ApiError {
+  return new ApiError(415, 'unsupported_media_type', 'The request body must be JSON, sent with Content-Type: application/json');
+}
+
+/** Reads a JSON object body; another Content-Type is a 415, malformed JSON a 400 invalid_json. */
 export async function readJsonObject(c: Context): Promise<Record<string, unknown>> {
+  if (!isJsonContentType(c.req.header('content-type'))) throw unsupportedMediaType();
   const text = await c.req.text();
   if (!text.trim()) throw new ApiError(400, 'invalid_json', 'The request body must be a JSON object');
   let value: unknown;

@@ -1,6 +1,7 @@
 // Configuration comes from the environment only (12-factor). Every variable is optional and
 // documented in README.md; bad values stop the process at start with a message naming them.
 import path from 'node:path';
+import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import pkg from '../package.json' with { type: 'json' };
 
@@ -22,6 +23,72 @@ const num = (min: number, max: number) =>
     .regex(/^\d+(\.\d+)?$/, 'must be a number')
     .transform(Number)
     .pipe(z.number().min(min).max(max));
+/** `ALLOWED_HOSTS`: host names without ports, lower-case, IPv6 in brackets; `*` allows any. */
+const hostList = z.string().transform((value, ctx) => {
+  const hosts: string[] = [];
+  for (const part of value.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const host = normalizeHostName(part);
+    if (!host) {
+      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(part)} is not a host name or IP address (list names like localhost,api.example.org, or *)` });
+      return z.NEVER;
+    }
+    if (!hosts.includes(host)) hosts.push(host);
+  }
+  if (hosts.length === 0) {
+    ctx.addIssue({ code: 'custom', message: 'must list at least one host name, or *' });
+    return z.NEVER;
+  }
+  return hosts;
+});
+
+/** `TRUSTED_PROXIES`: IP addresses or CIDR ranges, normalised to `address/bits`; `none` for none. */
+const cidrList = z.string().transform((value, ctx) => {
+  if (value.trim().toLowerCase() === 'none') return [];
+  const ranges: string[] = [];
+  for (const part of value.split(',').map((p) => p.trim()).filter(Boolean)) {
+    try {
+      const [addr, bits] = part.includes('/') ? ipaddr.parseCIDR(part) : (() => {
+        const a = ipaddr.parse(part);
+        return [a, a.kind() === 'ipv4' ? 32 : 128] as const;
+      })();
+      ranges.push(`${addr.toString()}/${bits}`);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(part)} is not an IP address or CIDR range (e.g. 10.0.0.0/8, ::1/128), or none` });
+      return z.NEVER;
+    }
+  }
+  return ranges;
+});
+
+/**
+ * A Host header's or ALLOWED_HOSTS entry's name without port, lower-case, without a trailing dot,
+ * IPv6 literals in brackets; `*` stays `*`; undefined when it is no host name at all.
+ */
+export function normalizeHostName(value: string): string | undefined {
+  let v = value.trim().toLowerCase();
+  if (v === '*') return v;
+  if (v.startsWith('[')) {
+    const end = v.indexOf(']');
+    if (end === -1 || !/^(:\d{1,5})?$/.test(v.slice(end + 1))) return undefined;
+    v = v.slice(1, end);
+    return ipaddr.IPv6.isValid(v) ? `[${v}]` : undefined;
+  }
+  if (v.includes(':') && ipaddr.IPv6.isValid(v)) return `[${v}]`; // bare IPv6, e.g. ::1
+  v = v.replace(/:\d{1,5}$/, '').replace(/\.$/, '');
+  return /^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$/.test(v) && v.length <= 253 ? v : undefined;
+}
+
+/** True when HOST only accepts connections from this machine (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  if (h === 'localhost') return true;
+  try {
+    return ipaddr.process(h).range() === 'loopback';
+  } catch {
+    return false;
+  }
+}
+
 const postgresUrl = z
   .string()
   .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL');
@@ -66,9 +133,17 @@ const schema = z.object({
   WORKER_MAX_CONCURRENT_ACTIVITIES: int(1, 10_000).default(50),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: int(1, 10_000).default(40),
 
-  API_TOKEN: z.string().min(8, 'must be at least 8 characters').optional(),
+  API_TOKEN: z
+    .string()
+    .min(8, 'must be at least 8 characters')
+    .regex(/^[A-Za-z0-9._~+/-]+=*$/, 'may only contain letters, digits and . _ ~ + / - (then = padding), so that it fits a bearer header')
+    .optional(),
   CORS_ORIGINS: z.string().optional(),
   API_BODY_LIMIT_BYTES: int(256, 10 * 1024 * 1024).default(64 * 1024),
+  // Host names the API and website answer to (DNS rebinding defence); ports are ignored.
+  ALLOWED_HOSTS: hostList.default(['localhost', '127.0.0.1', '[::1]']),
+  // Peers whose X-Forwarded-Proto / X-Forwarded-For are believed (TLS detection, client IP).
+  TRUSTED_PROXIES: cidrList.default(['127.0.0.0/8', '::1/128']),
 });
 
 /** Every environment variable the service reads (README's table, docker-compose.yml). */
@@ -140,6 +215,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (!c.CATALOG_DATABASE_URL && c.POST_SHARD_URLS) {
     problems.push('POST_SHARD_URLS is set but CATALOG_DATABASE_URL is not: set both, or neither for embedded Postgres');
+  }
+  if (!c.API_TOKEN && !isLoopbackHost(c.HOST)) {
+    problems.push(
+      `HOST=${JSON.stringify(c.HOST)} serves the API beyond this machine, but API_TOKEN is not set: anyone who reaches it could add and remove communities. Set API_TOKEN (8+ characters), or HOST=127.0.0.1`,
+    );
   }
   if (problems.length) throw new ConfigError(problems);
   return {

@@ -27,7 +27,8 @@ const cases: Case[] = [
   { name: 'JSON array', method: 'POST', path: '/api/communities', body: '[1,2]', status: 400, code: 'invalid_json' },
   { name: 'JSON string', method: 'POST', path: '/api/communities', body: '"technology@lemmy.world"', status: 400, code: 'invalid_json' },
   { name: 'JSON null', method: 'POST', path: '/api/communities', body: 'null', status: 400, code: 'invalid_json' },
-  { name: 'not JSON at all', method: 'POST', path: '/api/communities', body: 'instance=x&name=y', headers: { 'content-type': 'application/x-www-form-urlencoded' }, status: 400, code: 'invalid_json' },
+  { name: 'not JSON at all', method: 'POST', path: '/api/communities', body: 'instance=x&name=y', headers: { 'content-type': 'application/x-www-form-urlencoded' }, status: 415, code: 'unsupported_media_type' },
+  { name: 'JSON sent as text/plain', method: 'POST', path: '/api/communities', body: json({ community: 'technology@lemmy.world' }), headers: { 'content-type': 'text/plain' }, status: 415, code: 'unsupported_media_type' },
   // wrong shapes and types
   { name: 'empty object', method: 'POST', path: '/api/communities', body: '{}', status: 400, code: 'invalid_input' },
   { name: 'instance without name', method: 'POST', path: '/api/communities', body: json({ instance: 'https://lemmy.world' }), status: 400, code: 'invalid_input' },
@@ -50,6 +51,9 @@ const cases: Case[] = [
   { name: 'HTML in name', method: 'POST', path: '/api/communities', body: json({ instance: 'https://lemmy.world', name: '<script>alert(1)</script>' }), status: 400, code: 'invalid_input' },
   { name: 'HTML in community ref', method: 'POST', path: '/api/communities', body: json({ community: '<img src=x onerror=alert(1)>@lemmy.world' }), status: 400, code: 'invalid_input' },
   { name: 'NUL byte in name', method: 'POST', path: '/api/communities', body: json({ instance: 'https://lemmy.world', name: 'a\u0000b' }), status: 400, code: 'invalid_input' },
+  { name: 'malformed % escape in a community URL', method: 'POST', path: '/api/communities', body: json({ community: 'https://lemmy.world/c/te%zzch' }), status: 400, code: 'invalid_input' },
+  { name: 'malformed % escape in a ref URL path', path: `/api/communities/${encodeURIComponent('https://lemmy.world/c/te%zzch')}`, status: 400, code: 'invalid_ref' },
+  { name: 'malformed % escape in a ref URL path (posts)', path: `/api/communities/${encodeURIComponent('https://lemmy.world/c/%E0%A4%A')}/posts`, status: 400, code: 'invalid_ref' },
   { name: 'SQL in ref path', path: `/api/communities/${encodeURIComponent("1' or '1'='1")}`, status: 400, code: 'invalid_ref' },
   { name: 'HTML in ref path', path: `/api/communities/${encodeURIComponent('<b>x</b>@lemmy.world')}`, status: 400, code: 'invalid_ref' },
   { name: 'huge numeric id', path: '/api/communities/99999999999999', status: 404, code: 'community_not_found' },
@@ -131,7 +135,7 @@ describe('bad input never yields a 5xx', () => {
   });
 
   it('fuzzed bodies and paths: 4xx JSON for the API, 4xx HTML for the website, never 5xx', async () => {
-    const samples = ['\u0000', '%', '%%', '../../etc/passwd', '🙂'.repeat(300), "' OR 1=1", '<svg onload=alert(1)>', '{"__proto__":{"x":1}}', 'a@', '@b', '!@@', ' '];
+    const samples = ['\u0000', '%', '%%', 'https://lemmy.world/c/te%zzch', 'https://x.example/c/%', 'http://h/c/a%@b', '../../etc/passwd', '🙂'.repeat(300), "' OR 1=1", '<svg onload=alert(1)>', '{"__proto__":{"x":1}}', 'a@', '@b', '!@@', ' '];
     for (const s of samples) {
       for (const [method, path, body] of [
         ['POST', '/api/communities', s],

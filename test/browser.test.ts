@@ -62,6 +62,19 @@ describe.skipIf(!haveChromium)('website in a real browser', () => {
       await page.goto(`${base}/`);
       expect(await page.locator('#empty').isVisible()).toBe(true);
 
+      // the stylesheet applies: its font stack (quoted "Segoe UI") and colours reach the page
+      const style = await page.evaluate(() => {
+        const body = getComputedStyle(document.body);
+        const header = getComputedStyle(document.querySelector('header.top')!);
+        return { font: body.fontFamily, background: body.backgroundColor, header: header.backgroundColor, display: header.display };
+      });
+      expect(style.font).toContain('"Segoe UI"');
+      expect(style.font).toMatch(/^system-ui/);
+      expect(style.background).toBe('rgb(245, 246, 248)');
+      expect(style.header).toBe('rgb(29, 35, 48)');
+      expect(style.display).toBe('flex');
+      await page.screenshot({ path: path.join(ARTIFACTS, 'browser-empty.png'), fullPage: true });
+
       // a bad submission shows an inline error and keeps the form
       await page.fill('input[name=instance]', 'ftp://nowhere.example');
       await page.fill('input[name=name]', 'gardening');

@@ -19,6 +19,7 @@ const services = compose.services;
 function interpolate(value: string): string {
   return value.replace(/\$\{(\w+)(:?[?-])?([^}]*)\}/g, (_m, name: string, op: string | undefined, arg: string) => {
     if (name === 'POSTGRES_PASSWORD' || name === 'TEMPORAL_DB_PASSWORD') return 'example';
+    if (name === 'API_TOKEN') return 'example-api-token';
     return op?.includes('-') ? arg : '';
   });
 }
@@ -64,11 +65,38 @@ describe('docker-compose.yml', () => {
   });
 
   it('publishes each host port once and keeps passwords out of the file', () => {
-    const hostPorts = Object.values(services).flatMap((s) => (s.ports ?? []).map((p) => p.split(':')[0]));
+    const hostPorts = Object.values(services).flatMap((s) => (s.ports ?? []).map((p) => String(p).split(':').at(-2)));
     expect(new Set(hostPorts).size).toBe(hostPorts.length);
     expect(hostPorts).toEqual(expect.arrayContaining(['3000', '7233', '8233']));
     const text = readFileSync('docker-compose.yml', 'utf8');
     expect(text).not.toMatch(/^\s*\w*(PASSWORD|PWD)\w*:\s*[^$\s]/m);
     for (const vol of Object.keys(compose.volumes)) expect(text).toContain(`${vol}:/var/lib/postgresql/data`);
+  });
+
+  it('publishes every port on 127.0.0.1 only', () => {
+    const published = Object.entries(services).flatMap(([name, s]) => (s.ports ?? []).map((p) => [name, String(p)] as const));
+    expect(published.length).toBeGreaterThanOrEqual(3);
+    for (const [name, p] of published) expect(p, `${name} publishes ${p}`).toMatch(/^127\.0\.0\.1:\d+:\d+$/);
+    expect(services.temporal.ports).toEqual(['127.0.0.1:7233:7233']);
+    expect(services['temporal-ui'].ports).toEqual(['127.0.0.1:8233:8080']);
+  });
+
+  it('requires API_TOKEN for the API (bound to 0.0.0.0 in its container), and the app refuses to start without one', () => {
+    const raw = parse(readFileSync('docker-compose.yml', 'utf8'), { merge: true }) as { services: Record<string, Service> };
+    expect(raw.services.api.environment?.API_TOKEN).toMatch(/^\$\{API_TOKEN:\?[^}]+\}$/);
+    const env = Object.fromEntries(Object.entries(services.api.environment ?? {}).map(([k, v]) => [k, interpolate(String(v))]));
+    expect(() => loadConfig({ ...env, API_TOKEN: '' })).toThrow(/API_TOKEN/);
+    expect(loadConfig(env).API_TOKEN).toBe('example-api-token');
+    // Reached through the published port as localhost:3000 or 127.0.0.1:3000.
+    const allowed = loadConfig(env).ALLOWED_HOSTS;
+    expect(allowed).toEqual(expect.arrayContaining(['localhost', '127.0.0.1']));
+  });
+
+  it('keeps secrets and local data out of the image build context', () => {
+    const ignored = readFileSync('.dockerignore', 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    for (const entry of ['.env', 'data', 'node_modules', '.git']) expect(ignored.map((l) => l.replace(/^\/|\/$/g, '')), entry).toContain(entry);
+    expect(ignored).toEqual(expect.arrayContaining(['.env.*']));
+    // The worker role shares the image: it must not inherit a 0.0.0.0 HOST that would need a token.
+    expect(readFileSync('Dockerfile', 'utf8')).not.toMatch(/^ENV\b.*\bHOST=/m);
   });
 });

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, parseShardUrls } from '../src/config.js';
 
@@ -44,5 +45,49 @@ describe('configuration', () => {
 
   it('treats empty variables as unset', () => {
     expect(loadConfig({ PORT: '', TEMPORAL_ADDRESS: '' })).toMatchObject({ PORT: 3000, TEMPORAL_ADDRESS: undefined });
+  });
+});
+
+describe('configuration: exposure and request guards', () => {
+  it('refuses a non-loopback HOST without API_TOKEN, naming both', () => {
+    for (const HOST of ['0.0.0.0', '::', '192.168.1.5', 'example.com']) {
+      let err: unknown;
+      try {
+        loadConfig({ HOST });
+      } catch (e) {
+        err = e;
+      }
+      expect(err, HOST).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).toMatch(/HOST/);
+      expect((err as Error).message).toMatch(/API_TOKEN/);
+    }
+    expect(loadConfig({ HOST: '0.0.0.0', API_TOKEN: 'a-long-enough-token' }).HOST).toBe('0.0.0.0');
+    for (const HOST of ['127.0.0.1', '127.0.0.2', 'localhost', '::1', '[::1]']) expect(loadConfig({ HOST }).HOST, HOST).toBe(HOST);
+  });
+
+  it('`npm run api` exits with code 2 and a clear message when bound to 0.0.0.0 without API_TOKEN', () => {
+    const env = { ...process.env, HOST: '0.0.0.0', API_TOKEN: '', CATALOG_DATABASE_URL: '', POST_SHARD_URLS: '' };
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/api.ts'], { env, encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/HOST=.*0\.0\.0\.0.*API_TOKEN/s);
+  });
+
+  it('accepts only API tokens a bearer header can carry (RFC 6750 token68)', () => {
+    expect(loadConfig({ API_TOKEN: 'abc.DEF_123~+/-==' }).API_TOKEN).toBe('abc.DEF_123~+/-==');
+    expect(() => loadConfig({ API_TOKEN: 'has a space' })).toThrow(/API_TOKEN/);
+    expect(() => loadConfig({ API_TOKEN: 'quote"quote' })).toThrow(/API_TOKEN/);
+  });
+
+  it('parses ALLOWED_HOSTS and TRUSTED_PROXIES with documented defaults', () => {
+    const c = loadConfig({});
+    expect(c.ALLOWED_HOSTS).toEqual(['localhost', '127.0.0.1', '[::1]']);
+    expect(c.TRUSTED_PROXIES).toEqual(['127.0.0.0/8', '::1/128']);
+    expect(loadConfig({ ALLOWED_HOSTS: 'Example.COM, api:3000 ,::1' }).ALLOWED_HOSTS).toEqual(['example.com', 'api', '[::1]']);
+    expect(loadConfig({ ALLOWED_HOSTS: '*' }).ALLOWED_HOSTS).toEqual(['*']);
+    expect(loadConfig({ TRUSTED_PROXIES: '10.0.0.0/8, 192.168.1.1, fd00::/8' }).TRUSTED_PROXIES).toEqual(['10.0.0.0/8', '192.168.1.1/32', 'fd00::/8']);
+    expect(loadConfig({ TRUSTED_PROXIES: 'none' }).TRUSTED_PROXIES).toEqual([]);
+    expect(() => loadConfig({ TRUSTED_PROXIES: '10.0.0.0/99' })).toThrow(/TRUSTED_PROXIES/);
+    expect(() => loadConfig({ TRUSTED_PROXIES: 'proxy.example' })).toThrow(/TRUSTED_PROXIES/);
+    expect(() => loadConfig({ ALLOWED_HOSTS: 'a b' })).toThrow(/ALLOWED_HOSTS/);
   });
 });

@@ -4,7 +4,7 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startRebalance } from '../activities/shards.js';
+import { startRebalance } from '../src/rebalancing.js';
 import { communityByRef, insertCommunity } from '../src/db/communities.js';
 import { countPosts } from '../src/db/posts.js';
 import { logicalShardOf } from '../src/db/shards.js';

@@ -1,7 +1,7 @@
 // Distribution of communities over logical shards and nodes, cross-shard pagination, and the
 // /api/shards routes, on three real post-shard nodes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { shardRoutes } from '../api/routes/shards.js';
+import { createApp } from '../api/app.js';
 import type { ApiDeps } from '../api/server.js';
 import { insertCommunity, type CommunityRow } from '../src/db/communities.js';
 import { newestPosts, upsertPosts, decodeCursor, type PostInput } from '../src/db/posts.js';
@@ -100,7 +100,9 @@ describe('sharding: distribution and cross-shard reads', () => {
   it('serves /api/shards: status, node registration behind the token, rebalance', async () => {
     const { router, catalog } = stack.storage;
     const log = createLogger({ level: 'silent' });
-    const app = shardRoutes({ config: stack.config, catalog, router, temporal: stack.client, log } as ApiDeps);
+    // Through the whole app: the API token is checked for all of /api there (app.ts), not by the shard routes.
+    const full = createApp({ config: stack.config, catalog, router, temporal: stack.client, log } as ApiDeps);
+    const app = { request: (path: string, init?: RequestInit) => full.request(`/api/shards${path === '/' ? '' : path}`, init) };
     const status = await app.request('/');
     expect(status.status).toBe(200);
     const body = (await status.json()) as { logicalShards: number; nodes: Array<{ node: string; posts: number; shards: number[]; communities: number; url: string }> };

@@ -51,7 +51,37 @@ describe('website', () => {
     expect(r.headers.get('content-type')).toMatch(/text\/html/);
     expect(r.html).toContain('<form class="add" method="post" action="/communities">');
     expect(r.html).toContain('id="empty"');
-    expect(r.html).not.toMatch(/<link[^>]+stylesheet|<script/i); // inline CSS, no JS, no CDN
+    expect(r.html).not.toMatch(/<script|<style/i); // no JS, no inline CSS
+    const sheets = [...r.html.matchAll(/<link[^>]*rel="stylesheet"[^>]*>/g)].map((m) => m[0]);
+    expect(sheets).toHaveLength(1); // one same-origin stylesheet, no CDN
+    expect(sheets[0]).toMatch(/href="\/static\/app\.css\?v=[0-9a-f]{12}"/);
+  });
+
+  it('serves the stylesheet as a cacheable static file, unescaped, under a CSP without unsafe-inline', async () => {
+    const home = await get(app, '/');
+    const csp = home.headers.get('content-security-policy')!;
+    expect(csp).toMatch(/style-src 'self'(;|$)/);
+    expect(csp).not.toContain('unsafe-inline');
+    expect(home.html).not.toMatch(/\sstyle="/); // inline style attributes would be blocked by that CSP
+    const href = /<link[^>]*rel="stylesheet"[^>]*href="([^"]+)"/.exec(home.html)![1].replace(/&amp;/g, '&');
+    const css = await app.request(href);
+    expect(css.status).toBe(200);
+    expect(css.headers.get('content-type')).toMatch(/^text\/css/);
+    expect(css.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+    const etag = css.headers.get('etag');
+    expect(etag).toMatch(/^(W\/)?"[^"]+"$/);
+    const text = await css.text();
+    expect(text).toContain('"Segoe UI"'); // quotes intact, not &quot;
+    expect(text).not.toContain('&quot;');
+    const again = await app.request(href, { headers: { 'if-none-match': etag! } });
+    expect(again.status).toBe(304);
+    // without the content hash (or with a stale one) the file is served but revalidated
+    const unversioned = await app.request('/static/app.css');
+    expect(unversioned.status).toBe(200);
+    expect(unversioned.headers.get('cache-control')).toBe('no-cache');
+    expect((await app.request('/static/nothing.css')).status).toBe(404);
+    expect((await app.request('/static/../package.json')).status).toBe(404);
+    expect((await app.request('/static/%2e%2e/package.json')).status).toBe(404);
   });
 
   it('shows validation errors inline and keeps the values', async () => {

@@ -1,38 +1,22 @@
 /** @jsxImportSource hono/jsx */
-// The website: the same service layer as the REST API, rendered on the server. Forms POST and
-// redirect (303); validation errors are shown inline next to the field.
+// The website: the same service layer as the REST API, rendered on the server (pages in
+// ./pages/, inside ./layout.tsx through Hono's jsxRenderer: `c.render(<Page/>, { title })`).
+// Forms POST and redirect (303); validation errors are shown inline next to the field. Cross-site
+// posts are refused for the whole app in app.ts (guards.ts).
 import { Hono, type Context } from 'hono';
 import { deleteCookie, setCookie } from 'hono/cookie';
-import { sameOrigin, TOKEN_COOKIE, tokenMatches, webAuthorized } from '../auth.js';
+import { requireWebToken, TOKEN_COOKIE, tokenMatches } from '../auth.js';
 import { ApiError } from '../errors.js';
+import type { RequestInfo } from '../guards.js';
+import { LoginLimiter } from '../login-limiter.js';
 import { addCommunity, findCommunity, listWithStatus, newest, postsOf, refresh, remove, withStatus, type Services } from '../service.js';
-import type { ApiDeps } from '../server.js';
 import { addBodySchema, parsePageQuery, parseWith, toAddInput } from '../validation.js';
-import {
-  CommunityPage,
-  ConfirmRemovePage,
-  ErrorPage,
-  HomePage,
-  LoginPage,
-  PostsPage,
-  communityPath,
-  type AddFormState,
-  type PageContext,
-} from './pages.js';
-
-
-function pageContext(deps: ApiDeps, c?: Context): PageContext {
-  return {
-    temporalUiUrl: deps.config.TEMPORAL_UI_URL,
-    namespace: deps.config.TEMPORAL_NAMESPACE,
-    tokenRequired: Boolean(deps.config.API_TOKEN),
-    loggedIn: c ? Boolean(deps.config.API_TOKEN) && webAuthorized(c, deps.config.API_TOKEN) : false,
-  };
-}
-
-export function renderErrorPage(deps: ApiDeps, status: number, message: string): string {
-  return (<ErrorPage ctx={pageContext(deps)} status={status} message={message} login={status === 401} />).toString();
-}
+import { communityPath, pageContext } from './components.js';
+import { CommunityPage } from './pages/community.js';
+import { ConfirmRemovePage } from './pages/confirm-remove.js';
+import { HomePage, type AddFormState } from './pages/home.js';
+import { LoginPage } from './pages/login.js';
+import { PostsPage } from './pages/posts.js';
 
 /** A same-site path to go back to after a form; anything else becomes "/". */
 function localPath(v: unknown): string {
@@ -58,26 +42,20 @@ function flashOf(c: Context): string | undefined {
   return fn ? fn((c.req.query('ref') ?? '').slice(0, 300)) : undefined;
 }
 
-export function webRoutes(s: Services): Hono {
+export function webRoutes(s: Services, info: RequestInfo): Hono {
   const app = new Hono();
   const token = s.config.API_TOKEN;
+  const logins = new LoginLimiter();
 
-  // Every form POST: same origin, and the token when one is configured (login excepted).
-  const guard = (needsToken: boolean) => async (c: Context, next: () => Promise<void>) => {
-    if (c.req.method === 'POST') {
-      if (!sameOrigin(c)) throw new ApiError(403, 'forbidden', 'Cross-site form posts are not accepted');
-      if (needsToken && !webAuthorized(c, token)) throw new ApiError(401, 'unauthorized', 'Changes need the API token: log in first.');
-    }
-    await next();
-  };
-  app.use('/communities', guard(true));
-  app.use('/c/*', guard(true));
-  app.use('/login', guard(false));
-  app.use('/logout', guard(false));
+  // Every form POST that changes something needs the token when one is configured.
+  const guard = requireWebToken(token);
+  app.use('/communities', guard);
+  app.use('/c/*', guard);
 
   const home = async (c: Context, form: AddFormState, status: 200 | 400 | 422 = 200) => {
     const communities = await listWithStatus(s);
-    return c.html(<HomePage ctx={pageContext(s, c)} communities={communities} form={form} flash={flashOf(c)} />, status);
+    c.status(status);
+    return c.render(<HomePage ctx={pageContext(s, c)} communities={communities} form={form} flash={flashOf(c)} />, { title: 'Communities' });
   };
 
   app.get('/', (c) => home(c, { values: {}, errors: {} }));
@@ -127,7 +105,7 @@ export function webRoutes(s: Services): Hono {
     const page = parsePageQuery({ limit: c.req.query('limit'), before: c.req.query('before') });
     const row = await findCommunity(s, c.req.param('ref'));
     const [community, posts] = await Promise.all([withStatus(s, row), postsOf(s, row, page.limit, page.before)]);
-    return c.html(<CommunityPage ctx={pageContext(s, c)} c={community} posts={posts.posts} next={posts.next} flash={flashOf(c)} limit={page.limit} />);
+    return c.render(<CommunityPage ctx={pageContext(s, c)} community={community} posts={posts.posts} next={posts.next} flash={flashOf(c)} limit={page.limit} />, { title: community.title ?? community.ref });
   });
 
   app.post('/c/:ref/refresh', async (c) => {
@@ -140,7 +118,8 @@ export function webRoutes(s: Services): Hono {
 
   app.get('/c/:ref/remove', async (c) => {
     const row = await findCommunity(s, c.req.param('ref'));
-    return c.html(<ConfirmRemovePage ctx={pageContext(s, c)} c={await withStatus(s, row)} />);
+    const community = await withStatus(s, row);
+    return c.render(<ConfirmRemovePage community={community} />, { title: `Remove ${community.ref}` });
   });
 
   app.post('/c/:ref/remove', async (c) => {
@@ -152,25 +131,35 @@ export function webRoutes(s: Services): Hono {
   app.get('/posts', async (c) => {
     const page = parsePageQuery({ limit: c.req.query('limit'), before: c.req.query('before') });
     const result = await newest(s, page.limit, page.before);
-    return c.html(<PostsPage ctx={pageContext(s, c)} {...result} limit={page.limit} />);
+    return c.render(<PostsPage {...result} limit={page.limit} />, { title: 'Newest posts' });
   });
 
-  app.get('/login', (c) => c.html(<LoginPage ctx={pageContext(s, c)} next={localPath(c.req.query('next'))} />));
+  app.get('/login', (c) => c.render(<LoginPage next={localPath(c.req.query('next'))} />, { title: 'Log in' }));
 
   app.post('/login', async (c) => {
     const raw = await c.req.parseBody();
     const next = localPath(raw.next);
     if (!token) return c.redirect(next, 303);
+    const client = info.clientIp(c);
+    const wait = logins.retryAfter(client);
+    if (wait > 0) {
+      c.header('Retry-After', String(wait));
+      c.status(429);
+      return c.render(<LoginPage next={next} error={`Too many failed logins from your address; try again in ${wait} s.`} />, { title: 'Log in' });
+    }
     const given = str(raw.token);
     if (!tokenMatches(token, given)) {
-      return c.html(<LoginPage ctx={pageContext(s, c)} next={next} error="That is not the API token." />, 401);
+      logins.recordFailure(client);
+      c.status(401);
+      return c.render(<LoginPage next={next} error="That is not the API token." />, { title: 'Log in' });
     }
-    setCookie(c, TOKEN_COOKIE, given!, { httpOnly: true, sameSite: 'Strict', path: '/', secure: new URL(c.req.url).protocol === 'https:' });
+    // Secure over TLS: direct https, or X-Forwarded-Proto: https from a trusted proxy.
+    setCookie(c, TOKEN_COOKIE, given!, { httpOnly: true, sameSite: 'Strict', path: '/', secure: info.isTls(c) });
     return c.redirect(`/?flash=logged-in`, 303);
   });
 
   app.post('/logout', (c) => {
-    deleteCookie(c, TOKEN_COOKIE, { path: '/' });
+    deleteCookie(c, TOKEN_COOKIE, { path: '/', secure: info.isTls(c) });
     return c.redirect('/?flash=logged-out', 303);
   });
 

@@ -1,5 +1,6 @@
 // Community identity: `name@host` refs, instance URLs and workflow ids, normalised one way
-// everywhere (lower-case host, no default port, no trailing slash, lower-case name).
+// everywhere (lower-case host without a trailing dot, no default port, no trailing slash,
+// lower-case name). Malformed input of any kind is a RefError, which the API turns into a 400.
 
 export class RefError extends Error {
   constructor(readonly field: string, message: string) {
@@ -35,6 +36,11 @@ export function normalizeInstance(input: string, field = 'instance'): Instance {
   }
   if (!url.hostname) throw new RefError(field, `${field} has no host`);
   // URL already lower-cases the host, converts IDNs to punycode and drops the default port.
+  // "lemmy.world." is the same host as "lemmy.world" (fully qualified): one ref for both.
+  if (url.hostname.endsWith('.')) url.hostname = url.hostname.slice(0, -1);
+  if (!url.hostname || url.hostname.startsWith('.') || url.hostname.endsWith('.') || url.hostname.includes('..')) {
+    throw new RefError(field, `${field} has an empty label in its host: ${JSON.stringify(raw.slice(0, 100))}`);
+  }
   return { instance: url.origin, host: url.host };
 }
 
@@ -46,13 +52,29 @@ export function normalizeName(input: string, field = 'name'): string {
   return name;
 }
 
-/** Parses "name@host", "!name@host" or "https://host/c/name" into a normalised community. */
+/**
+ * Parses "name@host", "!name@host", "https://host/c/name" or "https://host/c/name@home" into a
+ * normalised community. A `c/name@home` URL is how an instance shows a community of another one:
+ * it names the community on `home` (reached with the URL's scheme), not on `host`.
+ */
 export function parseCommunity(input: string, field = 'community'): Instance & { name: string; ref: string } {
   const raw = input.trim();
-  const url = /^https?:\/\/([^/?#]+)\/c\/([^/?#]+)\/?$/i.exec(raw);
+  const url = /^(https?):\/\/([^/?#]+)\/c\/([^/?#]+)\/?$/i.exec(raw);
   if (url) {
-    const inst = normalizeInstance(`${raw.slice(0, raw.indexOf('://'))}://${url[1]}`, field);
-    const name = normalizeName(decodeURIComponent(url[2]).split('@')[0], field);
+    const scheme = url[1].toLowerCase();
+    let segment: string;
+    try {
+      segment = decodeURIComponent(url[3]);
+    } catch {
+      throw new RefError(field, `${field} has a malformed %-escape in its community name: ${JSON.stringify(url[3].slice(0, 100))}`);
+    }
+    const at = segment.indexOf('@');
+    const home = at === -1 ? undefined : segment.slice(at + 1);
+    if (home !== undefined && (!home || /[@/\\?#\s]/.test(home))) {
+      throw new RefError(field, `${field} must look like ${scheme}://host/c/name or ${scheme}://host/c/name@home`);
+    }
+    const inst = normalizeInstance(`${scheme}://${home ?? url[2]}`, field);
+    const name = normalizeName(at === -1 ? segment : segment.slice(0, at), field);
     return { ...inst, name, ref: `${name}@${inst.host}` };
   }
   const m = /^!?([^@\s]+)@([^@\s]+)$/.exec(raw);

@@ -1,34 +1,58 @@
-// Refuses addresses an instance URL must not reach by default: loopback, private, link-local
-// (cloud metadata lives there), CGNAT, multicast and reserved ranges, in IPv4 and IPv6.
+// Refuses addresses an instance URL must not reach by default: anything that is not globally
+// routable unicast (loopback, private, link-local where cloud metadata lives, CGNAT, multicast,
+// reserved, documentation…), in IPv4 and IPv6. The ranges are ipaddr.js's; IPv6 forms that carry
+// an IPv4 address (mapped, compatible, translated, NAT64, 6to4) are judged by that IPv4 address,
+// and tunnels or prefixes whose target cannot be told from the address (Teredo, local-use NAT64)
+// are refused.
 import dns from 'node:dns';
 import net from 'node:net';
+import ipaddr from 'ipaddr.js';
 
-const blocked = new net.BlockList();
-for (const [prefix, bits] of [
-  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16],
-  ['172.16.0.0', 12], ['192.0.0.0', 24], ['192.0.2.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15],
-  ['198.51.100.0', 24], ['203.0.113.0', 24], ['224.0.0.0', 4], ['240.0.0.0', 4],
-] as const) blocked.addSubnet(prefix, bits, 'ipv4');
-for (const [prefix, bits] of [
-  ['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['2001:db8::', 32], ['100::', 64],
-] as const) blocked.addSubnet(prefix, bits, 'ipv6');
+/** ipaddr.js range names that may be reached; everything else is refused. */
+const PUBLIC_RANGE = 'unicast';
+/** 64:ff9b::/96, the well-known NAT64 prefix (RFC 6052): the IPv4 address is the last 32 bits. */
+const NAT64_WELL_KNOWN = ipaddr.parseCIDR('64:ff9b::/96');
 
-/** True for addresses that are not on the public internet. */
-export function isPrivateAddress(address: string): boolean {
-  const family = net.isIP(address);
-  if (family === 4) return blocked.check(address, 'ipv4');
-  if (family !== 6) return true; // not an IP at all: refuse rather than guess
-  const lower = address.toLowerCase();
-  // IPv4-mapped (::ffff:a.b.c.d) and NAT64 (64:ff9b::a.b.c.d) carry an IPv4 address.
-  const mapped = /^(?:::ffff:|64:ff9b::)(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
-  if (mapped) return blocked.check(mapped[1], 'ipv4');
-  const hexMapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(lower);
-  if (hexMapped) {
-    const hi = parseInt(hexMapped[1], 16);
-    const lo = parseInt(hexMapped[2], 16);
-    return blocked.check(`${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`, 'ipv4');
+function ipv4At(bytes: number[], offset: number): ipaddr.IPv4 {
+  return new ipaddr.IPv4(bytes.slice(offset, offset + 4));
+}
+
+/** The IPv4 address an IPv6 address stands for, null when it carries none, 'refuse' when unknowable. */
+function embeddedIPv4(addr: ipaddr.IPv6): ipaddr.IPv4 | null | 'refuse' {
+  const bytes = addr.toByteArray();
+  switch (addr.range()) {
+    case 'ipv4Mapped': // ::ffff:a.b.c.d (ipaddr.js also reads ::a.b.c.d as this)
+    case 'rfc6145': // ::ffff:0:a.b.c.d, IPv4-translated
+      return ipv4At(bytes, 12);
+    case 'rfc6052': // NAT64: the well-known /96 prefix, or the local-use 64:ff9b:1::/48 (RFC 8215)
+      return addr.match(NAT64_WELL_KNOWN) ? ipv4At(bytes, 12) : 'refuse';
+    case '6to4': // 2002:AABB:CCDD::/48 carries AA.BB.CC.DD in bits 16–48
+      return ipv4At(bytes, 2);
+    case 'teredo': // 2001::/32: the client address is obfuscated and reached through a relay
+      return 'refuse';
+    case 'unicast':
+      // IPv4-compatible ::a.b.c.d (deprecated, ::/96); ::1 and :: have their own ranges.
+      return bytes.slice(0, 12).every((b) => b === 0) ? ipv4At(bytes, 12) : null;
+    default:
+      return null;
   }
-  return blocked.check(address, 'ipv6');
+}
+
+/** True for addresses that are not on the public internet (and for anything that is not an IP). */
+export function isPrivateAddress(address: string): boolean {
+  if (!net.isIP(address)) return true; // not an IP at all: refuse rather than guess
+  let addr: ipaddr.IPv4 | ipaddr.IPv6;
+  try {
+    addr = ipaddr.parse(address);
+  } catch {
+    return true;
+  }
+  if (addr.kind() === 'ipv6') {
+    const v4 = embeddedIPv4(addr as ipaddr.IPv6);
+    if (v4 === 'refuse') return true;
+    if (v4) return v4.range() !== PUBLIC_RANGE;
+  }
+  return addr.range() !== PUBLIC_RANGE;
 }
 
 export class PrivateAddressError extends Error {

@@ -2,6 +2,11 @@
 // failed workflow tasks, whatever the query answers.
 import type { WorkflowHandle } from '@temporalio/client';
 
+// UNHANDLED_COMMAND is not a failure of our code: the server refuses a task that completes or
+// continues as new while a signal or update it has not seen yet arrived, so that none is lost,
+// and the worker at once runs a new task with it. Every other cause is a defect.
+const UNHANDLED_COMMAND = 1;
+
 /** Failed workflow tasks of every run of the workflow (across continue-as-new), with their causes. */
 export async function failedWorkflowTasks(handle: WorkflowHandle): Promise<string[]> {
   const failures: string[] = [];
@@ -14,7 +19,7 @@ export async function failedWorkflowTasks(handle: WorkflowHandle): Promise<strin
     const history = await client.getHandle(handle.workflowId, runId).fetchHistory();
     for (const e of history.events ?? []) {
       const attrs = e.workflowTaskFailedEventAttributes;
-      if (attrs) failures.push(`${attrs.cause ?? ''}: ${attrs.failure?.message ?? ''}`);
+      if (attrs && Number(attrs.cause) !== UNHANDLED_COMMAND && String(attrs.cause) !== 'WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND') failures.push(`${attrs.cause ?? ''}: ${attrs.failure?.message ?? ''}`);
     }
     runId = history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId ?? undefined;
   }
