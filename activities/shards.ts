@@ -22,7 +22,7 @@ import {
   type CopyProgress,
   type FlipResult,
   type ShardLoadReport,
-} from '../src/db/shard-moves.js';
+} from '../src/db/sharding/moves.js';
 import { LOGICAL_SHARDS, type ShardRouter } from '../src/db/shards.js';
 
 export type { CopyProgress, FlipResult, ShardLoadReport };

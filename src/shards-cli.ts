@@ -6,7 +6,7 @@
 // nodes of a running `npm start` (passwords under DATA_DIR/pg/<node>/password).
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { shardStatus } from './db/shard-moves.js';
+import { shardStatus } from './db/sharding/moves.js';
 import { REBALANCE_WORKFLOW_ID, startRebalance } from './rebalancing.js';
 import type { RebalanceResult } from '../workflows/rebalanceShards.js';
 import { ConfigError, loadConfig, redactUrl, type Config } from './config.js';

@@ -1,6 +1,6 @@
 // Pure rebalance planning (src/db/rebalance.ts).
 import { describe, expect, it } from 'vitest';
-import { loadsAfter, planMoves, type ShardLoad } from '../src/db/rebalance.js';
+import { loadsAfter, planMoves, type ShardLoad } from '../src/db/sharding/planner.js';
 
 const spread = (nodes: string[], sizes: number[]): ShardLoad[] => sizes.map((posts, shard) => ({ shard, node: nodes[shard % nodes.length], posts }));
 

@@ -3,7 +3,7 @@
 // at a time as moveShard children. Started with id `rebalance-shards`, conflict policy USE_EXISTING.
 import { ApplicationFailure, ChildWorkflowFailure, executeChild, log, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import { planMoves, type PlannedMove } from '../src/db/rebalance.js';
+import { planMoves, type PlannedMove } from '../src/db/sharding/planner.js';
 import { moveShard, moveShardWorkflowId } from './moveShard.js';
 
 export interface RebalanceInput {

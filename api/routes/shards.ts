@@ -4,7 +4,7 @@
 //   POST /rebalance   start (or join) the rebalanceShards workflow → 202 (API_TOKEN when set)
 // The API token is checked for all of /api in app.ts (requireBearer).
 import { Hono, type Context } from 'hono';
-import { shardStatus } from '../../src/db/shard-moves.js';
+import { shardStatus } from '../../src/db/sharding/moves.js';
 import { REBALANCE_WORKFLOW_ID, startRebalance } from '../../src/rebalancing.js';
 import { redactUrl } from '../../src/config.js';
 import type { ApiDeps } from '../server.js';
