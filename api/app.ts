@@ -16,7 +16,7 @@ import { communityRoutes } from './routes/communities.js';
 import { healthRoutes } from './routes/health.js';
 import { postRoutes } from './routes/posts.js';
 import { shardRoutes } from './routes/shards.js';
-import type { ApiDeps } from './server.js';
+import type { ApiDeps } from './deps.js';
 import { statusClientOf, type Services } from './service.js';
 import { staticFiles } from './web/assets.js';
 import { pageRenderer } from './web/layout.js';

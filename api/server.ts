@@ -1,23 +1,13 @@
 // Serves the API and website over HTTP (@hono/node-server). Port 0 picks a free port.
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
-import type { Client } from '@temporalio/client';
-import type { Config } from '../src/config.js';
-import type { Sql } from '../src/db/pool.js';
-import type { ShardRouter } from '../src/db/shards.js';
-import type { Logger } from '../src/log.js';
 import { createLemmyClient } from '../src/lemmy/factory.js';
 import { createApp } from './app.js';
+import type { ApiDeps } from './deps.js';
 
 export { createApp } from './app.js';
 
-export interface ApiDeps {
-  config: Config;
-  catalog: Sql;
-  router: ShardRouter;
-  temporal: Client;
-  log: Logger;
-}
+export type { ApiDeps };
 
 export async function startApiServer(deps: ApiDeps): Promise<{ close(): Promise<void>; port: number }> {
   const lemmy = createLemmyClient(deps.config, deps.catalog);

@@ -10,7 +10,7 @@ import { changeRefreshInterval, requestRefresh, startTracking, stopTracking } fr
 import { statusQuery, type CommunityStatus } from '../workflows/trackCommunity.js';
 import { ApiError, notFound } from './errors.js';
 import { presentCommunity, presentPost, type CommunityJson, type PostJson } from './presenters.js';
-import type { ApiDeps } from './server.js';
+import type { ApiDeps } from './deps.js';
 import { parseRefParam, type AddInput } from './validation.js';
 
 export interface Services extends ApiDeps {

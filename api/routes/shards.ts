@@ -7,7 +7,7 @@ import { Hono, type Context } from 'hono';
 import { shardStatus } from '../../src/db/sharding/moves.js';
 import { REBALANCE_WORKFLOW_ID, startRebalance } from '../../src/rebalancing.js';
 import { redactUrl } from '../../src/config.js';
-import type { ApiDeps } from '../server.js';
+import type { ApiDeps } from '../deps.js';
 import { readJsonObject } from '../validation.js';
 
 const NODE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;

@@ -3,7 +3,7 @@
 // nothing from Lemmy is ever inserted raw, and only http(s) URLs become links or images.
 import type { Context } from 'hono';
 import type { CommunityJson, PostJson } from '../presenters.js';
-import type { ApiDeps } from '../server.js';
+import type { ApiDeps } from '../deps.js';
 import { webAuthorized } from '../auth.js';
 
 /** What every page may need to know besides its own data. */

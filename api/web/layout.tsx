@@ -4,7 +4,7 @@
 // script) and the top bar around it.
 import type { Child } from 'hono/jsx';
 import { jsxRenderer } from 'hono/jsx-renderer';
-import type { ApiDeps } from '../server.js';
+import type { ApiDeps } from '../deps.js';
 import { STYLESHEET } from './assets.js';
 import { pageContext, type PageContext } from './components.js';
 
