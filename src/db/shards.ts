@@ -101,7 +101,7 @@ export class ShardRouter {
       await migrate(sql, 'shard');
     } catch (err) {
       await sql.end({ timeout: 1 });
-      throw new Error(`cannot prepare node "${name}" at ${redactUrl(url)}: ${(err as Error).message}`);
+      throw new Error(`cannot prepare node "${name}" at ${redactUrl(url)}: ${(err as Error).message}`, { cause: err });
     }
     await this.catalog`insert into shard_nodes (name, url) values (${name}, ${url})
                        on conflict (name) do update set url = excluded.url`;
