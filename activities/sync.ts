@@ -13,9 +13,13 @@ import type { LemmyPost } from '../src/lemmy/schema.js';
 
 export interface SyncInput {
   ref: string;
-  instance: string;
-  name: string;
-  refreshSeconds: number;
+  /**
+   * Ignored: the catalog row is the source of truth for where the community lives and how often
+   * it is synced (kept optional so that histories of older runs still replay).
+   */
+  instance?: string;
+  name?: string;
+  refreshSeconds?: number;
 }
 
 export interface SyncSummary {
@@ -71,7 +75,7 @@ export function createSyncActivity(deps: SyncDeps) {
     // heartbeat timeout rather than the start-to-close timeout.
     const ticker = setInterval(() => ctx.heartbeat(), 2000);
     try {
-      const community = await lemmy.getCommunity(input.instance, input.name);
+      const community = await lemmy.getCommunity(row.instance, row.name);
       ctx.heartbeat('community fetched');
 
       // Pinned posts lead Lemmy's listing even with sort=New: dedupe by id, and never use them to
@@ -80,7 +84,7 @@ export function createSyncActivity(deps: SyncDeps) {
       const known = await router.read(row.shard, (sql) => newestStored(sql, row.id));
       let pages = 0;
       const fetchPage = async (limit: number, page: number) => {
-        const posts = await lemmy.listPosts(input.instance, input.name, { limit, page });
+        const posts = await lemmy.listPosts(row.instance, row.name, { limit, page });
         pages += 1;
         ctx.heartbeat(`page ${page} (${limit})`);
         for (const p of posts) if (!byId.has(p.post.id)) byId.set(p.post.id, p);
@@ -111,7 +115,7 @@ export function createSyncActivity(deps: SyncDeps) {
         const pinned = first.filter((p) => p.post.featured_community || p.post.featured_local).length;
         if (pinned > 0) {
           // Pinned posts took places on the first page: the next page completes the newest 20.
-          const next = await lemmy.listPosts(input.instance, input.name, { limit: FIRST_PAGE_SIZE, page: 2 });
+          const next = await lemmy.listPosts(row.instance, row.name, { limit: FIRST_PAGE_SIZE, page: 2 });
           pages += 1;
           for (const p of next.slice(0, pinned)) if (!byId.has(p.post.id)) byId.set(p.post.id, p);
         }
@@ -143,7 +147,6 @@ export function createSyncActivity(deps: SyncDeps) {
         nsfw: c.nsfw,
         subscribers: community.counts.subscribers,
         postsCount: community.counts.posts,
-        refreshSeconds: input.refreshSeconds,
       });
       return { tracked: true, fetched: posts.length, inserted, updated, pages, postsStored };
     } catch (err) {

@@ -6,12 +6,13 @@ import { deleteCommunityRow, insertCommunity, setRefreshSeconds, type CommunityR
 import type { Sql } from './db/pool.js';
 import { deleteCommunityPosts } from './db/posts.js';
 import { logicalShardOf, type ShardRouter } from './db/shards.js';
-import { communityRef, workflowIdOf } from './lemmy/refs.js';
+import { communityRef } from './lemmy/refs.js';
 import {
   refreshSignal,
   setRefreshIntervalSignal,
   statusQuery,
   trackCommunity,
+  workflowIdOf,
   type CommunityStatus,
 } from '../workflows/trackCommunity.js';
 
@@ -29,13 +30,17 @@ export interface NewTracking {
   refreshSeconds?: number;
 }
 
-function startWorkflow(deps: TrackingDeps, row: CommunityRow) {
+/**
+ * `fresh`: the catalog row was just created, so a workflow still open under this id belongs to a
+ * removed row (a delete whose cancellation is still under way): replace it, or the new row would
+ * be "tracked" by a run that is about to end. Otherwise a second add joins the running workflow.
+ */
+function startWorkflow(deps: TrackingDeps, row: CommunityRow, fresh = false) {
   return deps.temporal.workflow.start(trackCommunity, {
     workflowId: workflowIdOf(row.ref),
     taskQueue: deps.config.TEMPORAL_TASK_QUEUE,
     args: [{ ref: row.ref, instance: row.instance, name: row.name, refreshSeconds: row.refresh_seconds }],
-    // A second add of a tracked community joins the running workflow instead of failing.
-    workflowIdConflictPolicy: 'USE_EXISTING',
+    workflowIdConflictPolicy: fresh ? 'TERMINATE_EXISTING' : 'USE_EXISTING',
     staticSummary: `track ${row.ref}`,
   });
 }
@@ -56,7 +61,7 @@ export async function startTracking(deps: TrackingDeps, c: NewTracking): Promise
     shard: logicalShardOf(ref),
   });
   try {
-    await startWorkflow(deps, row);
+    await startWorkflow(deps, row, created);
   } catch (err) {
     if (created) await deleteCommunityRow(deps.catalog, row.id).catch(() => {});
     throw err;

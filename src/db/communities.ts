@@ -72,7 +72,6 @@ export interface CommunityMetadata {
   nsfw: boolean;
   subscribers: number;
   postsCount: number;
-  refreshSeconds: number;
 }
 
 export async function saveSyncSuccess(sql: Sql, id: number, m: CommunityMetadata): Promise<void> {
@@ -80,7 +79,7 @@ export async function saveSyncSuccess(sql: Sql, id: number, m: CommunityMetadata
     update communities set
       lemmy_id = ${m.lemmyId}, actor_id = ${m.actorId}, title = ${m.title}, description = ${m.description},
       icon = ${m.icon}, banner = ${m.banner}, nsfw = ${m.nsfw}, subscribers = ${m.subscribers},
-      posts_count = ${m.postsCount}, refresh_seconds = ${m.refreshSeconds}, last_update = now(), last_error = null, last_error_code = null,
+      posts_count = ${m.postsCount}, last_update = now(), last_error = null, last_error_code = null,
       last_error_at = null, updated_at = now()
     where id = ${id}`;
 }
