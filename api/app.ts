@@ -97,6 +97,7 @@ export function createApp(deps: ApiDeps, opts: AppOptions = {}): Hono {
 
   app.onError((err, c) => {
     const e = resolveError(c, err, log);
+    if (e.retryAfterSeconds) c.header('Retry-After', String(e.retryAfterSeconds));
     if (isApiPath(c.req.path)) return c.json(errorBody(e), e.status);
     return renderErrorPage(c, e.status, e.message);
   });

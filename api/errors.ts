@@ -14,10 +14,22 @@ export class ApiError extends Error {
     readonly status: ContentfulStatusCode,
     readonly code: string,
     message: string,
+    /** Seconds after which a retry may succeed (sent as Retry-After). */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
     this.name = 'ApiError';
   }
+}
+
+/**
+ * Postgres refusing to wait: a lock held by a shard move (lock_timeout, 55P03), a statement over
+ * statement_timeout or cancelled (57014), a serialization failure or deadlock (40001, 40P01).
+ * Nothing is wrong with the request; the same request shortly after succeeds.
+ */
+const BUSY_SQLSTATES = new Set(['55P03', '57014', '40001', '40P01']);
+export function isDatabaseBusy(err: unknown): boolean {
+  return BUSY_SQLSTATES.has((err as { code?: string })?.code ?? '');
 }
 
 export const notFound = (what = 'community') => new ApiError(404, `${what}_not_found`, `No such ${what} is tracked`);
@@ -39,6 +51,7 @@ export function toApiError(err: unknown): ApiError | undefined {
   if (err instanceof WorkflowNotFoundError) return new ApiError(404, 'workflow_not_found', 'The community has no running workflow');
   if (isTemporalUnavailable(err)) return new ApiError(503, 'temporal_unavailable', 'Temporal is unavailable; try again later');
   if (isConnectionError(err)) return new ApiError(503, 'database_unavailable', 'The database is unavailable; try again later');
+  if (isDatabaseBusy(err)) return new ApiError(503, 'database_busy', 'The data is busy (for example a shard being moved); try again in a few seconds', 2);
   return undefined;
 }
 

@@ -2,14 +2,20 @@ import postgres, { type Sql } from 'postgres';
 
 export type { Sql };
 
+/** No statement runs longer, so one hung node cannot hold locks for ever (a transaction may raise it with `set local`). */
+export const STATEMENT_TIMEOUT_MS = 30_000;
+
 /** A connection pool to one Postgres node. int8 columns come back as numbers (ids stay < 2^53). */
-export function openPool(url: string, opts: { max?: number; name?: string } = {}): Sql {
+export function openPool(url: string, opts: { max?: number; name?: string; statementTimeoutMs?: number } = {}): Sql {
   return postgres(url, {
     max: opts.max ?? 10,
     idle_timeout: 30,
     connect_timeout: 10,
     onnotice: () => {},
-    connection: { application_name: `lemmy-fetcher${opts.name ? `:${opts.name}` : ''}` },
+    connection: {
+      application_name: `lemmy-fetcher${opts.name ? `:${opts.name}` : ''}`,
+      statement_timeout: opts.statementTimeoutMs ?? STATEMENT_TIMEOUT_MS,
+    },
     types: {
       // Timestamps pass through as given: Lemmy's have microseconds, which Date would cut.
       date: {
