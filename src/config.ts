@@ -184,9 +184,9 @@ export function parseShardUrls(value: string): ShardNodeConfig[] {
   return nodes;
 }
 
-/** Hides the password of a connection string for logs and error messages. */
+/** Hides the password of a connection string (user part and `password=` parameter) for logs and errors. */
 export function redactUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1***@');
+  return url.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1***@').replace(/([?&]password=)[^&#\s]*/gi, '$1***');
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {

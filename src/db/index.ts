@@ -19,6 +19,15 @@ export interface Storage {
 
 export const EMBEDDED_SHARD_NODES = ['shard-1', 'shard-2'];
 
+function passwordOf(url: string): string | undefined {
+  try {
+    const u = new URL(url);
+    return decodeURIComponent(u.password) || u.searchParams.get('password') || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Starts the embedded nodes (catalog on EMBEDDED_PG_PORT, shards on the next ports). */
 export async function startEmbeddedNodes(config: Config, log: Logger): Promise<{ nodes: EmbeddedPostgresNode[]; catalogUrl: string; shards: ShardNodeConfig[] }> {
   const names = ['catalog', ...EMBEDDED_SHARD_NODES];
@@ -71,7 +80,7 @@ export async function openStorage(
   try {
     const applied = await migrate(catalog, 'catalog');
     if (applied.length) log.info({ applied }, 'applied catalog migrations');
-    const router = await ShardRouter.open(catalog, shardNodes, { log, poolMax: config.DB_POOL_MAX });
+    const router = await ShardRouter.open(catalog, shardNodes, { log, poolMax: config.DB_POOL_MAX, fallbackPassword: passwordOf(catalogUrl) });
     return {
       catalog,
       router,

@@ -37,25 +37,58 @@ export interface ShardNode {
   sql: Sql;
 }
 
+/** A node URL as the catalog keeps it: no password, neither in the user part nor as `?password=`. */
+export function withoutPassword(url: string): string {
+  try {
+    const u = new URL(url);
+    u.password = '';
+    u.searchParams.delete('password');
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+/** A stored (password-free) URL with the password to use, unless it already has one. */
+function withPassword(url: string, password: string | undefined): string {
+  if (!password) return url;
+  const u = new URL(url);
+  if (u.password || u.searchParams.has('password')) return url;
+  u.password = password;
+  return u.toString();
+}
+
 export class ShardRouter {
   private readonly pools = new Map<string, Sql>();
 
   private constructor(
     readonly catalog: Sql,
+    /** Node name → URL with its password (from config), never written back to the catalog. */
     private readonly urls: Map<string, string>,
     private readonly poolMax: number,
+    /** For nodes known only from the catalog (added at run time): the catalog's password. */
+    private readonly fallbackPassword: string | undefined,
   ) {}
 
   /**
    * Registers the configured nodes (name -> url) in the catalog, gives every logical shard a node
    * when the map is new, and opens pools lazily. Nodes added at run time are read from the catalog.
    */
-  static async open(catalog: Sql, configured: ShardNodeConfig[], opts: { log: Logger; poolMax?: number; migrate?: boolean }): Promise<ShardRouter> {
+  static async open(
+    catalog: Sql,
+    configured: ShardNodeConfig[],
+    opts: { log: Logger; poolMax?: number; migrate?: boolean; fallbackPassword?: string },
+  ): Promise<ShardRouter> {
     await catalog.begin(async (tx) => {
       await tx`select pg_advisory_xact_lock(${SHARD_WRITE_LOCK}, -1)`;
       for (const node of configured) {
-        await tx`insert into shard_nodes (name, url) values (${node.name}, ${node.url})
+        await tx`insert into shard_nodes (name, url) values (${node.name}, ${withoutPassword(node.url)})
                  on conflict (name) do update set url = excluded.url`;
+      }
+      // Rows written by older versions kept passwords: take them out.
+      for (const row of await tx<{ name: string; url: string }[]>`select name, url from shard_nodes`) {
+        const clean = withoutPassword(row.url);
+        if (clean !== row.url) await tx`update shard_nodes set url = ${clean} where name = ${row.name}`;
       }
       const [{ count }] = await tx<{ count: number }[]>`select count(*)::int as count from shard_map`;
       if (count === 0) {
@@ -66,9 +99,9 @@ export class ShardRouter {
       }
     });
     const known = await catalog<{ name: string; url: string }[]>`select name, url from shard_nodes order by name`;
-    const urls = new Map(known.map((n) => [n.name, n.url]));
+    const urls = new Map(known.map((n) => [n.name, withPassword(n.url, opts.fallbackPassword)]));
     for (const n of configured) urls.set(n.name, n.url);
-    const router = new ShardRouter(catalog, urls, opts.poolMax ?? 10);
+    const router = new ShardRouter(catalog, urls, opts.poolMax ?? 10, opts.fallbackPassword);
     if (opts.migrate !== false) {
       for (const node of router.nodeNames()) {
         const applied = await migrate(router.pool(node), 'shard');
@@ -103,7 +136,7 @@ export class ShardRouter {
       await sql.end({ timeout: 1 });
       throw new Error(`cannot prepare node "${name}" at ${redactUrl(url)}: ${(err as Error).message}`, { cause: err });
     }
-    await this.catalog`insert into shard_nodes (name, url) values (${name}, ${url})
+    await this.catalog`insert into shard_nodes (name, url) values (${name}, ${withoutPassword(url)})
                        on conflict (name) do update set url = excluded.url`;
     this.urls.set(name, url);
     const old = this.pools.get(name);
@@ -115,7 +148,7 @@ export class ShardRouter {
   /** Reloads node URLs from the catalog (nodes added by another process). */
   async refreshNodes(): Promise<void> {
     const known = await this.catalog<{ name: string; url: string }[]>`select name, url from shard_nodes`;
-    for (const n of known) if (!this.urls.has(n.name)) this.urls.set(n.name, n.url);
+    for (const n of known) if (!this.urls.has(n.name)) this.urls.set(n.name, withPassword(n.url, this.fallbackPassword));
   }
 
   /** Current map (read fresh: a move may have flipped it a moment ago). */
