@@ -4,6 +4,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Config } from '../src/config.js';
 import { communityByRef, saveSyncError, saveSyncSuccess } from '../src/db/communities.js';
+import { isNotFoundFailure } from '../src/failures.js';
 import type { Sql } from '../src/db/pool.js';
 import { countPosts, newestStored, storedLemmyIds, upsertPosts, type PostInput } from '../src/db/posts.js';
 import { ShardUnavailableError, type ShardRouter } from '../src/db/shards.js';
@@ -147,12 +148,13 @@ export function createSyncActivity(deps: SyncDeps) {
         nsfw: c.nsfw,
         subscribers: community.counts.subscribers,
         postsCount: community.counts.posts,
-      });
+      }, postsStored);
       return { tracked: true, fetched: posts.length, inserted, updated, pages, postsStored };
     } catch (err) {
       const failure = toFailure(err);
       // Shown on the community row while Temporal retries; best effort, the catalog may be down too.
-      await saveSyncError(catalog, input.ref, failure.type ?? 'Error', failure.message).catch(() => {});
+      const type = failure.type ?? 'Error';
+      await saveSyncError(catalog, input.ref, { type, message: failure.message, state: isNotFoundFailure(type) ? 'not_found' : 'failing' }).catch(() => {});
       throw failure;
     } finally {
       clearInterval(ticker);

@@ -1,7 +1,8 @@
 // Rows (plus live workflow status) to the JSON shapes of the REST contract in DESIGN.md.
 import type { CommunityRow } from '../src/db/communities.js';
 import type { PostRow } from '../src/db/posts.js';
-import { workflowIdOf } from '../src/lemmy/refs.js';
+import { failureCode } from '../src/failures.js';
+import { workflowIdOf } from '../workflows/trackCommunity.js';
 import type { CommunityStatus } from '../workflows/trackCommunity.js';
 
 export interface CommunityJson {
@@ -33,6 +34,22 @@ export interface CommunityJson {
   updatedAt: string;
 }
 
+/**
+ * The status the catalog keeps (written by each sync): what lists show, without a Temporal query.
+ * Before the first sync has ended, the state is "syncing".
+ */
+export function catalogStatus(row: CommunityRow): CommunityStatus {
+  return {
+    state: row.sync_state ?? 'syncing',
+    lastSyncAt: iso(row.last_update),
+    nextSyncAt: iso(row.next_sync_at),
+    lastError: row.last_error ? { code: failureCode(row.last_error_code ?? 'SyncFailed'), message: row.last_error, at: iso(row.last_error_at) ?? '' } : null,
+    syncs: row.syncs,
+    postsStored: row.posts_stored,
+    refreshSeconds: row.refresh_seconds,
+  };
+}
+
 const iso = (d: Date | string | null | undefined): string | null => (d == null ? null : d instanceof Date ? d.toISOString() : new Date(d).toISOString());
 
 /**
@@ -42,7 +59,7 @@ const iso = (d: Date | string | null | undefined): string | null => (d == null ?
  */
 export function presentCommunity(row: CommunityRow, live: CommunityStatus | 'stopped' | undefined): CommunityJson {
   const status = live === 'stopped' ? undefined : live;
-  const rowError = row.last_error ? { code: row.last_error_code ?? 'sync_failed', message: row.last_error, at: iso(row.last_error_at) } : null;
+  const rowError = row.last_error ? { code: failureCode(row.last_error_code ?? 'SyncFailed'), message: row.last_error, at: iso(row.last_error_at) } : null;
   return {
     id: row.id,
     ref: row.ref,

@@ -1,7 +1,7 @@
 // What the REST routes and the website share: adding (with the instance check), looking up,
 // presenting with live status, paging posts. Both go through these so they behave the same.
 import { PrivateAddressError, assertPublicHost } from '../src/net/addresses.js';
-import { communityById, communityByRef, listCommunities, type CommunityRow } from '../src/db/communities.js';
+import { communitiesPage, communityById, communityByRef, type CommunityRow } from '../src/db/communities.js';
 import { communityPosts, newestPosts, type PostCursor } from '../src/db/posts.js';
 import { LemmyError, type LemmyClient } from '../src/lemmy/client.js';
 import { QueryRejectedError, WorkflowClient, WorkflowNotFoundError } from '@temporalio/client';
@@ -9,9 +9,9 @@ import { workflowIdOf } from '../src/lemmy/refs.js';
 import { changeRefreshInterval, requestRefresh, startTracking, stopTracking } from '../src/tracking.js';
 import { statusQuery, type CommunityStatus } from '../workflows/trackCommunity.js';
 import { ApiError, notFound } from './errors.js';
-import { presentCommunity, presentPost, type CommunityJson, type PostJson } from './presenters.js';
+import { catalogStatus, presentCommunity, presentPost, type CommunityJson, type PostJson } from './presenters.js';
 import type { ApiDeps } from './deps.js';
-import { parseRefParam, type AddInput } from './validation.js';
+import { encodeCommunityCursor, parseRefParam, type AddInput } from './validation.js';
 
 export interface Services extends ApiDeps {
   lemmy: LemmyClient;
@@ -61,9 +61,18 @@ export async function withStatus(s: Services, row: CommunityRow): Promise<Commun
   return presentCommunity(row, await liveStatus(s, row.ref));
 }
 
-export async function listWithStatus(s: Services): Promise<CommunityJson[]> {
-  const rows = await listCommunities(s.catalog);
-  return Promise.all(rows.map((row) => withStatus(s, row)));
+export interface CommunitiesPage {
+  communities: CommunityJson[];
+  next: string | null;
+}
+
+/**
+ * A page of tracked communities with the status their last sync wrote to the catalog: no
+ * Temporal query per community (that does not scale), so it answers while Temporal is down too.
+ */
+export async function listWithStatus(s: Services, page: { limit: number; before?: number }): Promise<CommunitiesPage> {
+  const { rows, nextBeforeId } = await communitiesPage(s.catalog, page.limit, page.before);
+  return { communities: rows.map((row) => presentCommunity(row, catalogStatus(row))), next: nextBeforeId === null ? null : encodeCommunityCursor(nextBeforeId) };
 }
 
 /** Checks that the instance is a reachable Lemmy with this community, then starts tracking. */

@@ -140,3 +140,18 @@ export function parsePageQuery(q: { limit?: string; before?: string }): PageQuer
   }
   return { limit, before };
 }
+
+/** Communities are paged by id: the cursor is the last id shown, opaque to clients. */
+export function encodeCommunityCursor(id: number): string {
+  return Buffer.from(`c${id}`).toString('base64url');
+}
+
+export function parseCommunitiesQuery(q: { limit?: string; before?: string }): { limit: number; before?: number } {
+  const { limit } = parsePageQuery({ limit: q.limit });
+  if (q.before === undefined || q.before === '') return { limit };
+  const m = /^c(\d{1,15})$/.exec(Buffer.from(q.before, 'base64url').toString('latin1'));
+  if (!m || Buffer.from(`c${m[1]}`).toString('base64url') !== q.before) {
+    throw new ApiError(400, 'invalid_cursor', 'before must be a cursor returned as "next" by this API');
+  }
+  return { limit, before: Number(m[1]) };
+}

@@ -1,7 +1,7 @@
 // /api/communities: add, list, get, posts, refresh, change interval, delete.
 import { Hono } from 'hono';
 import { addCommunity, changeInterval, findCommunity, listWithStatus, postsOf, refresh, remove, withStatus, type Services } from '../service.js';
-import { addBodySchema, parsePageQuery, parseWith, patchBodySchema, readJsonObject, toAddInput } from '../validation.js';
+import { addBodySchema, parseCommunitiesQuery, parsePageQuery, parseWith, patchBodySchema, readJsonObject, toAddInput } from '../validation.js';
 
 export function communityRoutes(s: Services): Hono {
   const app = new Hono();
@@ -13,7 +13,7 @@ export function communityRoutes(s: Services): Hono {
     return c.json(community, created ? 201 : 200);
   });
 
-  app.get('/', async (c) => c.json({ communities: await listWithStatus(s) }));
+  app.get('/', async (c) => c.json(await listWithStatus(s, parseCommunitiesQuery({ limit: c.req.query('limit'), before: c.req.query('before') }))));
 
   app.get('/:ref', async (c) => c.json(await withStatus(s, await findCommunity(s, c.req.param('ref')))));
 

@@ -10,7 +10,7 @@ import { ApiError } from '../errors.js';
 import type { RequestInfo } from '../guards.js';
 import { LoginLimiter } from '../login-limiter.js';
 import { addCommunity, findCommunity, listWithStatus, newest, postsOf, refresh, remove, withStatus, type Services } from '../service.js';
-import { addBodySchema, parsePageQuery, parseWith, toAddInput } from '../validation.js';
+import { addBodySchema, parseCommunitiesQuery, parsePageQuery, parseWith, toAddInput } from '../validation.js';
 import { communityPath, pageContext } from './components.js';
 import { CommunityPage } from './pages/community.js';
 import { ConfirmRemovePage } from './pages/confirm-remove.js';
@@ -53,9 +53,13 @@ export function webRoutes(s: Services, info: RequestInfo): Hono {
   app.use('/c/*', guard);
 
   const home = async (c: Context, form: AddFormState, status: 200 | 400 | 422 = 200) => {
-    const communities = await listWithStatus(s);
+    const page = parseCommunitiesQuery({ limit: c.req.query('limit'), before: c.req.query('before') });
+    const { communities, next } = await listWithStatus(s, page);
     c.status(status);
-    return c.render(<HomePage ctx={pageContext(s, c)} communities={communities} form={form} flash={flashOf(c)} />, { title: 'Communities' });
+    return c.render(
+      <HomePage ctx={pageContext(s, c)} communities={communities} form={form} flash={flashOf(c)} next={next} limit={c.req.query('limit') ? page.limit : undefined} />,
+      { title: 'Communities' },
+    );
   };
 
   app.get('/', (c) => home(c, { values: {}, errors: {} }));

@@ -22,6 +22,12 @@ export interface CommunityRow {
   last_error: string | null;
   last_error_code: string | null;
   last_error_at: Date | null;
+  /** Outcome of the last sync (null before the first one ends). */
+  sync_state: 'waiting' | 'failing' | 'not_found' | null;
+  last_attempt_at: Date | null;
+  next_sync_at: Date | null;
+  syncs: number;
+  posts_stored: number;
   created_at: Date;
   updated_at: Date;
 }
@@ -62,6 +68,16 @@ export async function listCommunities(sql: Sql): Promise<CommunityRow[]> {
   return sql<CommunityRow[]>`select * from communities order by ref`;
 }
 
+/** One page of communities, most recently tracked first, keyset by id (`beforeId` excluded). */
+export async function communitiesPage(sql: Sql, limit: number, beforeId?: number): Promise<{ rows: CommunityRow[]; nextBeforeId: number | null }> {
+  const rows = await sql<CommunityRow[]>`
+    select * from communities ${beforeId ? sql`where id < ${beforeId}` : sql``}
+    order by id desc limit ${limit + 1}`;
+  const more = rows.length > limit;
+  const page = more ? rows.slice(0, limit) : rows;
+  return { rows: page, nextBeforeId: more ? page[page.length - 1].id : null };
+}
+
 export interface CommunityMetadata {
   lemmyId: number;
   actorId: string;
@@ -74,25 +90,35 @@ export interface CommunityMetadata {
   postsCount: number;
 }
 
-export async function saveSyncSuccess(sql: Sql, id: number, m: CommunityMetadata): Promise<void> {
+/** A successful sync: the metadata and the list's status, in one statement. */
+export async function saveSyncSuccess(sql: Sql, id: number, m: CommunityMetadata, postsStored: number): Promise<void> {
   await sql`
     update communities set
       lemmy_id = ${m.lemmyId}, actor_id = ${m.actorId}, title = ${m.title}, description = ${m.description},
       icon = ${m.icon}, banner = ${m.banner}, nsfw = ${m.nsfw}, subscribers = ${m.subscribers},
       posts_count = ${m.postsCount}, last_update = now(), last_error = null, last_error_code = null,
-      last_error_at = null, updated_at = now()
+      last_error_at = null, sync_state = 'waiting', last_attempt_at = now(),
+      next_sync_at = now() + refresh_seconds * interval '1 second', syncs = syncs + 1,
+      posts_stored = ${postsStored}, updated_at = now()
     where id = ${id}`;
 }
 
-export async function saveSyncError(sql: Sql, ref: string, code: string, message: string): Promise<void> {
+/** A failed sync attempt (Temporal may retry it): shown on the row until a sync succeeds. */
+export async function saveSyncError(sql: Sql, ref: string, e: { type: string; message: string; state: 'failing' | 'not_found' }): Promise<void> {
   await sql`
-    update communities set last_error = ${message}, last_error_code = ${code}, last_error_at = now(), updated_at = now()
+    update communities set last_error = ${e.message}, last_error_code = ${e.type}, last_error_at = now(),
+      sync_state = ${e.state}, last_attempt_at = now(), next_sync_at = now() + refresh_seconds * interval '1 second',
+      updated_at = now()
     where ref = ${ref}`;
 }
 
+/** The new interval counts from the last sync attempt, as the workflow counts it. */
 export async function setRefreshSeconds(sql: Sql, id: number, seconds: number): Promise<CommunityRow | undefined> {
   const [row] = await sql<CommunityRow[]>`
-    update communities set refresh_seconds = ${seconds}, updated_at = now() where id = ${id} returning *`;
+    update communities set refresh_seconds = ${seconds}, updated_at = now(),
+      next_sync_at = case when last_attempt_at is null then next_sync_at
+                          else greatest(now(), last_attempt_at + ${seconds} * interval '1 second') end
+    where id = ${id} returning *`;
   return row;
 }
 
