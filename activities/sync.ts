@@ -40,6 +40,9 @@ export interface SyncDeps {
   config: Pick<Config, 'SYNC_MAX_PAGES' | 'BACKFILL_PAGES'>;
 }
 
+/** A sync gives up this long before its start-to-close timeout, so that no attempt outlives it. */
+export const DEADLINE_MARGIN_MS = 5000;
+
 /** The newest page a first sync stores; later syncs page back with the API maximum. */
 export const FIRST_PAGE_SIZE = 20;
 export const BACKFILL_PAGE_SIZE = 50;
@@ -69,6 +72,10 @@ export function createSyncActivity(deps: SyncDeps) {
 
   return async function syncCommunity(input: SyncInput): Promise<SyncSummary> {
     const ctx = Context.current();
+    // Every request and budget wait stops when the activity is cancelled (the workflow was
+    // cancelled, or the heartbeat timed out) or just before its start-to-close timeout: a
+    // timed-out attempt must not run on beside its retry.
+    const signal = AbortSignal.any([ctx.cancellationSignal, AbortSignal.timeout(Math.max(1000, ctx.info.startToCloseTimeoutMs - DEADLINE_MARGIN_MS))]);
     const untracked: SyncSummary = { tracked: false, fetched: 0, inserted: 0, updated: 0, pages: 0, postsStored: 0 };
     const row = await communityByRef(catalog, input.ref);
     if (!row) return untracked;
@@ -76,7 +83,7 @@ export function createSyncActivity(deps: SyncDeps) {
     // heartbeat timeout rather than the start-to-close timeout.
     const ticker = setInterval(() => ctx.heartbeat(), 2000);
     try {
-      const community = await lemmy.getCommunity(row.instance, row.name);
+      const community = await lemmy.getCommunity(row.instance, row.name, { signal });
       ctx.heartbeat('community fetched');
 
       // Pinned posts lead Lemmy's listing even with sort=New: dedupe by id, and never use them to
@@ -85,7 +92,7 @@ export function createSyncActivity(deps: SyncDeps) {
       const known = await router.read(row.shard, (sql) => newestStored(sql, row.id));
       let pages = 0;
       const fetchPage = async (limit: number, page: number) => {
-        const posts = await lemmy.listPosts(row.instance, row.name, { limit, page });
+        const posts = await lemmy.listPosts(row.instance, row.name, { limit, page }, { signal });
         pages += 1;
         ctx.heartbeat(`page ${page} (${limit})`);
         for (const p of posts) if (!byId.has(p.post.id)) byId.set(p.post.id, p);
@@ -116,7 +123,7 @@ export function createSyncActivity(deps: SyncDeps) {
         const pinned = first.filter((p) => p.post.featured_community || p.post.featured_local).length;
         if (pinned > 0) {
           // Pinned posts took places on the first page: the next page completes the newest 20.
-          const next = await lemmy.listPosts(row.instance, row.name, { limit: FIRST_PAGE_SIZE, page: 2 });
+          const next = await lemmy.listPosts(row.instance, row.name, { limit: FIRST_PAGE_SIZE, page: 2 }, { signal });
           pages += 1;
           for (const p of next.slice(0, pinned)) if (!byId.has(p.post.id)) byId.set(p.post.id, p);
         }

@@ -64,6 +64,10 @@ export async function startWorker(opts: {
     maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
     // Activities get this long to finish on SIGINT/SIGTERM before they are cancelled.
     shutdownGraceTime: '10s',
+    // A cancellation reaches an activity with the answer to its next heartbeat: send them at
+    // least this often (default: 80 % of the heartbeat timeout), so a removed community's sync
+    // stops its requests within seconds. Only syncs that last longer pay for it.
+    maxHeartbeatThrottleInterval: '2 seconds',
   });
   log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, address: opts.address, ms: Date.now() - started }, 'worker ready');
   const run = worker.run().finally(async () => {

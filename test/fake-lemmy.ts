@@ -75,6 +75,8 @@ export interface FakeRequest {
   accept?: string;
   /** lower-cased community name the request refers to (by name or resolved id), if any */
   community?: string;
+  /** Date.now() when the client went away before the answer was complete */
+  abortedAt?: number;
 }
 
 export interface FakePost {
@@ -561,6 +563,9 @@ export class FakeLemmy {
     if (accept !== undefined) rec.accept = accept;
     if (community !== undefined) rec.community = community;
     this.requests.push(rec);
+    res.once('close', () => {
+      if (!res.writableFinished) rec.abortedAt = Date.now();
+    });
     if (community !== undefined && (endpoint === 'community' || endpoint === 'post/list')) {
       const key = `${endpoint}|${community}`;
       this.counters.set(key, (this.counters.get(key) ?? 0) + 1);

@@ -51,8 +51,8 @@ export interface LemmyClientOptions {
   timeoutMs: number;
   maxBytes: number;
   allowPrivate: boolean;
-  /** Waits for the instance's request budget before every request. */
-  beforeRequest?: (host: string) => Promise<void>;
+  /** Waits for the instance's request budget before every request (and stops waiting on `signal`). */
+  beforeRequest?: (host: string, signal?: AbortSignal) => Promise<void>;
   /** Told when an instance says we are rate limited, so every worker can back off. */
   onRateLimited?: (host: string, retryAfterMs: number) => Promise<void>;
 }
@@ -66,6 +66,11 @@ export function parseRetryAfter(value: string | string[] | undefined, now = Date
   const at = Date.parse(v);
   if (Number.isNaN(at)) return undefined;
   return Math.min(Math.max(0, at - now), MAX_RETRY_AFTER_MS);
+}
+
+/** Per call: `signal` ends the request (and any wait before it) when the caller gives up. */
+export interface RequestOptions {
+  signal?: AbortSignal;
 }
 
 export class LemmyClient {
@@ -84,21 +89,22 @@ export class LemmyClient {
     });
   }
 
-  async getSite(instance: string): Promise<LemmySite> {
-    return this.get(instance, '/api/v3/site', {}, siteResponseSchema);
+  async getSite(instance: string, opts: RequestOptions = {}): Promise<LemmySite> {
+    return this.get(instance, '/api/v3/site', {}, siteResponseSchema, opts);
   }
 
-  async getCommunity(instance: string, name: string): Promise<LemmyCommunity> {
-    const body = await this.get(instance, '/api/v3/community', { name }, communityResponseSchema);
+  async getCommunity(instance: string, name: string, opts: RequestOptions = {}): Promise<LemmyCommunity> {
+    const body = await this.get(instance, '/api/v3/community', { name }, communityResponseSchema, opts);
     return body.community_view;
   }
 
-  async listPosts(instance: string, name: string, page: { limit: number; page: number }): Promise<LemmyPost[]> {
+  async listPosts(instance: string, name: string, page: { limit: number; page: number }, opts: RequestOptions = {}): Promise<LemmyPost[]> {
     const body = await this.get(
       instance,
       '/api/v3/post/list',
       { community_name: name, sort: 'New', limit: String(page.limit), page: String(page.page) },
       postsResponseSchema,
+      opts,
     );
     return body.posts;
   }
@@ -107,7 +113,7 @@ export class LemmyClient {
     await this.agent.close();
   }
 
-  private async get<S extends z.ZodTypeAny>(instance: string, path: string, query: Record<string, string>, schema: S): Promise<z.output<S>> {
+  private async get<S extends z.ZodTypeAny>(instance: string, path: string, query: Record<string, string>, schema: S, opts: RequestOptions): Promise<z.output<S>> {
     const url = new URL(path, instance);
     for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
     const what = `${url.pathname}${url.search}`;
@@ -120,10 +126,17 @@ export class LemmyClient {
         throw new LemmyError('NetworkError', `cannot resolve ${url.hostname}: ${(err as Error).message}`, { cause: err });
       }
     }
-    await this.opts.beforeRequest?.(url.host);
+    try {
+      await this.opts.beforeRequest?.(url.host, opts.signal);
+    } catch (err) {
+      if (opts.signal?.aborted) throw new LemmyError('Timeout', `gave up waiting to ask ${url.host}: ${String(opts.signal.reason?.message ?? opts.signal.reason)}`, { cause: err });
+      throw err;
+    }
 
     let res: Dispatcher.ResponseData;
-    const signal = AbortSignal.timeout(this.opts.timeoutMs);
+    // The request's own timeout, and the caller's (an activity's cancellation or deadline).
+    const timeout = AbortSignal.timeout(this.opts.timeoutMs);
+    const signal = opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout;
     try {
       res = await request(url, {
         method: 'GET',
@@ -132,6 +145,7 @@ export class LemmyClient {
         headers: { accept: 'application/json', 'user-agent': this.opts.userAgent },
       });
     } catch (err) {
+      if (opts.signal?.aborted) throw new LemmyError('Timeout', `gave up asking ${url.host}: ${String(opts.signal.reason?.message ?? opts.signal.reason)}`, { cause: err });
       throw classifyNetworkError(err, url.host, this.opts.timeoutMs);
     }
 

@@ -1,7 +1,7 @@
 // The Lemmy client as the worker and the API use it: configured from the environment and tied
 // to the per-instance request budget in the catalog. Kept apart from the worker runtime so the
 // API process does not load the Temporal worker (and its native bridge) just to check an instance.
-import { Context } from '@temporalio/activity';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config.js';
 import type { Sql } from '../db/pool.js';
 import { InstanceBudget } from './budget.js';
@@ -18,26 +18,12 @@ export function createLemmyClient(config: Config, catalog: Sql): LemmyClient {
     timeoutMs: config.HTTP_TIMEOUT_MS,
     maxBytes: config.HTTP_MAX_BYTES,
     allowPrivate: config.ALLOW_PRIVATE_INSTANCES,
-    beforeRequest: async (host) => {
+    // The caller's signal ends the wait (an activity cancelled or out of time); an activity
+    // heartbeats on its own while it waits.
+    beforeRequest: async (host, signal) => {
       const waitMs = await budget.reserve(host);
-      if (waitMs > 0) await sleepInActivity(waitMs);
+      if (waitMs > 0) await sleep(waitMs, undefined, signal ? { signal } : {});
     },
     onRateLimited: (host, ms) => budget.pushBack(host, ms),
   });
-}
-
-/** Waits inside an activity, heartbeating so long waits survive heartbeat timeouts and see cancels. */
-async function sleepInActivity(ms: number): Promise<void> {
-  let ctx: Context | undefined;
-  try {
-    ctx = Context.current();
-  } catch {
-    ctx = undefined; // called outside an activity (the API's add-time check)
-  }
-  if (!ctx) return new Promise((r) => setTimeout(r, ms));
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    ctx.heartbeat('waiting for the instance request budget');
-    await ctx.sleep(Math.min(5000, end - Date.now()));
-  }
 }
