@@ -1,7 +1,7 @@
 // Activities are plain async functions closed over their dependencies (pools, HTTP client).
 import type { Config } from '../src/config.js';
 import type { Sql } from '../src/db/pool.js';
-import type { ShardRouter } from '../src/db/shards.js';
+import type { ShardRouter } from '../src/db/sharding/router.js';
 import type { LemmyClient } from '../src/lemmy/client.js';
 import { createShardActivities } from './shards.js';
 import { createSyncActivity } from './sync.js';

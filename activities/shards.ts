@@ -23,7 +23,7 @@ import {
   type FlipResult,
   type ShardLoadReport,
 } from '../src/db/sharding/moves.js';
-import { LOGICAL_SHARDS, type ShardRouter } from '../src/db/shards.js';
+import { LOGICAL_SHARDS, type ShardRouter } from '../src/db/sharding/router.js';
 
 export type { CopyProgress, FlipResult, ShardLoadReport };
 

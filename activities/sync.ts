@@ -3,12 +3,12 @@
 // no duplicates. Returns a small summary only, to keep workflow history small.
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Config } from '../src/config.js';
-import { communityByRef, saveSyncError, saveSyncSuccess } from '../src/db/communities.js';
+import { communityByRef, lockCommunityForWrite, saveSyncError, saveSyncSuccess } from '../src/db/communities.js';
 import { isNotFoundFailure } from '../src/failures.js';
 import type { Sql } from '../src/db/pool.js';
 import { countPosts, newestStored, storedLemmyIds, upsertPosts, type PostInput } from '../src/db/posts.js';
-import { ShardUnavailableError, type ShardRouter } from '../src/db/shards.js';
-import { BudgetExhaustedError } from '../src/lemmy/budget.js';
+import { ShardUnavailableError, type ShardRouter } from '../src/db/sharding/router.js';
+import { BudgetExhaustedError } from '../src/db/instance-budget.js';
 import { LemmyError, type LemmyClient } from '../src/lemmy/client.js';
 import type { LemmyPost } from '../src/lemmy/schema.js';
 
@@ -137,8 +137,7 @@ export function createSyncActivity(deps: SyncDeps) {
       const written = await router.write(row.shard, async (sql, _node, tx) => {
         // The community may have been removed while we were fetching: then write nothing. The row
         // lock holds off a concurrent removal until these posts are committed (see stopTracking).
-        const [still] = await tx`select id from communities where id = ${row.id} for key share`;
-        if (!still) return undefined;
+        if (!(await lockCommunityForWrite(tx, row.id))) return undefined;
         const result = await upsertPosts(sql, row.shard, row.id, posts);
         return { ...result, postsStored: await countPosts(sql, row.id) };
       });

@@ -2,7 +2,7 @@
 import type { Client } from '@temporalio/client';
 import type { Config } from '../src/config.js';
 import type { Sql } from '../src/db/pool.js';
-import type { ShardRouter } from '../src/db/shards.js';
+import type { ShardRouter } from '../src/db/sharding/router.js';
 import type { Logger } from '../src/log.js';
 
 export interface ApiDeps {

@@ -6,7 +6,7 @@ import { ServiceError, WorkflowNotFoundError } from '@temporalio/client';
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { isConnectionError, ShardUnavailableError } from '../src/db/shards.js';
+import { isConnectionError, ShardUnavailableError } from '../src/db/sharding/router.js';
 import type { Logger } from '../src/log.js';
 
 export class ApiError extends Error {

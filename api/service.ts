@@ -1,7 +1,8 @@
 // What the REST routes and the website share: adding (with the instance check), looking up,
 // presenting with live status, paging posts. Both go through these so they behave the same.
 import { PrivateAddressError, assertPublicHost } from '../src/net/addresses.js';
-import { communitiesPage, communityById, communityByRef, type CommunityRow } from '../src/db/communities.js';
+import { ping } from '../src/db/pool.js';
+import { communitiesPage, communityById, communityByRef, communityRefsByIds, type CommunityRow } from '../src/db/communities.js';
 import { communityPosts, newestPosts, type PostCursor } from '../src/db/posts.js';
 import { LemmyError, type LemmyClient } from '../src/lemmy/client.js';
 import { QueryRejectedError, WorkflowClient, WorkflowNotFoundError } from '@temporalio/client';
@@ -139,11 +140,7 @@ export async function postsOf(s: Services, row: CommunityRow, limit: number, bef
 export async function newest(s: Services, limit: number, before?: PostCursor): Promise<PostsPage & { partial: boolean; missingNodes: string[] }> {
   const page = await newestPosts(s.router, limit, before);
   const ids = [...new Set(page.posts.map((p) => p.community_id))];
-  const refs = new Map<number, string>();
-  if (ids.length) {
-    const rows = await s.catalog<{ id: number; ref: string }[]>`select id, ref from communities where id = any(${ids}::bigint[])`;
-    for (const r of rows) refs.set(r.id, r.ref);
-  }
+  const refs = await communityRefsByIds(s.catalog, ids);
   return {
     posts: page.posts.map((p) => presentPost(p, refs.get(p.community_id) ?? null)),
     next: page.next,
@@ -181,9 +178,9 @@ async function check(fn: () => Promise<unknown>): Promise<Check> {
 }
 
 export async function health(s: Services): Promise<HealthReport> {
-  const catalogCheck = check(() => s.catalog`select 1`);
+  const catalogCheck = check(() => ping(s.catalog));
   const nodes = s.router.nodeNames();
-  const shardChecks = Promise.all(nodes.map((n) => check(() => s.router.pool(n)`select 1`)));
+  const shardChecks = Promise.all(nodes.map((n) => check(() => ping(s.router.pool(n)))));
   const temporalCheck = check(() =>
     s.temporal.withDeadline(Date.now() + HEALTH_TIMEOUT_MS, () => s.temporal.workflowService.getSystemInfo({})),
   );

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { insertCommunity } from '../src/db/communities.js';
 import { upsertPosts, type PostInput } from '../src/db/posts.js';
-import { logicalShardOf } from '../src/db/shards.js';
+import { logicalShardOf } from '../src/db/sharding/router.js';
 import { communityRef } from '../src/lemmy/refs.js';
 import { flag, freePort, hasFlag, startBenchEnv } from './support/env.js';
 import { sampleProc, treeCpuSeconds } from './support/proc.js';

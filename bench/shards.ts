@@ -14,7 +14,7 @@ import { EmbeddedPostgresNode } from '../src/db/embedded.js';
 import { migrate } from '../src/db/migrate.js';
 import { openPool } from '../src/db/pool.js';
 import { decodeCursor, newestPosts, upsertPosts, type PostInput } from '../src/db/posts.js';
-import { logicalShardOf, ShardRouter } from '../src/db/shards.js';
+import { logicalShardOf, ShardRouter } from '../src/db/sharding/router.js';
 import { bulkCopy, reconcile } from '../src/db/sharding/moves.js';
 import { createLogger } from '../src/log.js';
 import { createDatabase } from '../test/support/databases.js';

@@ -7,6 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { shardStatus } from './db/sharding/moves.js';
+import { shardNodeUrl, withoutPassword } from './db/sharding/router.js';
 import { REBALANCE_WORKFLOW_ID, startRebalance } from './rebalancing.js';
 import type { RebalanceResult } from '../workflows/rebalanceShards.js';
 import { ConfigError, loadConfig, redactUrl, type Config } from './config.js';
@@ -99,8 +100,8 @@ try {
     if (!name || !url || args.length !== 2) fail(`usage: npm run shards -- add <name> <postgres-url>`, 2);
     if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name)) fail('node name must be lower-case letters, digits, "-" or "_" (at most 63)', 2);
     if (!/^postgres(ql)?:\/\//.test(url)) fail('the url must be a postgres:// or postgresql:// connection string', 2);
-    const [existing] = await storage.catalog<{ url: string }[]>`select url from shard_nodes where name = ${name}`;
-    if (existing && existing.url !== url) fail(`a node named "${name}" is already registered with another URL (${redactUrl(existing.url)}); pick another name`, 1);
+    const existing = await shardNodeUrl(storage.catalog, name);
+    if (existing && existing !== withoutPassword(url)) fail(`a node named "${name}" is already registered with another URL (${redactUrl(existing)}); pick another name`, 1);
     await storage.router.addNode(name, url, log);
     process.stdout.write(`registered node "${name}" (${redactUrl(url)}) and applied the shard migrations.\n` +
       'It holds no logical shards yet: run `npm run shards -- rebalance` to move some onto it.\n');

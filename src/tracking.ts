@@ -2,10 +2,9 @@
 // and posts they own. The API, the website and the tests all go through these functions.
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Config } from './config.js';
-import { deleteCommunityRow, insertCommunity, setRefreshSeconds, type CommunityRow } from './db/communities.js';
+import { deleteCommunity, deleteCommunityRow, insertCommunity, setRefreshSeconds, type CommunityRow } from './db/communities.js';
 import type { Sql } from './db/pool.js';
-import { deleteCommunityPosts } from './db/posts.js';
-import { logicalShardOf, type ShardRouter } from './db/shards.js';
+import { logicalShardOf, type ShardRouter } from './db/sharding/router.js';
 import { communityRef } from './lemmy/refs.js';
 import {
   refreshSignal,
@@ -81,12 +80,7 @@ export async function stopTracking(deps: TrackingDeps, row: CommunityRow): Promi
   } catch (err) {
     if (!(err instanceof WorkflowNotFoundError)) throw err;
   }
-  await deps.router.write(row.shard, async (sql, _node, tx) => {
-    const [locked] = await tx`select id from communities where id = ${row.id} for update`;
-    if (!locked) return;
-    await deleteCommunityPosts(sql, row.id);
-    await tx`delete from communities where id = ${row.id}`;
-  });
+  await deleteCommunity(deps.router, row);
 }
 
 /** Signals `refresh`; restarts the workflow if it is not running (e.g. terminated by hand). */

@@ -6,7 +6,7 @@ import { bundleWorkflowCode, NativeConnection, Runtime, Worker, makeTelemetryFil
 import { createActivities } from '../activities/index.js';
 import type { Config } from './config.js';
 import type { Sql } from './db/pool.js';
-import type { ShardRouter } from './db/shards.js';
+import type { ShardRouter } from './db/sharding/router.js';
 import { createLemmyClient } from './lemmy/factory.js';
 import type { Logger } from './log.js';
 import { temporalLogger } from './temporal/logger.js';

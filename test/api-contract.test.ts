@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../api/app.js';
 import type { ApiDeps } from '../api/server.js';
 import { listCommunities } from '../src/db/communities.js';
-import { logicalShardOf } from '../src/db/shards.js';
+import { logicalShardOf } from '../src/db/sharding/router.js';
 import { createLogger } from '../src/log.js';
 import { queryStatus, stopTracking } from '../src/tracking.js';
 import { FakeLemmy } from './fake-lemmy.js';

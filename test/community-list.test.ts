@@ -5,7 +5,7 @@ import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../api/app.js';
 import { insertCommunity } from '../src/db/communities.js';
-import { logicalShardOf } from '../src/db/shards.js';
+import { logicalShardOf } from '../src/db/sharding/router.js';
 import { normalizeInstance } from '../src/lemmy/refs.js';
 import { createLogger } from '../src/log.js';
 import { startTracking } from '../src/tracking.js';

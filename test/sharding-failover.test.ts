@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { countPosts, newestPosts } from '../src/db/posts.js';
 import { EmbeddedPostgresNode } from '../src/db/embedded.js';
 import { communityByRef } from '../src/db/communities.js';
-import { logicalShardOf } from '../src/db/shards.js';
+import { logicalShardOf } from '../src/db/sharding/router.js';
 import { communityRef } from '../src/lemmy/refs.js';
 import { createLogger } from '../src/log.js';
 import { startTracking } from '../src/tracking.js';

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startRebalance } from '../src/rebalancing.js';
 import { communityByRef, insertCommunity } from '../src/db/communities.js';
 import { countPosts } from '../src/db/posts.js';
-import { logicalShardOf } from '../src/db/shards.js';
+import { logicalShardOf } from '../src/db/sharding/router.js';
 import { communityRef } from '../src/lemmy/refs.js';
 import { createLogger } from '../src/log.js';
 import { startTracking } from '../src/tracking.js';

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../api/app.js';
 import { openPool } from '../src/db/pool.js';
-import { logicalShardOf, SHARD_WRITE_LOCK } from '../src/db/shards.js';
+import { logicalShardOf, SHARD_WRITE_LOCK } from '../src/db/sharding/router.js';
 import { createLogger } from '../src/log.js';
 import { FakeLemmy } from './fake-lemmy.js';
 import { createStack, eventually, type Stack } from './support/stack.js';

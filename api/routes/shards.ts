@@ -5,6 +5,7 @@
 // The API token is checked for all of /api in app.ts (requireBearer).
 import { Hono, type Context } from 'hono';
 import { shardStatus } from '../../src/db/sharding/moves.js';
+import { shardNodeUrl, withoutPassword } from '../../src/db/sharding/router.js';
 import { REBALANCE_WORKFLOW_ID, startRebalance } from '../../src/rebalancing.js';
 import { redactUrl } from '../../src/config.js';
 import type { ApiDeps } from '../deps.js';
@@ -30,8 +31,8 @@ export function shardRoutes(deps: ApiDeps): Hono {
     if (typeof url !== 'string' || !/^postgres(ql)?:\/\/\S+$/.test(url)) {
       return error(c, 400, 'invalid_url', 'url must be a postgres:// or postgresql:// connection string');
     }
-    const [existing] = await deps.catalog<{ url: string }[]>`select url from shard_nodes where name = ${name}`;
-    if (existing && existing.url !== url) {
+    const existing = await shardNodeUrl(deps.catalog, name);
+    if (existing && existing !== withoutPassword(url)) {
       return error(c, 409, 'node_exists', `a node named "${name}" is already registered with another URL; pick another name`);
     }
     try {

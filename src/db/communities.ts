@@ -1,5 +1,7 @@
 // Catalog queries about tracked communities.
 import type { Sql } from './pool.js';
+import { deleteCommunityPosts } from './posts.js';
+import type { ShardRouter } from './sharding/router.js';
 
 export interface CommunityRow {
   id: number;
@@ -125,4 +127,32 @@ export async function setRefreshSeconds(sql: Sql, id: number, seconds: number): 
 export async function deleteCommunityRow(sql: Sql, id: number): Promise<boolean> {
   const rows = await sql`delete from communities where id = ${id} returning id`;
   return rows.length > 0;
+}
+
+/**
+ * Removes a community's posts and its row together. The row is locked while its posts are
+ * deleted, so a sync still in flight (which takes the row's key-share lock before writing, see
+ * lockCommunityForWrite) cannot leave posts behind; if anything fails, the row stays and the
+ * removal can be retried.
+ */
+export async function deleteCommunity(router: ShardRouter, row: Pick<CommunityRow, 'id' | 'shard'>): Promise<void> {
+  await router.write(row.shard, async (sql, _node, tx) => {
+    const [locked] = await tx`select id from communities where id = ${row.id} for update`;
+    if (!locked) return;
+    await deleteCommunityPosts(sql, row.id);
+    await tx`delete from communities where id = ${row.id}`;
+  });
+}
+
+/** Inside a shard write: false when the community was removed meanwhile; else holds off its removal until commit. */
+export async function lockCommunityForWrite(catalogTx: Sql, id: number): Promise<boolean> {
+  const [still] = await catalogTx`select id from communities where id = ${id} for key share`;
+  return Boolean(still);
+}
+
+/** id → ref for the communities of a page of posts. */
+export async function communityRefsByIds(sql: Sql, ids: number[]): Promise<Map<number, string>> {
+  if (ids.length === 0) return new Map();
+  const rows = await sql<{ id: number; ref: string }[]>`select id, ref from communities where id = any(${ids}::bigint[])`;
+  return new Map(rows.map((r) => [r.id, r.ref]));
 }

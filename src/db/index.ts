@@ -6,7 +6,7 @@ import type { Logger } from '../log.js';
 import { EmbeddedPostgresNode, embeddedNodeDir } from './embedded.js';
 import { migrate } from './migrate.js';
 import { openPool, type Sql } from './pool.js';
-import { ShardRouter } from './shards.js';
+import { ShardRouter } from './sharding/router.js';
 
 export interface Storage {
   catalog: Sql;

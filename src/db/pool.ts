@@ -28,3 +28,8 @@ export function openPool(url: string, opts: { max?: number; name?: string; state
     },
   });
 }
+
+/** Whether the node answers at all (health checks). */
+export async function ping(sql: Sql): Promise<void> {
+  await sql`select 1`;
+}

@@ -1,6 +1,6 @@
 // Post queries on the shard nodes. All access goes through the ShardRouter.
 import type { Sql } from './pool.js';
-import { isConnectionError, type ShardRouter } from './shards.js';
+import { isConnectionError, type ShardRouter } from './sharding/router.js';
 
 export interface PostInput {
   lemmyId: number;

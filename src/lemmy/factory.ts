@@ -4,7 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config.js';
 import type { Sql } from '../db/pool.js';
-import { InstanceBudget } from './budget.js';
+import { InstanceBudget } from '../db/instance-budget.js';
 import { LemmyClient } from './client.js';
 
 export function createLemmyClient(config: Config, catalog: Sql): LemmyClient {

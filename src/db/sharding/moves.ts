@@ -2,7 +2,7 @@
 // steps as activities): bulk copy, reconcile, the map flip under the shard's write lock, cleanup;
 // and the per-shard loads and node status that planning and `npm run shards -- status` read.
 import type { Sql } from '../pool.js';
-import { LOGICAL_SHARDS, SHARD_WRITE_LOCK, isConnectionError, type ShardRouter } from '../shards.js';
+import { LOGICAL_SHARDS, SHARD_WRITE_LOCK, isConnectionError, type ShardRouter } from './router.js';
 import type { ShardLoad } from './planner.js';
 
 /** The move cannot go on as asked (wrong source, unknown shard): not worth retrying. */

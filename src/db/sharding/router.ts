@@ -2,11 +2,11 @@
 // A community's logical shard (0..LOGICAL_SHARDS-1) is fixed at creation from a stable hash of its
 // ref; `shard_map` in the catalog maps logical shards to named nodes, so nodes can be added and
 // shards moved without rehashing.
-import type { ShardNodeConfig } from '../config.js';
-import { redactUrl } from '../config.js';
-import type { Logger } from '../log.js';
-import { migrate } from './migrate.js';
-import { openPool, type Sql } from './pool.js';
+import type { ShardNodeConfig } from '../../config.js';
+import { redactUrl } from '../../config.js';
+import type { Logger } from '../../log.js';
+import { migrate } from '../migrate.js';
+import { openPool, type Sql } from '../pool.js';
 
 /** Never change once data exists: every stored community's shard was derived from it. */
 export const LOGICAL_SHARDS = 64;
@@ -56,6 +56,12 @@ function withPassword(url: string, password: string | undefined): string {
   if (u.password || u.searchParams.has('password')) return url;
   u.password = password;
   return u.toString();
+}
+
+/** The registered (password-free) URL of a node, if a node has that name. */
+export async function shardNodeUrl(catalog: Sql, name: string): Promise<string | undefined> {
+  const [row] = await catalog<{ url: string }[]>`select url from shard_nodes where name = ${name}`;
+  return row?.url;
 }
 
 export class ShardRouter {

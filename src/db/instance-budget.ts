@@ -2,7 +2,7 @@
 // reserves the instance's next free slot (one every 1/rate seconds) with one atomic upsert, then
 // waits for it. Slots never overlap, so all workers together stay within the rate, and a rate
 // limit answer pushes the instance's next slot out for everyone.
-import type { Sql } from '../db/pool.js';
+import type { Sql } from './pool.js';
 
 export class BudgetExhaustedError extends Error {
   constructor(readonly host: string, readonly retryAfterMs: number) {
