@@ -17,7 +17,7 @@ import { healthRoutes } from './routes/health.js';
 import { postRoutes } from './routes/posts.js';
 import { shardRoutes } from './routes/shards.js';
 import type { ApiDeps } from './deps.js';
-import { statusClientOf, type Services } from './service.js';
+import type { Services } from './service.js';
 import { staticFiles } from './web/assets.js';
 import { pageRenderer } from './web/layout.js';
 import { renderErrorPage } from './web/pages/error.js';
@@ -31,7 +31,7 @@ export interface AppOptions {
 const isApiPath = (path: string) => path === '/api' || path.startsWith('/api/') || path === '/healthz' || path.startsWith('/healthz/');
 
 export function createApp(deps: ApiDeps, opts: AppOptions = {}): Hono {
-  const s: Services = { ...deps, lemmy: opts.lemmy ?? createLemmyClient(deps.config, deps.catalog), statusClient: statusClientOf(deps) };
+  const s: Services = { ...deps, lemmy: opts.lemmy ?? createLemmyClient(deps.config, deps.catalog) };
   const { config, log } = deps;
   const info = new RequestInfo(config.TRUSTED_PROXIES);
   const corsOrigins = (config.CORS_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean);

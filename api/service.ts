@@ -5,10 +5,7 @@ import { ping } from '../src/db/pool.js';
 import { communitiesPage, communityById, communityByRef, communityRefsByIds, type CommunityRow } from '../src/db/communities.js';
 import { communityPosts, newestPosts, type PostCursor } from '../src/db/posts.js';
 import { LemmyError, type LemmyClient } from '../src/lemmy/client.js';
-import { QueryRejectedError, WorkflowClient, WorkflowNotFoundError } from '@temporalio/client';
-import { workflowIdOf } from '../src/lemmy/refs.js';
-import { changeRefreshInterval, requestRefresh, startTracking, stopTracking } from '../src/tracking.js';
-import { statusQuery, type CommunityStatus } from '../workflows/trackCommunity.js';
+import { liveStatus, startTracking } from '../src/tracking.js';
 import { ApiError, notFound } from './errors.js';
 import { catalogStatus, presentCommunity, presentPost, type CommunityJson, type PostJson } from './presenters.js';
 import type { ApiDeps } from './deps.js';
@@ -16,40 +13,10 @@ import { encodeCommunityCursor, parseRefParam, type AddInput } from './validatio
 
 export interface Services extends ApiDeps {
   lemmy: LemmyClient;
-  /** Workflow client whose queries are rejected by closed workflows (so a cancelled or
-   *  terminated workflow reads as "stopped", not as its last state). */
-  statusClient: WorkflowClient;
 }
 
-export function statusClientOf(deps: ApiDeps): WorkflowClient {
-  return new WorkflowClient({ connection: deps.temporal.connection, namespace: deps.config.TEMPORAL_NAMESPACE, queryRejectCondition: 'NOT_OPEN' });
-}
 
-/**
- * The live status; 'stopped' when the workflow is not running (cancelled, terminated, or gone);
- * undefined when Temporal does not answer within STATUS_TIMEOUT_MS.
- */
-export async function liveStatus(s: Services, ref: string): Promise<CommunityStatus | 'stopped' | undefined> {
-  try {
-    return await s.temporal.withDeadline(Date.now() + STATUS_TIMEOUT_MS, () => s.statusClient.getHandle(workflowIdOf(ref)).query(statusQuery));
-  } catch (err) {
-    if (err instanceof QueryRejectedError || err instanceof WorkflowNotFoundError) return 'stopped';
-    return undefined;
-  }
-}
 
-/** Live status is asked of every workflow at once, each with this deadline. */
-export const STATUS_TIMEOUT_MS = 1500;
-/** Deadline for starting, signalling and cancelling workflows: a Temporal that does not answer is a 503, not a hang. */
-export const TEMPORAL_CALL_TIMEOUT_MS = 5000;
-
-export function withTemporalDeadline<T>(s: Pick<Services, 'temporal'>, fn: () => Promise<T>): Promise<T> {
-  return s.temporal.withDeadline(Date.now() + TEMPORAL_CALL_TIMEOUT_MS, fn);
-}
-
-export const refresh = (s: Services, row: CommunityRow) => withTemporalDeadline(s, () => requestRefresh(s, row));
-export const remove = (s: Services, row: CommunityRow) => withTemporalDeadline(s, () => stopTracking(s, row));
-export const changeInterval = (s: Services, row: CommunityRow, seconds: number) => withTemporalDeadline(s, () => changeRefreshInterval(s, row, seconds));
 
 export async function findCommunity(s: Services, rawRef: string): Promise<CommunityRow> {
   const lookup = parseRefParam(rawRef);
@@ -80,7 +47,7 @@ export async function listWithStatus(s: Services, page: { limit: number; before?
 export async function addCommunity(s: Services, input: AddInput): Promise<{ community: CommunityJson; created: boolean }> {
   const existing = await communityByRef(s.catalog, input.ref);
   if (!existing) await checkInstance(s, input);
-  const { row, created } = await withTemporalDeadline(s, () => startTracking(s, input));
+  const { row, created } = await startTracking(s, input);
   return { community: await withStatus(s, row), created };
 }
 

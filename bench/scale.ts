@@ -6,8 +6,9 @@
 // lag, CPU/RSS per process and history events per sync. Each N runs in a fresh environment.
 import type { CommunityStatus } from '../workflows/trackCommunity.js';
 import { loadConfig } from '../src/config.js';
-import { normalizeInstance, workflowIdOf } from '../src/lemmy/refs.js';
-import { queryStatus, startTracking } from '../src/tracking.js';
+import { normalizeInstance } from '../src/lemmy/refs.js';
+import { workflowIdOf } from '../workflows/trackCommunity.js';
+import { liveStatus, startTracking } from '../src/tracking.js';
 import { flag, hasFlag, startBenchEnv } from './support/env.js';
 import { ProcMonitor, treeCpuSeconds, treeRssBytes } from './support/proc.js';
 import { appendResults } from './support/results.js';
@@ -139,7 +140,8 @@ async function runOne(n: number, o: { interval: number; warmup: number; duration
     for (const it of sample) {
       const ref = `${it.name}@${it.host}`;
       const history = await be.client.workflow.getHandle(workflowIdOf(ref)).fetchHistory();
-      const status: CommunityStatus | undefined = await queryStatus(deps, ref, 5000);
+      const live = await liveStatus(deps, ref, 5000);
+      const status: CommunityStatus | undefined = typeof live === 'object' ? live : undefined;
       if (!status) continue;
       events += history.events?.length ?? 0;
       sampleSyncs += status.syncs;

@@ -1,6 +1,6 @@
 // Starting, signalling and stopping the trackCommunity workflows, together with the catalog row
 // and posts they own. The API, the website and the tests all go through these functions.
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { QueryRejectedError, WorkflowClient, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Config } from './config.js';
 import { deleteCommunity, deleteCommunityRow, insertCommunity, setRefreshSeconds, type CommunityRow } from './db/communities.js';
 import type { Sql } from './db/pool.js';
@@ -20,6 +20,13 @@ export interface TrackingDeps {
   catalog: Sql;
   router: ShardRouter;
   temporal: Client;
+}
+
+/** Starting, signalling and cancelling workflows: a Temporal that does not answer is an error (a 503), not a hang. */
+export const TEMPORAL_CALL_TIMEOUT_MS = 5000;
+
+function bounded<T>(deps: Pick<TrackingDeps, 'temporal'>, fn: () => Promise<T>): Promise<T> {
+  return deps.temporal.withDeadline(Date.now() + TEMPORAL_CALL_TIMEOUT_MS, fn);
 }
 
 export interface NewTracking {
@@ -60,7 +67,7 @@ export async function startTracking(deps: TrackingDeps, c: NewTracking): Promise
     shard: logicalShardOf(ref),
   });
   try {
-    await startWorkflow(deps, row, created);
+    await bounded(deps, () => startWorkflow(deps, row, created));
   } catch (err) {
     if (created) await deleteCommunityRow(deps.catalog, row.id).catch(() => {});
     throw err;
@@ -76,7 +83,7 @@ export async function startTracking(deps: TrackingDeps, c: NewTracking): Promise
  */
 export async function stopTracking(deps: TrackingDeps, row: CommunityRow): Promise<void> {
   try {
-    await deps.temporal.workflow.getHandle(workflowIdOf(row.ref)).cancel();
+    await bounded(deps, () => deps.temporal.workflow.getHandle(workflowIdOf(row.ref)).cancel());
   } catch (err) {
     if (!(err instanceof WorkflowNotFoundError)) throw err;
   }
@@ -85,32 +92,58 @@ export async function stopTracking(deps: TrackingDeps, row: CommunityRow): Promi
 
 /** Signals `refresh`; restarts the workflow if it is not running (e.g. terminated by hand). */
 export async function requestRefresh(deps: TrackingDeps, row: CommunityRow): Promise<void> {
-  try {
-    await deps.temporal.workflow.getHandle(workflowIdOf(row.ref)).signal(refreshSignal);
-  } catch (err) {
-    if (!(err instanceof WorkflowNotFoundError)) throw err;
-    await startWorkflow(deps, row); // a fresh run syncs at once
-  }
+  await bounded(deps, async () => {
+    try {
+      await deps.temporal.workflow.getHandle(workflowIdOf(row.ref)).signal(refreshSignal);
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+      await startWorkflow(deps, row); // a fresh run syncs at once
+    }
+  });
 }
 
+/**
+ * The catalog row first (the sync reads the interval there), then the workflow. By signal, not the
+ * validated update: the value is validated at the edge already, and a signal is accepted while
+ * no worker runs (an update would wait for one), so a PATCH works during a worker restart too.
+ */
 export async function changeRefreshInterval(deps: TrackingDeps, row: CommunityRow, seconds: number): Promise<CommunityRow> {
   const updated = (await setRefreshSeconds(deps.catalog, row.id, seconds)) ?? row;
-  try {
-    await deps.temporal.workflow.getHandle(workflowIdOf(row.ref)).signal(setRefreshIntervalSignal, seconds);
-  } catch (err) {
-    if (!(err instanceof WorkflowNotFoundError)) throw err;
-    await startWorkflow(deps, updated);
-  }
+  await bounded(deps, async () => {
+    try {
+      await deps.temporal.workflow.getHandle(workflowIdOf(row.ref)).signal(setRefreshIntervalSignal, seconds);
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+      await startWorkflow(deps, updated);
+    }
+  });
   return updated;
 }
 
-/** The workflow's live status, or undefined when Temporal does not answer within `timeoutMs`. */
-export async function queryStatus(deps: Pick<TrackingDeps, 'temporal'>, ref: string, timeoutMs = 1500): Promise<CommunityStatus | undefined> {
+/** Per Temporal client: one whose queries closed workflows reject (a stopped run must not answer with its last state). */
+const statusClients = new WeakMap<Client, WorkflowClient>();
+
+function statusClientOf(temporal: Client): WorkflowClient {
+  let client = statusClients.get(temporal);
+  if (!client) {
+    client = new WorkflowClient({ connection: temporal.connection, namespace: temporal.options.namespace, queryRejectCondition: 'NOT_OPEN' });
+    statusClients.set(temporal, client);
+  }
+  return client;
+}
+
+/** How long a status query may take before the answer is "unknown". */
+export const STATUS_TIMEOUT_MS = 1500;
+
+/**
+ * The workflow's live status; 'stopped' when no run is open (cancelled, terminated, or gone);
+ * undefined when Temporal does not answer within `timeoutMs`.
+ */
+export async function liveStatus(deps: Pick<TrackingDeps, 'temporal'>, ref: string, timeoutMs = STATUS_TIMEOUT_MS): Promise<CommunityStatus | 'stopped' | undefined> {
   try {
-    return await deps.temporal.withDeadline(Date.now() + timeoutMs, () =>
-      deps.temporal.workflow.getHandle(workflowIdOf(ref)).query(statusQuery),
-    );
-  } catch {
+    return await deps.temporal.withDeadline(Date.now() + timeoutMs, () => statusClientOf(deps.temporal).getHandle(workflowIdOf(ref)).query(statusQuery));
+  } catch (err) {
+    if (err instanceof QueryRejectedError || err instanceof WorkflowNotFoundError) return 'stopped';
     return undefined;
   }
 }

@@ -12,10 +12,10 @@ import type { ApiDeps } from '../api/server.js';
 import { listCommunities } from '../src/db/communities.js';
 import { logicalShardOf } from '../src/db/sharding/router.js';
 import { createLogger } from '../src/log.js';
-import { queryStatus, stopTracking } from '../src/tracking.js';
+import { stopTracking } from '../src/tracking.js';
 import { FakeLemmy } from './fake-lemmy.js';
 import { freePorts } from './support/ports.js';
-import { createStack, eventually, type Stack } from './support/stack.js';
+import { createStack, eventually, type Stack, queryStatus } from './support/stack.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;

@@ -8,9 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer, type ApiDeps } from '../api/server.js';
 import { listCommunities } from '../src/db/communities.js';
 import { createLogger } from '../src/log.js';
-import { queryStatus, stopTracking } from '../src/tracking.js';
+import { stopTracking } from '../src/tracking.js';
 import { FakeLemmy } from './fake-lemmy.js';
-import { createStack, eventually, type Stack } from './support/stack.js';
+import { createStack, eventually, type Stack, queryStatus } from './support/stack.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);

@@ -9,9 +9,9 @@ import { createApp } from '../api/app.js';
 import type { ApiDeps } from '../api/server.js';
 import { listCommunities } from '../src/db/communities.js';
 import { createLogger } from '../src/log.js';
-import { queryStatus, stopTracking } from '../src/tracking.js';
+import { stopTracking } from '../src/tracking.js';
 import { FakeLemmy } from './fake-lemmy.js';
-import { createStack, eventually, type Stack } from './support/stack.js';
+import { createStack, eventually, type Stack, queryStatus } from './support/stack.js';
 
 const run = promisify(execFile);
 const DOC_ID = 'community:technology@lemmy.world';

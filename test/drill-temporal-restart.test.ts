@@ -10,11 +10,11 @@ import { communityPosts } from '../src/db/posts.js';
 import { normalizeInstance } from '../src/lemmy/refs.js';
 import { createLogger } from '../src/log.js';
 import { TemporalDevServer } from '../src/temporal/devserver.js';
-import { queryStatus, startTracking } from '../src/tracking.js';
+import { startTracking } from '../src/tracking.js';
 import { spawnWorkerProcess, type WorkerProcess } from '../bench/support/proc.js';
 import { FakeLemmy } from './fake-lemmy.js';
 import { freePort } from './support/ports.js';
-import { createStack, eventually, type Stack } from './support/stack.js';
+import { createStack, eventually, type Stack, queryStatus } from './support/stack.js';
 
 const COMMUNITIES = 6;
 const log = createLogger({ level: 'warn', format: 'pretty' });

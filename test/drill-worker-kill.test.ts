@@ -4,10 +4,10 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { communityByRef, type CommunityRow } from '../src/db/communities.js';
 import { normalizeInstance } from '../src/lemmy/refs.js';
-import { queryStatus, startTracking } from '../src/tracking.js';
+import { startTracking } from '../src/tracking.js';
 import { spawnWorkerProcess, type WorkerProcess } from '../bench/support/proc.js';
 import { FakeLemmy } from './fake-lemmy.js';
-import { createStack, eventually, type Stack } from './support/stack.js';
+import { createStack, eventually, type Stack, queryStatus } from './support/stack.js';
 
 const LARGE = process.env.DRILL_SIZE === 'large';
 const COMMUNITIES = LARGE ? 50 : 20;

@@ -4,11 +4,11 @@
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { normalizeInstance } from '../src/lemmy/refs.js';
-import { queryStatus, startTracking } from '../src/tracking.js';
+import { startTracking } from '../src/tracking.js';
 import { setRefreshIntervalSignal, setRefreshIntervalUpdate, trackCommunity, workflowIdOf, type CommunityStatus } from '../workflows/trackCommunity.js';
 import { FakeLemmy } from './fake-lemmy.js';
 import { failedWorkflowTasks } from './support/history.js';
-import { createStack, eventually, type Stack } from './support/stack.js';
+import { createStack, eventually, type Stack, queryStatus } from './support/stack.js';
 
 let stack: Stack;
 let fake: FakeLemmy;

@@ -3,11 +3,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { communityByRef } from '../src/db/communities.js';
-import { normalizeInstance, workflowIdOf } from '../src/lemmy/refs.js';
-import { queryStatus, startTracking } from '../src/tracking.js';
+import { normalizeInstance } from '../src/lemmy/refs.js';
+import { workflowIdOf } from '../workflows/trackCommunity.js';
+import { startTracking } from '../src/tracking.js';
 import { refreshSignal } from '../workflows/trackCommunity.js';
 import { FakeLemmy } from './fake-lemmy.js';
-import { createStack, eventually, type Stack } from './support/stack.js';
+import { createStack, eventually, type Stack, queryStatus } from './support/stack.js';
 
 let stack: Stack;
 let fake: FakeLemmy;

@@ -1,6 +1,7 @@
 // /api/communities: add, list, get, posts, refresh, change interval, delete.
 import { Hono } from 'hono';
-import { addCommunity, changeInterval, findCommunity, listWithStatus, postsOf, refresh, remove, withStatus, type Services } from '../service.js';
+import { addCommunity, findCommunity, listWithStatus, postsOf, withStatus, type Services } from '../service.js';
+import { changeRefreshInterval, requestRefresh, stopTracking } from '../../src/tracking.js';
 import { addBodySchema, parseCommunitiesQuery, parsePageQuery, parseWith, patchBodySchema, readJsonObject, toAddInput } from '../validation.js';
 
 export function communityRoutes(s: Services): Hono {
@@ -25,20 +26,20 @@ export function communityRoutes(s: Services): Hono {
 
   app.post('/:ref/refresh', async (c) => {
     const row = await findCommunity(s, c.req.param('ref'));
-    await refresh(s, row);
+    await requestRefresh(s, row);
     return c.json({ ref: row.ref, refreshRequested: true }, 202);
   });
 
   app.patch('/:ref', async (c) => {
     const body = parseWith(patchBodySchema, await readJsonObject(c));
     const row = await findCommunity(s, c.req.param('ref'));
-    const updated = await changeInterval(s, row, body.refreshSeconds);
+    const updated = await changeRefreshInterval(s, row, body.refreshSeconds);
     return c.json(await withStatus(s, updated));
   });
 
   app.delete('/:ref', async (c) => {
     const row = await findCommunity(s, c.req.param('ref'));
-    await remove(s, row);
+    await stopTracking(s, row);
     return c.body(null, 204);
   });
 

@@ -9,7 +9,8 @@ import { requireWebToken, TOKEN_COOKIE, tokenMatches } from '../auth.js';
 import { ApiError } from '../errors.js';
 import type { RequestInfo } from '../guards.js';
 import { LoginLimiter } from '../login-limiter.js';
-import { addCommunity, findCommunity, listWithStatus, newest, postsOf, refresh, remove, withStatus, type Services } from '../service.js';
+import { addCommunity, findCommunity, listWithStatus, newest, postsOf, withStatus, type Services } from '../service.js';
+import { requestRefresh, stopTracking } from '../../src/tracking.js';
 import { addBodySchema, parseCommunitiesQuery, parsePageQuery, parseWith, toAddInput } from '../validation.js';
 import { communityPath, pageContext } from './components.js';
 import { CommunityPage } from './pages/community.js';
@@ -115,7 +116,7 @@ export function webRoutes(s: Services, info: RequestInfo): Hono {
   app.post('/c/:ref/refresh', async (c) => {
     const raw = await c.req.parseBody();
     const row = await findCommunity(s, c.req.param('ref'));
-    await refresh(s, row);
+    await requestRefresh(s, row);
     const back = localPath(raw.back).split(/[?#]/)[0];
     return c.redirect(`${back}?flash=refreshing&ref=${encodeURIComponent(row.ref)}`, 303);
   });
@@ -128,7 +129,7 @@ export function webRoutes(s: Services, info: RequestInfo): Hono {
 
   app.post('/c/:ref/remove', async (c) => {
     const row = await findCommunity(s, c.req.param('ref'));
-    await remove(s, row);
+    await stopTracking(s, row);
     return c.redirect(`/?flash=removed&ref=${encodeURIComponent(row.ref)}`, 303);
   });
 

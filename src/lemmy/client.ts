@@ -2,6 +2,7 @@
 // UTF-8 and JSON, schema validation, and errors classified for Temporal's retry policy.
 import { Agent, request, type Dispatcher } from 'undici';
 import type { z } from 'zod';
+import { isPermanentFailure, type SyncFailureType } from '../failures.js';
 import { publicOnlyLookup, PrivateAddressError, assertPublicHost } from '../net/addresses.js';
 import {
   communityResponseSchema,
@@ -17,7 +18,8 @@ import {
  * type: the ApplicationFailure type the activity reports. Non-retryable ones are permanent until
  * someone changes something (the community exists again, the URL is fixed).
  */
-export type LemmyErrorType =
+export type LemmyErrorType = Extract<
+  SyncFailureType,
   | 'CommunityNotFound'
   | 'NotLemmyApi'
   | 'InstanceRequiresLogin'
@@ -28,9 +30,8 @@ export type LemmyErrorType =
   | 'Timeout'
   | 'ResponseTooLarge'
   | 'InvalidResponse'
-  | 'LemmyApiError';
-
-const PERMANENT: ReadonlySet<LemmyErrorType> = new Set(['CommunityNotFound', 'NotLemmyApi', 'InstanceRequiresLogin', 'PrivateAddress']);
+  | 'LemmyApiError'
+>;
 
 export class LemmyError extends Error {
   readonly retryable: boolean;
@@ -41,7 +42,7 @@ export class LemmyError extends Error {
   ) {
     super(message, { cause: opts.cause });
     this.name = 'LemmyError';
-    this.retryable = !PERMANENT.has(type);
+    this.retryable = !isPermanentFailure(type);
   }
 }
 

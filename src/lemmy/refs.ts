@@ -88,6 +88,3 @@ export function communityRef(name: string, host: string): string {
   return `${name}@${host}`;
 }
 
-export function workflowIdOf(ref: string): string {
-  return `community:${ref}`;
-}

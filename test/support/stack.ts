@@ -8,7 +8,9 @@ import { loadConfig, type Config } from '../../src/config.js';
 import { openStorage, type Storage } from '../../src/db/index.js';
 import { createLogger } from '../../src/log.js';
 import { connectClient } from '../../src/temporal/client.js';
+import { liveStatus } from '../../src/tracking.js';
 import { startWorker, type WorkerHandle } from '../../src/worker-runtime.js';
+import type { CommunityStatus } from '../../workflows/trackCommunity.js';
 import { createDatabase } from './databases.js';
 
 export interface Stack {
@@ -96,4 +98,10 @@ export async function eventually<T>(check: () => Promise<T | undefined | null | 
     }
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+/** The workflow's status, or undefined when no run is open or Temporal does not answer in time. */
+export async function queryStatus(deps: { temporal: Client }, ref: string, timeoutMs?: number): Promise<CommunityStatus | undefined> {
+  const status = await liveStatus(deps, ref, timeoutMs);
+  return typeof status === 'object' ? status : undefined;
 }
