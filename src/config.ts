@@ -186,7 +186,9 @@ export function parseShardUrls(value: string): ShardNodeConfig[] {
 
 /** Hides the password of a connection string (user part and `password=` parameter) for logs and errors. */
 export function redactUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1***@').replace(/([?&]password=)[^&#\s]*/gi, '$1***');
+  // The user part up to the last '@' before the host (an unescaped '@' in a password stays hidden);
+  // `password=` as a URL parameter or a libpq keyword (`host=db password=x`).
+  return url.replace(/(\/\/[^:/@\s]+:)[^\s/?#]*@/, '$1***@').replace(/((?:^|[?&\s])password=)(?:'(?:[^'\\]|\\.)*'|[^&#\s]*)/gi, '$1***');
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {

@@ -65,6 +65,10 @@ describe('redactUrl', () => {
     ['postgres://db/x?sslmode=require&password=s3cret&application_name=a', 'postgres://db/x?sslmode=require&password=***&application_name=a'],
     ['postgres://db/x?PASSWORD=s3cret', 'postgres://db/x?PASSWORD=***'],
     ['postgres://db/x', 'postgres://db/x'],
+    ['postgres://app:s3c@ret@db:5432/x', 'postgres://app:***@db:5432/x'],
+    ['host=db password=s3cret dbname=x', 'host=db password=*** dbname=x'],
+    ["password='s3 cret' host=db", 'password=*** host=db'],
+    ['postgres://app@db/x?passwordless=1', 'postgres://app@db/x?passwordless=1'],
   ])('%s → %s', (url, shown) => {
     expect(redactUrl(url)).toBe(shown);
     expect(redactUrl(url)).not.toContain('s3cret');
