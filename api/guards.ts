@@ -1,15 +1,14 @@
 // Request guards shared by the API and the website:
 //  - who is asking: the peer address (@hono/node-server's getConnInfo), whether it is a trusted
 //    proxy (TRUSTED_PROXIES), and through it the client's IP and whether the request came over TLS;
-//  - the Host allowlist (ALLOWED_HOSTS) against DNS rebinding: 421 for any other host;
-//  - cross-site requests (Hono's csrf, by Origin / Sec-Fetch-Site) on every state-changing route:
-//    403; clients that are not browsers (no Origin, no Sec-Fetch-Site: curl, scripts) pass;
+//  - the Host allowlist (ALLOWED_HOSTS) against DNS rebinding: 403 host_not_allowed for any other
+//    host;
+//  - cross-site requests (by Origin / Sec-Fetch-Site) on every state-changing route: 403
+//    cross_site_request; clients that are not browsers (no Origin, no Sec-Fetch-Site: curl, scripts) pass;
 //  - JSON bodies only under /api: 415 for anything else (a form or text/plain body is what a page
 //    elsewhere can send without a CORS preflight).
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Context, MiddlewareHandler } from 'hono';
-import { csrf } from 'hono/csrf';
-import { HTTPException } from 'hono/http-exception';
 import ipaddr from 'ipaddr.js';
 import { normalizeHostName } from '../src/config.js';
 import { ApiError } from './errors.js';
@@ -86,7 +85,7 @@ export function hostAllowlist(allowed: readonly string[]): MiddlewareHandler {
       const host = normalizeHostName(name);
       if (!host || !set.has(host)) {
         throw new ApiError(
-          421,
+          403,
           'host_not_allowed',
           `This server does not answer to the host ${JSON.stringify(name.slice(0, 100))}; its operator can add it to ALLOWED_HOSTS`,
         );
@@ -97,30 +96,43 @@ export function hostAllowlist(allowed: readonly string[]): MiddlewareHandler {
 }
 
 /**
- * Refuses state-changing requests that a browser sends from another site. Hono's csrf() decides
- * (Origin equal to this server's origin, or `Sec-Fetch-Site: same-origin`) for the bodies a page
- * elsewhere can send without a CORS preflight (forms, text/plain, none); on /api an origin listed
- * in CORS_ORIGINS passes too. Requests with neither Origin nor Sec-Fetch-Site come from no
- * browser (curl, scripts) and pass.
+ * Refuses state-changing requests (anything but GET/HEAD/OPTIONS) that a browser sends from
+ * another site, whatever their Content-Type: `Sec-Fetch-Site: cross-site` or `same-site`, or an
+ * `Origin` whose host (with port) is not the one this request was sent to (the Host header, or
+ * X-Forwarded-Host from a trusted proxy); `Origin: null` (sandboxed pages, some redirects) too.
+ * On /api, an origin listed in CORS_ORIGINS may call cross-site. Requests with neither Origin nor
+ * Sec-Fetch-Site come from no browser (curl, scripts) and pass.
+ *
+ * Not Hono's csrf(): it only looks at bodies a page can send without a CORS preflight (form,
+ * multipart, text/plain or no Content-Type), and lets a request through when either header looks
+ * right; this check applies to every body and needs both headers, when sent, to agree.
  */
 export function crossSiteGuard(info: RequestInfo, corsOrigins: readonly string[], isApiPath: (path: string) => boolean): MiddlewareHandler {
   const anyCors = corsOrigins.includes('*');
-  const check = csrf({
-    origin: (origin, c) => origin === info.origin(c) || (isApiPath(c.req.path) && (anyCors || corsOrigins.includes(origin))),
-  });
+  const corsAllowed = (c: Context, origin: string | undefined) =>
+    origin !== undefined && isApiPath(c.req.path) && (anyCors || corsOrigins.includes(origin));
+  const refuse = () =>
+    new ApiError(403, 'cross_site_request', 'Cross-site requests are not accepted: this request came from a page of another site');
   return async (c, next) => {
     if (SAFE.has(c.req.method)) return next();
-    if (c.req.header('origin') === undefined && c.req.header('sec-fetch-site') === undefined) return next();
-    try {
-      await check(c, async () => {});
-    } catch (err) {
-      if (err instanceof HTTPException && err.status === 403) {
-        throw new ApiError(403, 'forbidden', 'Cross-site requests are not accepted: this request came from a page of another site');
-      }
-      throw err;
-    }
+    const origin = c.req.header('origin');
+    const site = c.req.header('sec-fetch-site')?.trim().toLowerCase();
+    if (origin === undefined && site === undefined) return next();
+    if (corsAllowed(c, origin)) return next();
+    if (site !== undefined && site !== 'same-origin' && site !== 'none') throw refuse();
+    if (origin !== undefined && originHost(origin) !== originHost(info.origin(c))) throw refuse();
     await next();
   };
+}
+
+/** `host[:port]` of an origin (default port dropped), or undefined for `null` and non-URLs. */
+function originHost(origin: string): string | undefined {
+  try {
+    const url = new URL(origin);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.host : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Under /api, a POST/PUT/PATCH that carries a body must say Content-Type: application/json. */

@@ -1,6 +1,6 @@
 // Hardening of the API and website against real parts (Postgres, Temporal, a worker): refs with
 // malformed escapes, c/name@otherhost and trailing-dot hosts; JSON-only bodies (415); cross-site
-// requests (403); the Host allowlist against DNS rebinding (421); bearer auth; the login rate
+// requests (403); the Host allowlist against DNS rebinding (403); bearer auth; the login rate
 // limit and the cookie's Secure flag behind a trusted proxy (real HTTP server, real peer address).
 import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -72,7 +72,7 @@ describe('hardening', () => {
       expectJsonError(await send(app, 'GET', `/api/communities/${ref}/posts`), 400, 'invalid_ref');
       expectJsonError(await send(app, 'POST', `/api/communities/${ref}/refresh`), 400, 'invalid_ref');
       expectJsonError(await send(app, 'DELETE', `/api/communities/${ref}`), 400, 'invalid_ref');
-      for (const path of [`/c/${ref}`, `/c/${ref}/remove`]) {
+      for (const path of [`/c/${ref}`, `/c/${ref}/remove`, '/c/te%zz', '/c/te%25zz/remove', '/c/https:%2F%2Flemmy.world%2Fc%2Fte%zz']) {
         const page = await send(app, 'GET', path);
         expect(page.status, path).toBe(400);
         expect(page.headers.get('content-type')).toMatch(/text\/html/);
@@ -169,17 +169,33 @@ describe('hardening', () => {
         { origin: 'http://localhost.evil.example', 'content-type': 'text/plain' },
       ];
       for (const headers of crossSite) {
-        expectJsonError(await send(app, 'POST', '/api/communities', { body, headers }), 403, 'forbidden');
+        expectJsonError(await send(app, 'POST', '/api/communities', { body, headers }), 403, 'cross_site_request');
       }
+      // JSON bodies too (Hono's csrf() would let these through), and headers that disagree
+      for (const headers of [
+        { origin: 'https://evil.example', ...jsonHeaders },
+        { 'sec-fetch-site': 'cross-site', ...jsonHeaders },
+        { origin: 'https://evil.example', 'sec-fetch-site': 'same-origin', ...jsonHeaders },
+        { origin: 'http://localhost', 'sec-fetch-site': 'cross-site', ...jsonHeaders },
+        { origin: 'http://localhost:8080', ...jsonHeaders },
+      ] as Record<string, string>[]) {
+        expectJsonError(await send(app, 'POST', '/api/communities', { body, headers }), 403, 'cross_site_request');
+      }
+      expectJsonError(
+        await send(app, 'PATCH', '/api/communities/1', { body: '{"refreshSeconds":60}', headers: { origin: 'https://evil.example', ...jsonHeaders } }),
+        403,
+        'cross_site_request',
+      );
+      expectJsonError(await send(app, 'DELETE', '/api/communities/1', { headers: { 'sec-fetch-site': 'same-site' } }), 403, 'cross_site_request');
       expectJsonError(
         await send(app, 'POST', '/api/communities/1/refresh', { headers: { origin: 'https://evil.example' } }),
         403,
-        'forbidden',
+        'cross_site_request',
       );
       expectJsonError(
         await send(app, 'POST', '/api/shards/rebalance', { headers: { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' } }),
         403,
-        'forbidden',
+        'cross_site_request',
       );
     });
 
@@ -225,20 +241,20 @@ describe('hardening', () => {
   });
 
   describe('Host allowlist (DNS rebinding)', () => {
-    it('answers 421 to a Host that is not allowed, JSON for the API and a page for the website', async () => {
-      expectJsonError(await send(app, 'GET', 'http://rebind.evil.example/api/communities'), 421, 'host_not_allowed');
+    it('answers 403 host_not_allowed to a Host that is not allowed, JSON for the API and a page for the website', async () => {
+      expectJsonError(await send(app, 'GET', 'http://rebind.evil.example/api/communities'), 403, 'host_not_allowed');
       expectJsonError(
         await send(app, 'POST', 'http://rebind.evil.example:3000/api/communities', { body: '{}', headers: jsonHeaders }),
-        421,
+        403,
         'host_not_allowed',
       );
       expectJsonError(
         await send(app, 'GET', 'http://localhost/api/communities', { headers: { host: 'rebind.evil.example' } }),
-        421,
+        403,
         'host_not_allowed',
       );
       const page = await send(app, 'GET', 'http://rebind.evil.example/');
-      expect(page.status).toBe(421);
+      expect(page.status).toBe(403);
       expect(page.headers.get('content-type')).toMatch(/text\/html/);
       expect(page.text).not.toContain('Tracked communities');
     });
@@ -255,7 +271,7 @@ describe('hardening', () => {
       }
       const custom = withConfig({ ALLOWED_HOSTS: ['fetcher.example.org'] });
       expect((await send(custom, 'GET', 'http://fetcher.example.org/api/posts')).status).toBe(200);
-      expectJsonError(await send(custom, 'GET', 'http://localhost/api/posts'), 421, 'host_not_allowed');
+      expectJsonError(await send(custom, 'GET', 'http://localhost/api/posts'), 403, 'host_not_allowed');
       const open = withConfig({ ALLOWED_HOSTS: ['*'] });
       expect((await send(open, 'GET', 'http://anything.example/api/posts')).status).toBe(200);
     });
