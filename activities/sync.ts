@@ -157,10 +157,14 @@ export function createSyncActivity(deps: SyncDeps) {
       }, postsStored);
       return { tracked: true, fetched: posts.length, inserted, updated, pages, postsStored };
     } catch (err) {
+      // Cancelled (the community was removed, its run terminated, or the heartbeat timed out):
+      // this attempt is abandoned, not a sync outcome. Nothing is recorded, and Temporal is told
+      // it was cancelled rather than that it failed.
+      if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
       const failure = toFailure(err);
       // Shown on the community row while Temporal retries; best effort, the catalog may be down too.
       const type = failure.type ?? 'Error';
-      await saveSyncError(catalog, input.ref, { type, message: failure.message, state: isNotFoundFailure(type) ? 'not_found' : 'failing' }).catch(() => {});
+      await saveSyncError(catalog, row.id, { type, message: failure.message, state: isNotFoundFailure(type) ? 'not_found' : 'failing' }).catch(() => {});
       throw failure;
     } finally {
       clearInterval(ticker);

@@ -54,12 +54,13 @@ const iso = (d: Date | string | null | undefined): string | null => (d == null ?
 
 /**
  * `live` undefined means Temporal did not answer: state "unknown"; 'stopped' means the workflow
- * is not running (cancelled or terminated by hand; a refresh restarts it). Either way the rest
- * comes from the catalog row.
+ * is not running (cancelled or terminated by hand; a refresh restarts it; no next sync). Either
+ * way the rest is what the catalog knows (as the list shows it).
  */
 export function presentCommunity(row: CommunityRow, live: CommunityStatus | 'stopped' | undefined): CommunityJson {
   const status = live === 'stopped' ? undefined : live;
   const rowError = row.last_error ? { code: failureCode(row.last_error_code ?? 'SyncFailed'), message: row.last_error, at: iso(row.last_error_at) } : null;
+  const stored = catalogStatus(row);
   return {
     id: row.id,
     ref: row.ref,
@@ -73,16 +74,16 @@ export function presentCommunity(row: CommunityRow, live: CommunityStatus | 'sto
     nsfw: row.nsfw,
     subscribers: row.subscribers,
     postsCount: row.posts_count,
-    postsStored: status ? status.postsStored : null,
+    postsStored: status ? status.postsStored : row.posts_stored,
     refreshSeconds: row.refresh_seconds,
     shard: row.shard,
     workflowId: workflowIdOf(row.ref),
     status: {
       state: live === 'stopped' ? 'stopped' : (status?.state ?? 'unknown'),
-      lastSyncAt: status?.lastSyncAt ?? iso(row.last_update),
-      nextSyncAt: status?.nextSyncAt ?? null,
+      lastSyncAt: status?.lastSyncAt ?? stored.lastSyncAt,
+      nextSyncAt: status ? status.nextSyncAt : live === 'stopped' ? null : stored.nextSyncAt,
       lastError: status?.lastError ?? rowError,
-      syncs: status?.syncs ?? null,
+      syncs: status?.syncs ?? stored.syncs,
     },
     lastUpdate: iso(row.last_update),
     createdAt: iso(row.created_at)!,

@@ -76,18 +76,22 @@ export async function startTracking(deps: TrackingDeps, c: NewTracking): Promise
 }
 
 /**
- * Stops tracking: cancels the workflow, then removes posts and row together. The row is locked
- * while its posts are deleted, so a sync still in flight (which checks the row under the same
- * lock before writing) cannot leave posts behind; if anything fails, the row stays and the
- * removal can simply be retried.
+ * Stops tracking, all or nothing: under the community's row lock (with the shard's write lock,
+ * so a shard move is not under way), the workflow is cancelled, then posts and row are removed
+ * together. A sync still in flight (which checks the row under the same lock before writing)
+ * cannot leave posts behind. If the locks cannot be had (a shard move holds the shard: 503
+ * database_busy) or Temporal does not take the cancel, nothing has changed, the workflow keeps
+ * running, and the removal can simply be retried. A row already gone (removed meanwhile, maybe
+ * added again since) is left alone, and so is whatever workflow now runs under its id.
  */
 export async function stopTracking(deps: TrackingDeps, row: CommunityRow): Promise<void> {
-  try {
-    await bounded(deps, () => deps.temporal.workflow.getHandle(workflowIdOf(row.ref)).cancel());
-  } catch (err) {
-    if (!(err instanceof WorkflowNotFoundError)) throw err;
-  }
-  await deleteCommunity(deps.router, row);
+  await deleteCommunity(deps.router, row, async () => {
+    try {
+      await bounded(deps, () => deps.temporal.workflow.getHandle(workflowIdOf(row.ref)).cancel());
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+    }
+  });
 }
 
 /** Signals `refresh`; restarts the workflow if it is not running (e.g. terminated by hand). */

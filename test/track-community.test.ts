@@ -1,15 +1,24 @@
 // trackCommunity end to end: real Temporal dev server, real Postgres, a real HTTP fake of Lemmy.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { communityByRef } from '../src/db/communities.js';
 import { countPosts } from '../src/db/posts.js';
-import { logicalShardOf } from '../src/db/shards.js';
-import { normalizeInstance, workflowIdOf } from '../src/lemmy/refs.js';
-import { queryStatus, requestRefresh, startTracking, stopTracking } from '../src/tracking.js';
-import { refreshSignal, trackCommunity } from '../workflows/trackCommunity.js';
+import { logicalShardOf } from '../src/db/sharding/router.js';
+import { normalizeInstance } from '../src/lemmy/refs.js';
+import { workflowIdOf } from '../workflows/trackCommunity.js';
+import { requestRefresh, startTracking, stopTracking } from '../src/tracking.js';
+import {
+  refreshSignal,
+  setRefreshIntervalSignal,
+  setRefreshIntervalUpdate,
+  statusQuery,
+  trackCommunity,
+  type CommunityStatus,
+} from '../workflows/trackCommunity.js';
 import { FakeLemmy } from './fake-lemmy.js';
-import { createStack, eventually, type Stack } from './support/stack.js';
+import { createStack, eventually, type Stack, queryStatus } from './support/stack.js';
 
 let stack: Stack;
 let fake: FakeLemmy;
@@ -103,8 +112,21 @@ describe('trackCommunity', () => {
     const { row } = await track('cli', 3600);
     await eventually(async () => (await storedIds(row.ref)).length === 2);
     const [fresh] = fake.addPosts('cli', 1);
-    const args = ['workflow', 'signal', '--address', inject('temporalAddress'), '--namespace', 'default', '--workflow-id', workflowIdOf(row.ref), '--name', 'refresh'];
-    const code = await new Promise<number | null>((resolve) => spawn(inject('temporalCli'), args, { stdio: 'inherit' }).on('exit', resolve));
+    const args = [
+      'workflow',
+      'signal',
+      '--address',
+      inject('temporalAddress'),
+      '--namespace',
+      'default',
+      '--workflow-id',
+      workflowIdOf(row.ref),
+      '--name',
+      'refresh',
+    ];
+    const code = await new Promise<number | null>((resolve) =>
+      spawn(inject('temporalCli'), args, { stdio: 'inherit' }).on('exit', resolve),
+    );
     expect(code).toBe(0);
     await eventually(async () => (await storedIds(row.ref)).includes(fresh.id), 10_000);
   });
@@ -245,3 +267,213 @@ describe('trackCommunity', () => {
   });
 });
 
+// Changing the interval moves the deadline of the wait in progress (workflows/deadline.ts): later,
+// earlier but still ahead, or into the past. The last case used to spin the workflow without ever
+// awaiting: the SDK's deadlock detector then fails every workflow task of it (and aborts the
+// worker process), nothing syncs any more and the status query stops answering.
+describe('changing the refresh interval', () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const handleOf = (ref: string) => stack.client.workflow.getHandle(workflowIdOf(ref)) as WorkflowHandle<typeof trackCommunity>;
+
+  /** Tracks a new community with a few posts and waits for its first sync to be taken in. */
+  async function trackSynced(name: string, refreshSeconds: number) {
+    fake.addCommunity(name);
+    fake.addPosts(name, 3);
+    const { row } = await track(name, refreshSeconds);
+    const first = await eventually(async () => {
+      const s = await queryStatus(deps(), row.ref);
+      return s?.syncs === 1 && s.state === 'waiting' ? s : undefined;
+    });
+    return { row, handle: handleOf(row.ref), first };
+  }
+
+  /** The status, asked with a deadline: throws when the workflow does not answer within 3 s. */
+  async function statusNow(handle: WorkflowHandle<typeof trackCommunity>): Promise<CommunityStatus> {
+    return stack.client.withDeadline(Date.now() + 3000, () => handle.query(statusQuery));
+  }
+
+  /** Every WorkflowTaskFailed event of the run (cause and message); none is acceptable here. */
+  async function failedTasks(handle: WorkflowHandle): Promise<string[]> {
+    const history = await handle.fetchHistory();
+    return (history.events ?? [])
+      .filter((e) => e.workflowTaskFailedEventAttributes)
+      .map((e) => `${String(e.workflowTaskFailedEventAttributes!.cause)}: ${e.workflowTaskFailedEventAttributes!.failure?.message ?? ''}`);
+  }
+
+  /** `npm run worker`'s entry point as its own process, on `on`'s databases and task queue; resolves once it polls. */
+  async function spawnWorker(on: Stack): Promise<ChildProcess> {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts'], {
+      env: { ...process.env, ...on.env, LOG_FORMAT: 'json', LOG_LEVEL: 'info' }, // info: to see 'worker ready'
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      const onData = (c: Buffer) => {
+        out += c.toString();
+        if (!out.includes('worker ready')) return;
+        child.stdout!.off('data', onData).resume(); // ready: its further logs are not kept
+        resolve();
+      };
+      child.stdout!.on('data', onData);
+      child.once('exit', (code, signal) => reject(new Error(`worker exited with ${code ?? signal}: ${out}`)));
+    });
+    return child;
+  }
+
+  it('300 s shortened to 3 s after a few seconds (signal): syncs at once, keeps answering, no failed task, worker up', async () => {
+    // The worker in its own process, as `npm start` runs it: if the workflow brings the worker
+    // down (it used to), the test sees that and says so instead of dying with it.
+    const own = await createStack({ worker: false });
+    const worker = await spawnWorker(own);
+    const ownDeps = { config: own.config, catalog: own.storage.catalog, router: own.storage.router, temporal: own.client };
+    const alive = () => {
+      if (worker.exitCode !== null || worker.signalCode !== null)
+        throw new Error(`the worker process died (${worker.exitCode ?? worker.signalCode})`);
+    };
+    try {
+      fake.addCommunity('shorten');
+      fake.addPosts('shorten', 3);
+      const { instance, host } = normalizeInstance(fake.url);
+      const { row } = await startTracking(ownDeps, { instance, host, name: 'shorten', refreshSeconds: 300 });
+      const handle = own.client.workflow.getHandle(workflowIdOf(row.ref)) as WorkflowHandle<typeof trackCommunity>;
+      const askStatus = () => own.client.withDeadline(Date.now() + 3000, () => handle.query(statusQuery));
+      const first = await eventually(async () => {
+        const s = await askStatus();
+        return s.syncs === 1 && s.state === 'waiting' ? s : undefined;
+      });
+      expect(Date.parse(first.nextSyncAt!) - Date.parse(first.lastSyncAt!)).toBeGreaterThan(290_000);
+
+      await sleep(5000); // more than the new interval has passed since the last sync
+      const [fresh] = fake.addPosts('shorten', 1);
+      const changedAt = Date.now();
+      await handle.signal(setRefreshIntervalSignal, 3);
+
+      // The next sync is due already: it happens now (not in 300 s, nor never), and the status
+      // query keeps answering.
+      const stored = () =>
+        own.storage.router.read(row.shard, async (sql) =>
+          (await sql<{ lemmy_id: number }[]>`select lemmy_id from posts where community_id = ${row.id}`).map((r) => r.lemmy_id),
+        );
+      await eventually(
+        async () => {
+          alive();
+          return (await stored()).includes(fresh.id);
+        },
+        6000,
+        50,
+      );
+      const second = await eventually(async () => {
+        alive();
+        const s = await askStatus();
+        return s.syncs >= 2 && s.state !== 'syncing' ? s : undefined;
+      }, 3000);
+      expect(Date.parse(second.lastSyncAt!) - changedAt).toBeLessThan(3000);
+      expect(second).toMatchObject({ refreshSeconds: 3, state: 'waiting', lastError: null });
+      expect(Date.parse(second.nextSyncAt!) - Date.parse(second.lastSyncAt!)).toBeLessThan(3500);
+      // And then every 3 s: the workflow goes on, it is not stuck after one sync.
+      await eventually(async () => {
+        alive();
+        return (await askStatus()).syncs >= 3;
+      }, 6000);
+      alive();
+      expect(await failedTasks(handle)).toEqual([]);
+    } finally {
+      worker.kill('SIGKILL');
+      await own.stop();
+    }
+  });
+
+  it('shortened to a time still ahead: syncs then, counted from the last sync, not at once', async () => {
+    const { handle, first } = await trackSynced('ahead', 300);
+    await handle.signal(setRefreshIntervalSignal, 4);
+    const changed = await statusNow(handle);
+    expect(changed).toMatchObject({ refreshSeconds: 4, syncs: 1 });
+    expect(Date.parse(changed.nextSyncAt!) - Date.parse(first.lastSyncAt!)).toBeLessThan(4500);
+    await sleep(2000);
+    expect((await statusNow(handle)).syncs).toBe(1); // not yet: 4 s have not passed
+    await eventually(async () => ((await statusNow(handle)).syncs >= 2 ? true : undefined), 5000);
+    expect(await failedTasks(handle)).toEqual([]);
+  });
+
+  it('lengthened while waiting: the sync due under the old interval does not happen', async () => {
+    const { handle, first } = await trackSynced('lengthen', 3);
+    const status = await handle.executeUpdate(setRefreshIntervalUpdate, { args: [120] });
+    expect(status).toMatchObject({ refreshSeconds: 120, syncs: 1 });
+    expect(Date.parse(status.nextSyncAt!) - Date.parse(first.lastSyncAt!)).toBeGreaterThan(115_000);
+    await sleep(4000);
+    expect(await statusNow(handle)).toMatchObject({ syncs: 1, refreshSeconds: 120, state: 'waiting' });
+    // A refresh still wakes it.
+    await handle.signal(refreshSignal);
+    await eventually(async () => ((await statusNow(handle)).syncs >= 2 ? true : undefined), 5000);
+    expect(await failedTasks(handle)).toEqual([]);
+  });
+
+  it('through the update: a good value answers with the new status, a bad one is refused and changes nothing', async () => {
+    const { row, handle } = await trackSynced('updated', 300);
+    const status = await handle.executeUpdate(setRefreshIntervalUpdate, { args: [600] });
+    expect(status).toMatchObject({ refreshSeconds: 600, syncs: 1, state: 'waiting' });
+    expect(Date.parse(status.nextSyncAt!) - Date.parse(status.lastSyncAt!)).toBeGreaterThan(590_000);
+    for (const bad of [0, -5, 1.5, 86_401, Number.NaN, '60' as unknown as number]) {
+      const refused = await handle.executeUpdate(setRefreshIntervalUpdate, { args: [bad] }).catch((err: unknown) => err);
+      expect(refused, `update with ${String(bad)}`).toBeInstanceOf(WorkflowUpdateFailedError);
+      expect(((refused as WorkflowUpdateFailedError).cause as Error).message).toMatch(/whole number from 1 to 86400/);
+    }
+    expect(await queryStatus(deps(), row.ref)).toMatchObject({ refreshSeconds: 600, syncs: 1 });
+    // The update shortening below the time waited syncs at once too, by the same path as the signal.
+    await sleep(2100);
+    await handle.executeUpdate(setRefreshIntervalUpdate, { args: [2] });
+    await eventually(async () => ((await statusNow(handle)).syncs >= 2 ? true : undefined), 3000);
+    expect(await failedTasks(handle)).toEqual([]);
+  });
+
+  it('a bad value by signal (as from the CLI) is ignored and tracking goes on', async () => {
+    const { row, handle } = await trackSynced('badsignal', 2);
+    await handle.signal(setRefreshIntervalSignal, 0);
+    await handle.signal(setRefreshIntervalSignal, 'ten' as unknown as number);
+    await eventually(async () => ((await statusNow(handle)).syncs >= 3 ? true : undefined), 8000);
+    expect(await queryStatus(deps(), row.ref)).toMatchObject({ refreshSeconds: 2 });
+    expect(await failedTasks(handle)).toEqual([]);
+  });
+
+  it('a run continued as new after its due time syncs at once instead of spinning', async () => {
+    // What continue-as-new hands over when the new run starts late (worker down, a backlog):
+    // the wait began 10 minutes ago with a 5-minute interval, no refresh pending.
+    const { row, handle } = await trackSynced('overdue', 300);
+    await handle.terminate('replaced by a run that starts overdue');
+    const startedAt = Date.now();
+    const overdue = await stack.client.workflow.start(trackCommunity, {
+      workflowId: workflowIdOf(row.ref),
+      taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+      args: [
+        {
+          ref: row.ref,
+          instance: row.instance,
+          name: row.name,
+          refreshSeconds: 300,
+          carried: {
+            status: {
+              state: 'waiting',
+              lastSyncAt: new Date(startedAt - 600_000).toISOString(),
+              nextSyncAt: null,
+              lastError: null,
+              syncs: 1,
+              postsStored: 3,
+              refreshSeconds: 300,
+            },
+            syncNow: false,
+            waitStartedAt: startedAt - 600_000,
+            cycles: 0,
+          },
+        },
+      ],
+    });
+    const status = await eventually(async () => {
+      const s = await statusNow(overdue);
+      return s.syncs >= 2 && s.state === 'waiting' ? s : undefined;
+    }, 5000);
+    expect(Date.parse(status.lastSyncAt!)).toBeGreaterThanOrEqual(startedAt - 1000);
+    expect(Date.parse(status.nextSyncAt!)).toBeGreaterThan(Date.now() + 250_000); // then the interval again
+    expect(stack.worker!.worker.getState()).toBe('RUNNING');
+    expect(await failedTasks(overdue)).toEqual([]);
+  });
+});

@@ -6,8 +6,11 @@
 //
 // The fixtures (test/fixtures/histories/*.json) come from real runs on a dev server:
 //   npm run record-histories     (scripts/record-histories.ts; then commit the JSON files)
-// Record new ones when the workflow gains a path worth guarding (keep the old files: running
-// workflows still have those histories); never re-record to make this test pass.
+// Unprefixed files are from the current code; `v1-*` from the version before the interval fix
+// (git ec78da1^, the one whose loop could spin), `v2-*` from its first rework (ec78da1..4db4106).
+// Workflows started by those versions may still be running, so their histories stay here. Record
+// new ones when the workflow gains a path worth guarding (give the previous files a prefix);
+// never re-record to make this test pass.
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, Worker, type ReplayResult } from '@temporalio/worker';
@@ -19,7 +22,8 @@ const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/replay/${nam
 const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} } as never;
 
 /** What the fixtures must cover; a missing one means the recording script changed or failed. */
-const EXPECTED = ['signals.json', 'rollover-run1.json', 'rollover-run2.json', 'not-found.json', 'retried.json', 'removed.json'];
+const SCENARIOS = ['signals.json', 'rollover-run1.json', 'rollover-run2.json', 'not-found.json', 'retried.json', 'removed.json'];
+const EXPECTED = [...SCENARIOS, ...SCENARIOS.map((f) => `v1-${f}`), ...SCENARIOS.filter((f) => f !== 'removed.json').map((f) => `v2-${f}`)];
 
 function histories() {
   return readdirSync(FIXTURES)
@@ -30,23 +34,33 @@ function histories() {
 
 async function replayAll(code: string): Promise<{ file: string; error?: string }[]> {
   const results: { file: string; error?: string }[] = [];
-  const iterable: AsyncIterable<ReplayResult> = Worker.runReplayHistories({ workflowBundle: { code }, replayName: 'fixtures' }, histories());
-  for await (const r of iterable) results.push({ file: r.workflowId, ...(r.error ? { error: `${r.error.name}: ${r.error.message}` } : {}) });
+  const iterable: AsyncIterable<ReplayResult> = Worker.runReplayHistories(
+    { workflowBundle: { code }, replayName: 'fixtures' },
+    histories(),
+  );
+  for await (const r of iterable)
+    results.push({ file: r.workflowId, ...(r.error ? { error: `${r.error.name}: ${r.error.message}` } : {}) });
   return results;
 }
 
 /** The workflows bundled with one extra workflow interceptor module (a fixture under test/fixtures/replay). */
 async function bundleWith(interceptor: string): Promise<string> {
-  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, workflowInterceptorModules: [fixture(interceptor)], logger: quiet });
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    workflowInterceptorModules: [fixture(interceptor)],
+    logger: quiet,
+  });
   return code;
 }
 
 describe('recorded trackCommunity histories', () => {
-  it('are all there: signals and updates, a rollover (two runs), not found, a retried failure, a removal', () => {
+  it('are all there: signals and updates, a rollover (two runs), not found, a retried failure, a removal; of each version', () => {
     const files = histories().map((h) => h.workflowId);
     expect(files).toEqual(expect.arrayContaining(EXPECTED));
     for (const { workflowId, history } of histories()) {
-      const events = (history as { events: { eventType: string; workflowExecutionStartedEventAttributes?: { workflowType?: { name?: string } } }[] }).events;
+      const events = (
+        history as { events: { eventType: string; workflowExecutionStartedEventAttributes?: { workflowType?: { name?: string } } }[] }
+      ).events;
       expect(events[0].workflowExecutionStartedEventAttributes?.workflowType?.name, workflowId).toBe('trackCommunity');
       expect(events.length, workflowId).toBeGreaterThan(10);
     }

@@ -1,6 +1,9 @@
-// One workflow per tracked community: sync, then wait for the refresh interval or a `refresh`
-// signal, for as long as the community is tracked; continue-as-new keeps the history small.
-// Deterministic: no I/O here, time comes from Temporal (Date.now() is the workflow clock).
+// One workflow per tracked community, for as long as it is tracked: sync, then wait for the
+// refresh interval (which may change while waiting) or a `refresh`, and again; continue-as-new
+// keeps each run's history small. Laid out like the entity workflows of
+// temporalio/samples-typescript: the messages first, the state in a small class
+// (communityTracker.ts), the wait in one helper (deadline.ts), then the flow.
+// Deterministic: only @temporalio/workflow and pure modules; time is Temporal's (Date.now()).
 import {
   ActivityFailure,
   allHandlersFinished,
@@ -18,69 +21,41 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import type { SyncSummary } from '../activities/sync.js';
 import { failureCode, isNotFoundFailure, PERMANENT_FAILURE_TYPES } from '../src/failures.js';
+import { CommunityTracker, refreshSecondsProblem, type CommunityStatus, type TrackCommunityInput } from './communityTracker.js';
 import { waitForDeadline } from './deadline.js';
+
+export {
+  DEFAULT_REFRESH_SECONDS,
+  MAX_REFRESH_SECONDS,
+  MIN_REFRESH_SECONDS,
+  refreshSecondsProblem,
+  type CarriedState,
+  type CommunityState,
+  type CommunityStatus,
+  type SyncError,
+  type TrackCommunityInput,
+} from './communityTracker.js';
+
+// ---- Messages (contract: the API, the website and `temporal workflow signal|update|query`) ----
 
 /** Sync now, then restart the interval. Several while waiting collapse into one sync. */
 export const refreshSignal = defineSignal('refresh');
-/** For the CLI: a bad value cannot be refused to a signal's sender, so it is logged and ignored. */
+/** New interval in seconds, for the CLI: a signal cannot be refused, so a bad value is logged and ignored. */
 export const setRefreshIntervalSignal = defineSignal<[number]>('setRefreshInterval');
-/** The same change, validated: a bad value is refused to the caller. Returns the new status. */
+/**
+ * The same change as an Update (same name; Temporal keeps signal and update names apart): a bad
+ * value is refused to the caller by the validator (nothing is recorded), a good one answers with
+ * the new status. Used by the API.
+ */
 export const setRefreshIntervalUpdate = defineUpdate<CommunityStatus, [number]>('setRefreshInterval');
 export const statusQuery = defineQuery<CommunityStatus>('status');
 
-export type CommunityState = 'syncing' | 'waiting' | 'failing' | 'not_found';
-
-export interface SyncError {
-  code: string;
-  message: string;
-  at: string;
-}
-
-export interface CommunityStatus {
-  state: CommunityState;
-  lastSyncAt: string | null;
-  nextSyncAt: string | null;
-  lastError: SyncError | null;
-  syncs: number;
-  postsStored: number;
-  refreshSeconds: number;
-}
-
-export interface TrackCommunityInput {
-  ref: string;
-  instance: string;
-  name: string;
-  refreshSeconds: number;
-  /** Rolls over to a new run after this many syncs (default MAX_CYCLES_PER_RUN). */
-  maxCyclesPerRun?: number;
-  /** Carried over by continue-as-new. */
-  carried?: {
-    status: CommunityStatus;
-    /** A refresh was requested (or the interval ran out) when the previous run rolled over. */
-    syncNow: boolean;
-    /** When the current wait began (end of the last sync attempt), epoch ms. */
-    waitStartedAt: number;
-    cycles: number;
-  };
-}
-
 /** Bound on sync cycles per run, in case the server never suggests continue-as-new. */
 export const MAX_CYCLES_PER_RUN = 200;
-export const MIN_REFRESH_SECONDS = 1;
-export const MAX_REFRESH_SECONDS = 86_400;
 
 export function workflowIdOf(ref: string): string {
   return `community:${ref}`;
-}
-
-/** Why a refresh interval is refused, or undefined when it is fine. */
-export function refreshSecondsProblem(seconds: unknown): string | undefined {
-  if (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < MIN_REFRESH_SECONDS || seconds > MAX_REFRESH_SECONDS) {
-    return `refreshSeconds must be a whole number from ${MIN_REFRESH_SECONDS} to ${MAX_REFRESH_SECONDS}, not ${JSON.stringify(seconds)}`;
-  }
-  return undefined;
 }
 
 const SYNC_OPTIONS: ActivityOptions = {
@@ -100,135 +75,64 @@ const SYNC_OPTIONS: ActivityOptions = {
   },
 };
 
-/** The state of one tracked community: what the status query shows and what continue-as-new carries. */
-class CommunityTracker {
-  readonly status: CommunityStatus;
-  refreshSeconds: number;
-  refreshRequested = false;
-  /** End of the last sync attempt (epoch ms): the interval counts from here. */
-  waitStartedAt: number;
-  cycles: number;
-
-  constructor(input: TrackCommunityInput) {
-    this.refreshSeconds = input.refreshSeconds;
-    this.waitStartedAt = input.carried?.waitStartedAt ?? Date.now();
-    this.cycles = input.carried?.cycles ?? 0;
-    this.status = input.carried?.status ?? {
-      state: 'syncing',
-      lastSyncAt: null,
-      nextSyncAt: null,
-      lastError: null,
-      syncs: 0,
-      postsStored: 0,
-      refreshSeconds: input.refreshSeconds,
-    };
-    this.status.refreshSeconds = input.refreshSeconds;
-  }
-
-  get dueAt(): number {
-    return this.waitStartedAt + this.refreshSeconds * 1000;
-  }
-
-  setRefreshSeconds(seconds: number): void {
-    this.refreshSeconds = seconds;
-    this.status.refreshSeconds = seconds;
-    if (this.status.state !== 'syncing') this.status.nextSyncAt = new Date(this.dueAt).toISOString();
-  }
-
-  startSync(): void {
-    this.refreshRequested = false;
-    this.status.state = 'syncing';
-  }
-
-  syncSucceeded(summary: SyncSummary): void {
-    this.status.syncs += 1;
-    this.status.lastSyncAt = new Date().toISOString();
-    this.status.lastError = null;
-    this.status.postsStored = summary.postsStored;
-    this.status.state = 'waiting';
-  }
-
-  syncFailed(error: SyncError, notFound: boolean): void {
-    this.status.lastError = error;
-    this.status.state = notFound ? 'not_found' : 'failing';
-  }
-
-  /** After a sync attempt: the interval starts again from now. */
-  startWaiting(): void {
-    this.cycles += 1;
-    this.waitStartedAt = Date.now();
-    if (this.status.state === 'syncing') this.status.state = 'waiting';
-    this.status.nextSyncAt = new Date(this.dueAt).toISOString();
-  }
-}
-
 export async function trackCommunity(input: TrackCommunityInput): Promise<void> {
-  const maxCycles = input.maxCyclesPerRun ?? MAX_CYCLES_PER_RUN;
-  const { syncCommunity } = proxyActivities<Activities>({ ...SYNC_OPTIONS, summary: `sync ${input.ref}` });
   const tracker = new CommunityTracker(input);
 
-  setHandler(refreshSignal, () => {
-    tracker.refreshRequested = true;
-  });
+  setHandler(refreshSignal, () => tracker.requestRefresh());
   setHandler(setRefreshIntervalSignal, (seconds: number) => {
     const problem = refreshSecondsProblem(seconds);
     if (problem) log.warn(`ignoring setRefreshInterval: ${problem}`, { seconds });
     else tracker.setRefreshSeconds(seconds);
   });
-  setHandler(
-    setRefreshIntervalUpdate,
-    (seconds: number) => {
-      tracker.setRefreshSeconds(seconds);
-      return tracker.status;
+  setHandler(setRefreshIntervalUpdate, (seconds: number) => tracker.setRefreshSeconds(seconds), {
+    validator: (seconds: number) => {
+      const problem = refreshSecondsProblem(seconds);
+      if (problem) throw new RangeError(problem);
     },
-    {
-      validator: (seconds: number) => {
-        const problem = refreshSecondsProblem(seconds);
-        if (problem) throw new Error(problem);
-      },
-    },
-  );
+  });
   setHandler(statusQuery, () => tracker.status);
 
-  // A new run syncs at once; a carried-over run resumes its wait (or syncs, if it was due).
-  let syncNow = input.carried?.syncNow ?? true;
+  const { syncCommunity } = proxyActivities<Activities>({ ...SYNC_OPTIONS, summary: `sync ${input.ref}` });
+  const maxCycles = input.maxCyclesPerRun ?? MAX_CYCLES_PER_RUN;
+
+  // Every pass syncs (awaiting the activity) or waits (awaiting a timer or a message): a
+  // deadline already passed is 'due' at once and so a sync, never another pass without an await.
+  // Keep the order of these steps: it decides the commands, which running workflows replay.
   for (;;) {
-    if (!syncNow) {
-      await waitForDeadline(
-        () => tracker.dueAt,
-        () => tracker.refreshRequested,
-        { summary: `wait ${tracker.refreshSeconds}s or a refresh signal` },
-      );
+    if (tracker.refreshRequested) {
+      if (!(await sync())) {
+        log.info('community is no longer tracked; stopping');
+        return;
+      }
+      tracker.startWaiting();
     }
-    syncNow = false;
-    if (!(await sync())) {
-      log.info('community is no longer tracked; stopping');
-      return;
-    }
-    tracker.startWaiting();
 
     if (tracker.cycles >= maxCycles || workflowInfo().continueAsNewSuggested) {
       // Let handlers finish, then carry everything over, including a refresh that arrived.
       await condition(allHandlersFinished);
-      await continueAsNew<typeof trackCommunity>({
-        ...input,
-        refreshSeconds: tracker.refreshSeconds,
-        carried: {
-          status: tracker.status,
-          syncNow: tracker.refreshRequested || Date.now() >= tracker.dueAt,
-          waitStartedAt: tracker.waitStartedAt,
-          cycles: 0,
-        },
-      });
+      await continueAsNew<typeof trackCommunity>({ ...input, refreshSeconds: tracker.refreshSeconds, carried: tracker.carry() });
     }
+
+    const changes = tracker.intervalChanges;
+    const outcome = await waitForDeadline(
+      tracker.dueAt,
+      () => tracker.refreshRequested,
+      () => tracker.intervalChanges !== changes,
+      { summary: `wait ${tracker.refreshSeconds}s or a refresh signal` },
+    );
+    if (outcome === 'due') tracker.requestRefresh();
+    // 'moved': the interval was changed; wait again for the new deadline (if it has passed
+    // already, that is 'due' at once, and the next pass syncs).
   }
 
-  /** Returns false when the community was removed from the catalog. */
+  /** One sync attempt (with the activity's retries). Returns false when the community was removed from the catalog. */
   async function sync(): Promise<boolean> {
     tracker.startSync();
-    let summary: SyncSummary;
     try {
-      summary = await syncCommunity({ ref: input.ref, instance: input.instance, name: input.name, refreshSeconds: tracker.refreshSeconds }); // TEMP until the activity stops taking it
+      // Which community only: the activity reads everything else (interval, shard) from the catalog.
+      const summary = await syncCommunity({ ref: input.ref, instance: input.instance, name: input.name });
+      if (!summary.tracked) return false;
+      tracker.syncSucceeded(summary);
     } catch (err) {
       if (isCancellation(err)) throw err;
       const failure = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
@@ -236,10 +140,7 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
       const error = { code, message: failure?.message ?? (err as Error).message, at: new Date().toISOString() };
       tracker.syncFailed(error, isNotFoundFailure(failure?.type));
       log.warn('sync failed', { code, message: error.message });
-      return true;
     }
-    if (!summary.tracked) return false;
-    tracker.syncSucceeded(summary);
     return true;
   }
 }

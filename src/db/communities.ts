@@ -105,13 +105,17 @@ export async function saveSyncSuccess(sql: Sql, id: number, m: CommunityMetadata
     where id = ${id}`;
 }
 
-/** A failed sync attempt (Temporal may retry it): shown on the row until a sync succeeds. */
-export async function saveSyncError(sql: Sql, ref: string, e: { type: string; message: string; state: 'failing' | 'not_found' }): Promise<void> {
+/**
+ * A failed sync attempt (Temporal may retry it): shown on the row until a sync succeeds. By id, the
+ * row the attempt read: if the community was removed and added again meanwhile, the new row (same
+ * ref) is not the old attempt's to mark.
+ */
+export async function saveSyncError(sql: Sql, id: number, e: { type: string; message: string; state: 'failing' | 'not_found' }): Promise<void> {
   await sql`
     update communities set last_error = ${e.message}, last_error_code = ${e.type}, last_error_at = now(),
       sync_state = ${e.state}, last_attempt_at = now(), next_sync_at = now() + refresh_seconds * interval '1 second',
       updated_at = now()
-    where ref = ${ref}`;
+    where id = ${id}`;
 }
 
 /** The new interval counts from the last sync attempt, as the workflow counts it. */
@@ -133,14 +137,17 @@ export async function deleteCommunityRow(sql: Sql, id: number): Promise<boolean>
  * Removes a community's posts and its row together. The row is locked while its posts are
  * deleted, so a sync still in flight (which takes the row's key-share lock before writing, see
  * lockCommunityForWrite) cannot leave posts behind; if anything fails, the row stays and the
- * removal can be retried.
+ * removal can be retried. `beforeDelete` runs once the row is locked (not at all when the row is
+ * gone already); if it throws, nothing is removed. False when the row was gone.
  */
-export async function deleteCommunity(router: ShardRouter, row: Pick<CommunityRow, 'id' | 'shard'>): Promise<void> {
-  await router.write(row.shard, async (sql, _node, tx) => {
+export async function deleteCommunity(router: ShardRouter, row: Pick<CommunityRow, 'id' | 'shard'>, beforeDelete?: () => Promise<void>): Promise<boolean> {
+  return router.write(row.shard, async (sql, _node, tx) => {
     const [locked] = await tx`select id from communities where id = ${row.id} for update`;
-    if (!locked) return;
+    if (!locked) return false;
+    await beforeDelete?.();
     await deleteCommunityPosts(sql, row.id);
     await tx`delete from communities where id = ${row.id}`;
+    return true;
   });
 }
 

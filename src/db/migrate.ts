@@ -7,13 +7,16 @@ export type NodeRole = 'catalog' | 'shard';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
 // Any constant works; it only has to be the same for every process migrating the same node.
-const MIGRATION_LOCK = 7_346_021;
+export const MIGRATION_LOCK = 7_346_021;
 
 export async function migrate(sql: Sql, role: NodeRole): Promise<string[]> {
   const dir = `${MIGRATIONS_DIR}${role}/`;
   const files = (await readdir(dir)).filter((f) => /^\d+_.+\.sql$/.test(f)).sort();
   const applied: string[] = [];
   await sql.begin(async (tx) => {
+    // Exempt from the connection's statement_timeout (see pool.ts): a migration may rewrite or
+    // index a large table, and a replica waiting for another one's migration must not give up.
+    await tx`set local statement_timeout = 0`;
     // Worker and API replicas may start together: one migrates, the others wait and find it done.
     await tx`select pg_advisory_xact_lock(${MIGRATION_LOCK})`;
     await tx`create table if not exists schema_migrations (

@@ -1,0 +1,209 @@
+// Records the workflow histories that test/workflow-replay.test.ts replays: real trackCommunity
+// runs on a throw-away stack of its own (a Temporal dev server, one embedded Postgres with a
+// catalog and two shard databases, a worker in this process, the HTTP fake of Lemmy), written as
+// JSON (`temporal workflow show --output json` format) to test/fixtures/histories/.
+//
+//   npm run record-histories                 # all scenarios, into test/fixtures/histories/
+//   npm run record-histories -- --out DIR    # elsewhere (e.g. to compare with the committed ones)
+//
+// Record after a change to the workflow that adds a path worth guarding, and commit the files;
+// first give the current files a version prefix (as v1-*, v2-*): workflows started by that code
+// may still be running, so their histories must keep replaying. Never re-record to make the
+// replay test pass: a failing replay means the change needs patched().
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { WorkflowHandle } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import { loadConfig } from '../src/config.js';
+import { deleteCommunityRow, insertCommunity } from '../src/db/communities.js';
+import { openStorage } from '../src/db/index.js';
+import { logicalShardOf } from '../src/db/sharding/router.js';
+import { normalizeInstance } from '../src/lemmy/refs.js';
+import { createLogger } from '../src/log.js';
+import { ensureTemporalCli } from '../src/temporal/cli.js';
+import { connectClient } from '../src/temporal/client.js';
+import { bundleWorkflows, startWorker } from '../src/worker-runtime.js';
+import { FakeLemmy } from '../test/fake-lemmy.js';
+import { createDatabase } from '../test/support/databases.js';
+import { freePorts } from '../test/support/ports.js';
+import { startTestServers } from '../test/support/servers.js';
+import {
+  refreshSignal,
+  setRefreshIntervalSignal,
+  setRefreshIntervalUpdate,
+  statusQuery,
+  trackCommunity,
+  workflowIdOf,
+  type CommunityStatus,
+} from '../workflows/trackCommunity.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const outArg = process.argv.indexOf('--out');
+const outDir = path.resolve(outArg > 0 ? process.argv[outArg + 1] : path.join(root, 'test', 'fixtures', 'histories'));
+const log = createLogger({ level: process.env.LOG_LEVEL ?? 'warn', format: 'pretty' });
+const say = (line: string) => process.stderr.write(`[record-histories] ${line}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check().catch(() => undefined);
+    if (value) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'lemmy-fetcher-record-'));
+chmodSync(tmpDir, 0o755); // Postgres may run as its own user and must reach its data dir
+const binary = await ensureTemporalCli((line) => say(`temporal-cli: ${line}`));
+const [temporalPort, pgPort] = await freePorts(2);
+const servers = await startTestServers({ binary, tmpDir, temporalPort, pgPorts: [pgPort], log });
+const cleanups: (() => Promise<unknown>)[] = [async () => servers.stop(), async () => rmSync(tmpDir, { recursive: true, force: true })];
+try {
+  const server = servers.nodes[0].url;
+  const config = loadConfig({
+    TEMPORAL_ADDRESS: servers.temporal.address,
+    TEMPORAL_TASK_QUEUE: 'record-histories',
+    CATALOG_DATABASE_URL: await createDatabase(server, 'catalog'),
+    POST_SHARD_URLS: [await createDatabase(server, 'shard1'), await createDatabase(server, 'shard2')].join(','),
+    ALLOW_PRIVATE_INSTANCES: 'true',
+    INSTANCE_REQUESTS_PER_SECOND: '100',
+    HTTP_TIMEOUT_MS: '2000',
+    HTTP_CONNECT_TIMEOUT_MS: '1000',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    LOG_FORMAT: 'pretty',
+  });
+  const storage = await openStorage(config, log, { allowEmbedded: false });
+  cleanups.unshift(() => storage.close());
+  const client = await connectClient(config.TEMPORAL_ADDRESS!, config.TEMPORAL_NAMESPACE);
+  cleanups.unshift(() => client.connection.close());
+  const worker = await startWorker({
+    config,
+    catalog: storage.catalog,
+    router: storage.router,
+    address: config.TEMPORAL_ADDRESS!,
+    log,
+    bundle: await bundleWorkflows(),
+  });
+  cleanups.unshift(() => worker.shutdown());
+  const fake = await FakeLemmy.start();
+  cleanups.unshift(() => fake.close());
+  const { instance, host } = normalizeInstance(fake.url);
+
+  type Handle = WorkflowHandle<typeof trackCommunity>;
+  const start = async (name: string, refreshSeconds: number, maxCyclesPerRun?: number): Promise<Handle> => {
+    const ref = `${name}@${host}`;
+    await insertCommunity(storage.catalog, { ref, instance, host, name, refreshSeconds, shard: logicalShardOf(ref) });
+    return client.workflow.start(trackCommunity, {
+      workflowId: workflowIdOf(ref),
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      args: [{ ref, instance, name, refreshSeconds, ...(maxCyclesPerRun ? { maxCyclesPerRun } : {}) }],
+    });
+  };
+  /** The latest run's handle (after continue-as-new the first handle still points at the chain). */
+  const latest = (h: Handle): Handle => client.workflow.getHandle(h.workflowId);
+  const status = (h: Handle) => latest(h).query(statusQuery);
+  const when = (h: Handle, what: string, ok: (s: CommunityStatus) => boolean) =>
+    until(what, async () => {
+      const s = await status(h);
+      return ok(s) ? s : undefined;
+    });
+  const syncs = (h: Handle, n: number) => when(h, `${n} syncs of ${h.workflowId}`, (s) => s.syncs >= n && s.state !== 'syncing');
+
+  /** Writes every run of the workflow, oldest first: `<label>.json`, or `<label>-runN.json` for a chain. */
+  const save = async (label: string, h: Handle) => {
+    const runs: string[] = [];
+    let runId: string | undefined = (await latest(h).describe()).runId;
+    while (runId) {
+      const history = await client.workflow.getHandle(h.workflowId, runId).fetchHistory();
+      runs.unshift(historyToJSON(history));
+      runId = history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId || undefined;
+    }
+    mkdirSync(outDir, { recursive: true });
+    runs.forEach((json, i) => {
+      const file = path.join(outDir, `${label}${runs.length > 1 ? `-run${i + 1}` : ''}.json`);
+      writeFileSync(file, `${JSON.stringify(JSON.parse(json), null, 2)}\n`);
+      say(`wrote ${path.relative(root, file)}`);
+    });
+  };
+
+  // 1. Signals and updates on one run: refresh, a longer interval by update, a refused update
+  //    (leaves no trace), an ignored bad signal, a shortening below the time already waited (the
+  //    next sync is due at once), then a cancel.
+  say('signals: refresh, interval changes by signal and update, shortening past due, cancel');
+  fake.addCommunity('signals');
+  fake.addPosts('signals', 5);
+  const signals = await start('signals', 2);
+  await syncs(signals, 1);
+  await signals.signal(refreshSignal);
+  await syncs(signals, 2);
+  await syncs(signals, 3); // by the interval
+  await signals.executeUpdate(setRefreshIntervalUpdate, { args: [300] });
+  await signals.executeUpdate(setRefreshIntervalUpdate, { args: [0] }).then(
+    () => {
+      throw new Error('the update accepted 0');
+    },
+    () => undefined,
+  );
+  await signals.signal(setRefreshIntervalSignal, 0); // ignored
+  await sleep(2500);
+  fake.addPosts('signals', 1);
+  await signals.signal(setRefreshIntervalSignal, 1); // 2.5 s waited: due at once
+  await syncs(signals, 4);
+  await signals.signal(setRefreshIntervalSignal, 300);
+  await signals.cancel();
+  await signals.result().catch(() => undefined);
+  await save('signals', signals);
+
+  // 2. A rollover: continue-as-new after 2 syncs, a refresh in the second run, then terminated.
+  say('rollover: continue-as-new after 2 syncs, a refresh in the new run');
+  fake.addCommunity('rollover');
+  fake.addPosts('rollover', 3);
+  const rollover = await start('rollover', 1, 2);
+  const firstRun = (await rollover.describe()).runId;
+  await until('the rollover', async () => (await latest(rollover).describe()).runId !== firstRun);
+  await latest(rollover).signal(refreshSignal);
+  await syncs(rollover, 3);
+  await latest(rollover).executeUpdate(setRefreshIntervalUpdate, { args: [300] });
+  await latest(rollover).terminate('recorded');
+  await save('rollover', rollover);
+
+  // 3. Not found: a permanent failure (not retried), state not_found; a refresh tries once more.
+  say('not-found: a community the instance does not have');
+  const missing = await start('missing', 300);
+  await when(missing, 'not_found', (s) => s.state === 'not_found');
+  await missing.signal(refreshSignal);
+  await until('a second attempt', async () => fake.requestsFor('missing', 'community') >= 2);
+  await when(missing, 'not_found again', (s) => s.state === 'not_found');
+  await missing.terminate('recorded');
+  await save('not-found', missing);
+
+  // 4. A passing failure: two 500s, retried by Temporal, then the sync succeeds.
+  say('retried: two server errors, then success');
+  fake.addCommunity('flaky');
+  fake.addPosts('flaky', 2);
+  fake.fail({ kind: 'status500' }, { times: 2, path: 'post/list', community: 'flaky' });
+  const flaky = await start('flaky', 300);
+  await syncs(flaky, 1);
+  await flaky.terminate('recorded');
+  await save('retried', flaky);
+
+  // 5. Removed from the catalog: the next sync finds no row and the workflow completes.
+  say('removed: the catalog row goes, the workflow ends by itself');
+  fake.addCommunity('removed');
+  fake.addPosts('removed', 2);
+  const removed = await start('removed', 300);
+  await syncs(removed, 1);
+  const row = await storage.catalog<{ id: number }[]>`select id from communities where ref = ${`removed@${host}`}`;
+  await deleteCommunityRow(storage.catalog, row[0].id);
+  await removed.signal(refreshSignal);
+  await removed.result();
+  await save('removed', removed);
+
+  say(`done: ${outDir}`);
+} finally {
+  for (const cleanup of cleanups) await cleanup().catch((err: Error) => say(`cleanup: ${err.message}`));
+}
