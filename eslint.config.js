@@ -4,7 +4,37 @@ import js from '@eslint/js';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
-const nodeBuiltins = ['assert', 'buffer', 'child_process', 'cluster', 'crypto', 'dgram', 'dns', 'events', 'fs', 'fs/promises', 'http', 'http2', 'https', 'module', 'net', 'os', 'path', 'perf_hooks', 'process', 'readline', 'stream', 'timers', 'tls', 'url', 'util', 'v8', 'vm', 'worker_threads', 'zlib'];
+const nodeBuiltins = [
+  'assert',
+  'buffer',
+  'child_process',
+  'cluster',
+  'crypto',
+  'dgram',
+  'dns',
+  'events',
+  'fs',
+  'fs/promises',
+  'http',
+  'http2',
+  'https',
+  'module',
+  'net',
+  'os',
+  'path',
+  'perf_hooks',
+  'process',
+  'readline',
+  'stream',
+  'timers',
+  'tls',
+  'url',
+  'util',
+  'v8',
+  'vm',
+  'worker_threads',
+  'zlib',
+];
 
 export default tseslint.config(
   { ignores: ['node_modules/**', 'data/**', 'dist/**', 'coverage/**', 'test/fixtures/**', '.nondeterministic-*/**'] },
@@ -31,12 +61,34 @@ export default tseslint.config(
       'no-restricted-imports': [
         'error',
         {
-          paths: [...nodeBuiltins, ...nodeBuiltins.map((m) => `node:${m}`)].map((name) => ({ name, message: 'Workflow code must be deterministic: no Node built-ins or I/O. Do it in an activity.' })),
+          paths: [...nodeBuiltins, ...nodeBuiltins.map((m) => `node:${m}`)].map((name) => ({
+            name,
+            message: 'Workflow code must be deterministic: no Node built-ins or I/O. Do it in an activity.',
+          })),
           patterns: [
             { group: ['node:*'], message: 'Workflow code must be deterministic: no Node built-ins.' },
-            { group: ['postgres', 'undici', 'pino', '@temporalio/activity', '@temporalio/client', '@temporalio/worker', '**/src/lemmy/client*', '**/src/lemmy/budget*', '**/src/log*', '**/api/**'], message: 'Workflow code must not do I/O: call an activity. (Type-only imports of activities are fine.)', allowTypeImports: true },
+            {
+              group: [
+                'postgres',
+                'undici',
+                'pino',
+                '@temporalio/activity',
+                '@temporalio/client',
+                '@temporalio/worker',
+                '**/src/lemmy/client*',
+                '**/src/lemmy/budget*',
+                '**/src/log*',
+                '**/api/**',
+              ],
+              message: 'Workflow code must not do I/O: call an activity. (Type-only imports of activities are fine.)',
+              allowTypeImports: true,
+            },
             // The shard planner is pure (no I/O, no imports): the rebalance workflow runs it.
-            { regex: '/src/db/(?!sharding/planner\\.js$)', message: 'Workflow code must not do I/O: call an activity.', allowTypeImports: true },
+            {
+              regex: '/src/db/(?!sharding/planner\\.js$)',
+              message: 'Workflow code must not do I/O: call an activity.',
+              allowTypeImports: true,
+            },
             { group: ['**/activities/**'], message: 'Workflows may import activities as types only.', allowTypeImports: true },
           ],
         },

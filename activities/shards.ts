@@ -131,7 +131,8 @@ export function createShardActivities({ router, catalog }: ShardActivityDeps) {
       asActivity(async () => {
         await router.refreshNodes();
         const { shard, from } = input;
-        if ((await shardNode(catalog, shard)) === from) throw new ShardMoveConflict(`shard ${shard} still maps to "${from}": refusing to delete its rows`);
+        if ((await shardNode(catalog, shard)) === from)
+          throw new ShardMoveConflict(`shard ${shard} still maps to "${from}": refusing to delete its rows`);
         const source = router.pool(from);
         let deleted = 0;
         for (;;) {

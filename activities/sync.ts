@@ -75,7 +75,10 @@ export function createSyncActivity(deps: SyncDeps) {
     // Every request and budget wait stops when the activity is cancelled (the workflow was
     // cancelled, or the heartbeat timed out) or just before its start-to-close timeout: a
     // timed-out attempt must not run on beside its retry.
-    const signal = AbortSignal.any([ctx.cancellationSignal, AbortSignal.timeout(Math.max(1000, ctx.info.startToCloseTimeoutMs - DEADLINE_MARGIN_MS))]);
+    const signal = AbortSignal.any([
+      ctx.cancellationSignal,
+      AbortSignal.timeout(Math.max(1000, ctx.info.startToCloseTimeoutMs - DEADLINE_MARGIN_MS)),
+    ]);
     const untracked: SyncSummary = { tracked: false, fetched: 0, inserted: 0, updated: 0, pages: 0, postsStored: 0 };
     const row = await communityByRef(catalog, input.ref);
     if (!row) return untracked;
@@ -107,7 +110,13 @@ export function createSyncActivity(deps: SyncDeps) {
         const regular = posts.filter((p) => !(p.post.featured_community || p.post.featured_local));
         if (regular.some((p) => Date.parse(p.post.published) <= since)) return true;
         if (!known) return false;
-        const stored = await router.read(row.shard, (sql) => storedLemmyIds(sql, row.id, regular.map((p) => p.post.id)));
+        const stored = await router.read(row.shard, (sql) =>
+          storedLemmyIds(
+            sql,
+            row.id,
+            regular.map((p) => p.post.id),
+          ),
+        );
         return stored.size > 0;
       };
 
@@ -144,17 +153,22 @@ export function createSyncActivity(deps: SyncDeps) {
       if (!written) return untracked;
       const { inserted, updated, postsStored } = written;
       const c = community.community;
-      await saveSyncSuccess(catalog, row.id, {
-        lemmyId: c.id,
-        actorId: c.actor_id,
-        title: c.title,
-        description: c.description,
-        icon: c.icon,
-        banner: c.banner,
-        nsfw: c.nsfw,
-        subscribers: community.counts.subscribers,
-        postsCount: community.counts.posts,
-      }, postsStored);
+      await saveSyncSuccess(
+        catalog,
+        row.id,
+        {
+          lemmyId: c.id,
+          actorId: c.actor_id,
+          title: c.title,
+          description: c.description,
+          icon: c.icon,
+          banner: c.banner,
+          nsfw: c.nsfw,
+          subscribers: community.counts.subscribers,
+          postsCount: community.counts.posts,
+        },
+        postsStored,
+      );
       return { tracked: true, fetched: posts.length, inserted, updated, pages, postsStored };
     } catch (err) {
       // Cancelled (the community was removed, its run terminated, or the heartbeat timed out):
@@ -164,7 +178,11 @@ export function createSyncActivity(deps: SyncDeps) {
       const failure = toFailure(err);
       // Shown on the community row while Temporal retries; best effort, the catalog may be down too.
       const type = failure.type ?? 'Error';
-      await saveSyncError(catalog, row.id, { type, message: failure.message, state: isNotFoundFailure(type) ? 'not_found' : 'failing' }).catch(() => {});
+      await saveSyncError(catalog, row.id, {
+        type,
+        message: failure.message,
+        state: isNotFoundFailure(type) ? 'not_found' : 'failing',
+      }).catch(() => {});
       throw failure;
     } finally {
       clearInterval(ticker);
@@ -188,11 +206,19 @@ export function toFailure(err: unknown): ApplicationFailure {
   }
   if ((err as { code?: string })?.code === '55P03') {
     // lock_timeout on the shard's write lock: a shard move is flipping the map right now.
-    return ApplicationFailure.create({ type: 'ShardBusy', message: 'the community\'s shard is being moved; retrying shortly', nextRetryDelay: '2 seconds' });
+    return ApplicationFailure.create({
+      type: 'ShardBusy',
+      message: "the community's shard is being moved; retrying shortly",
+      nextRetryDelay: '2 seconds',
+    });
   }
   if (err instanceof ShardUnavailableError) {
     return ApplicationFailure.create({ type: 'ShardUnavailable', message: err.message });
   }
   const e = err as Error;
-  return ApplicationFailure.create({ type: e?.name || 'Error', message: e?.message ?? String(err), cause: e instanceof Error ? e : undefined });
+  return ApplicationFailure.create({
+    type: e?.name || 'Error',
+    message: e?.message ?? String(err),
+    cause: e instanceof Error ? e : undefined,
+  });
 }

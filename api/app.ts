@@ -34,7 +34,10 @@ export function createApp(deps: ApiDeps, opts: AppOptions = {}): Hono {
   const s: Services = { ...deps, lemmy: opts.lemmy ?? createLemmyClient(deps.config, deps.catalog) };
   const { config, log } = deps;
   const info = new RequestInfo(config.TRUSTED_PROXIES);
-  const corsOrigins = (config.CORS_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean);
+  const corsOrigins = (config.CORS_ORIGINS ?? '')
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
   const app = new Hono();
 
   app.use(

@@ -38,7 +38,11 @@ export const notFound = (what = 'community') => new ApiError(404, `${what}_not_f
 export function toApiError(err: unknown): ApiError | undefined {
   if (err instanceof ApiError) return err;
   if (err instanceof ShardUnavailableError) {
-    return new ApiError(503, 'shard_unavailable', `The post-shard node "${err.node}" holding this community is unavailable; try again later`);
+    return new ApiError(
+      503,
+      'shard_unavailable',
+      `The post-shard node "${err.node}" holding this community is unavailable; try again later`,
+    );
   }
   if (err instanceof HTTPException) {
     const status = err.status as ContentfulStatusCode;
@@ -51,7 +55,8 @@ export function toApiError(err: unknown): ApiError | undefined {
   if (err instanceof WorkflowNotFoundError) return new ApiError(404, 'workflow_not_found', 'The community has no running workflow');
   if (isTemporalUnavailable(err)) return new ApiError(503, 'temporal_unavailable', 'Temporal is unavailable; try again later');
   if (isConnectionError(err)) return new ApiError(503, 'database_unavailable', 'The database is unavailable; try again later');
-  if (isDatabaseBusy(err)) return new ApiError(503, 'database_busy', 'The data is busy (for example a shard being moved); try again in a few seconds', 2);
+  if (isDatabaseBusy(err))
+    return new ApiError(503, 'database_busy', 'The data is busy (for example a shard being moved); try again in a few seconds', 2);
   return undefined;
 }
 

@@ -43,14 +43,17 @@ export function catalogStatus(row: CommunityRow): CommunityStatus {
     state: row.sync_state ?? 'syncing',
     lastSyncAt: iso(row.last_update),
     nextSyncAt: iso(row.next_sync_at),
-    lastError: row.last_error ? { code: failureCode(row.last_error_code ?? 'SyncFailed'), message: row.last_error, at: iso(row.last_error_at) ?? '' } : null,
+    lastError: row.last_error
+      ? { code: failureCode(row.last_error_code ?? 'SyncFailed'), message: row.last_error, at: iso(row.last_error_at) ?? '' }
+      : null,
     syncs: row.syncs,
     postsStored: row.posts_stored,
     refreshSeconds: row.refresh_seconds,
   };
 }
 
-const iso = (d: Date | string | null | undefined): string | null => (d == null ? null : d instanceof Date ? d.toISOString() : new Date(d).toISOString());
+const iso = (d: Date | string | null | undefined): string | null =>
+  d == null ? null : d instanceof Date ? d.toISOString() : new Date(d).toISOString();
 
 /**
  * `live` undefined means Temporal did not answer: state "unknown"; 'stopped' means the workflow
@@ -59,7 +62,9 @@ const iso = (d: Date | string | null | undefined): string | null => (d == null ?
  */
 export function presentCommunity(row: CommunityRow, live: CommunityStatus | 'stopped' | undefined): CommunityJson {
   const status = live === 'stopped' ? undefined : live;
-  const rowError = row.last_error ? { code: failureCode(row.last_error_code ?? 'SyncFailed'), message: row.last_error, at: iso(row.last_error_at) } : null;
+  const rowError = row.last_error
+    ? { code: failureCode(row.last_error_code ?? 'SyncFailed'), message: row.last_error, at: iso(row.last_error_at) }
+    : null;
   const stored = catalogStatus(row);
   return {
     id: row.id,

@@ -15,12 +15,14 @@ export interface Services extends ApiDeps {
   lemmy: LemmyClient;
 }
 
-
-
-
 export async function findCommunity(s: Services, rawRef: string): Promise<CommunityRow> {
   const lookup = parseRefParam(rawRef);
-  const row = lookup.kind === 'id' ? (lookup.id <= 2_147_483_647 ? await communityById(s.catalog, lookup.id) : undefined) : await communityByRef(s.catalog, lookup.ref);
+  const row =
+    lookup.kind === 'id'
+      ? lookup.id <= 2_147_483_647
+        ? await communityById(s.catalog, lookup.id)
+        : undefined
+      : await communityByRef(s.catalog, lookup.ref);
   if (!row) throw notFound();
   return row;
 }
@@ -40,7 +42,10 @@ export interface CommunitiesPage {
  */
 export async function listWithStatus(s: Services, page: { limit: number; before?: number }): Promise<CommunitiesPage> {
   const { rows, nextBeforeId } = await communitiesPage(s.catalog, page.limit, page.before);
-  return { communities: rows.map((row) => presentCommunity(row, catalogStatus(row))), next: nextBeforeId === null ? null : encodeCommunityCursor(nextBeforeId) };
+  return {
+    communities: rows.map((row) => presentCommunity(row, catalogStatus(row))),
+    next: nextBeforeId === null ? null : encodeCommunityCursor(nextBeforeId),
+  };
 }
 
 /** Checks that the instance is a reachable Lemmy with this community, then starts tracking. */
@@ -57,7 +62,11 @@ export async function checkInstance(s: Services, input: AddInput): Promise<void>
       await assertPublicHost(new URL(input.instance).hostname);
     } catch (err) {
       if (err instanceof PrivateAddressError) {
-        throw new ApiError(400, 'private_instance', `${input.host} resolves to a loopback, private or link-local address, which is not allowed (ALLOW_PRIVATE_INSTANCES=false)`);
+        throw new ApiError(
+          400,
+          'private_instance',
+          `${input.host} resolves to a loopback, private or link-local address, which is not allowed (ALLOW_PRIVATE_INSTANCES=false)`,
+        );
       }
       throw new ApiError(422, 'instance_unreachable', `Cannot resolve ${input.host}: ${(err as Error).message}`);
     }
@@ -83,7 +92,11 @@ function lemmyToApi(err: LemmyError, input: AddInput): ApiError {
     case 'InstanceRequiresLogin':
       return new ApiError(422, 'instance_requires_login', `${input.instance} requires a login to read communities`);
     case 'PrivateAddress':
-      return new ApiError(400, 'private_instance', `${input.host} resolves to a loopback, private or link-local address, which is not allowed (ALLOW_PRIVATE_INSTANCES=false)`);
+      return new ApiError(
+        400,
+        'private_instance',
+        `${input.host} resolves to a loopback, private or link-local address, which is not allowed (ALLOW_PRIVATE_INSTANCES=false)`,
+      );
     case 'RateLimited':
       return new ApiError(422, 'instance_rate_limited', `${input.instance} is rate limiting us; try again in a minute`);
     case 'NetworkError':
@@ -104,7 +117,11 @@ export async function postsOf(s: Services, row: CommunityRow, limit: number, bef
   return { posts: page.posts.map((p) => presentPost(p, row.ref)), next: page.next };
 }
 
-export async function newest(s: Services, limit: number, before?: PostCursor): Promise<PostsPage & { partial: boolean; missingNodes: string[] }> {
+export async function newest(
+  s: Services,
+  limit: number,
+  before?: PostCursor,
+): Promise<PostsPage & { partial: boolean; missingNodes: string[] }> {
   const page = await newestPosts(s.router, limit, before);
   const ids = [...new Set(page.posts.map((p) => p.community_id))];
   const refs = await communityRefsByIds(s.catalog, ids);

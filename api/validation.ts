@@ -8,7 +8,11 @@ import { ApiError } from './errors.js';
 export const MAX_LIMIT = 100;
 export const DEFAULT_LIMIT = 20;
 
-const refreshSeconds = z.number({ message: 'must be a number' }).int('must be a whole number').min(1, 'must be at least 1').max(86_400, 'must be at most 86400');
+const refreshSeconds = z
+  .number({ message: 'must be a number' })
+  .int('must be a whole number')
+  .min(1, 'must be at least 1')
+  .max(86_400, 'must be at most 86400');
 
 export const addBodySchema = z.union([
   z.strictObject({ instance: z.string().max(500), name: z.string().max(200), refreshSeconds: refreshSeconds.optional() }),
@@ -114,7 +118,8 @@ export function parseRefParam(raw: string): RefLookup {
   try {
     return { kind: 'ref', ref: parseCommunity(raw, 'ref').ref };
   } catch (err) {
-    if (err instanceof RefError) throw new ApiError(400, 'invalid_ref', 'ref must be a numeric id or name@host, e.g. technology@lemmy.world');
+    if (err instanceof RefError)
+      throw new ApiError(400, 'invalid_ref', 'ref must be a numeric id or name@host, e.g. technology@lemmy.world');
     throw err;
   }
 }

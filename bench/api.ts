@@ -20,7 +20,6 @@ import { fmt, mapLimit, mb, percentile, table } from './support/stats.js';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-
 interface LoadResult {
   requests: number;
   rps: number;
@@ -32,7 +31,11 @@ interface LoadResult {
   apiRss: number;
 }
 
-async function load(pool: Pool, next: () => string, o: { concurrency: number; durationMs: number; apiPid: number; pgPids: number[] }): Promise<LoadResult> {
+async function load(
+  pool: Pool,
+  next: () => string,
+  o: { concurrency: number; durationMs: number; apiPid: number; pgPids: number[] },
+): Promise<LoadResult> {
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
   const end = Date.now() + o.durationMs;
@@ -84,11 +87,24 @@ export async function run(argv: string[]): Promise<void> {
     // Data: communities on a (never contacted) instance, posts straight into their shards.
     const loadStart = Date.now();
     const refs: string[] = [];
-    const rows = await mapLimit(Array.from({ length: communities }, (_, i) => i), 16, async (i) => {
-      const ref = communityRef(`bench${i}`, 'lemmy.example');
-      refs.push(ref);
-      return (await insertCommunity(be.storage.catalog, { ref, instance: 'https://lemmy.example', host: 'lemmy.example', name: `bench${i}`, refreshSeconds: 300, shard: logicalShardOf(ref) })).row;
-    });
+    const rows = await mapLimit(
+      Array.from({ length: communities }, (_, i) => i),
+      16,
+      async (i) => {
+        const ref = communityRef(`bench${i}`, 'lemmy.example');
+        refs.push(ref);
+        return (
+          await insertCommunity(be.storage.catalog, {
+            ref,
+            instance: 'https://lemmy.example',
+            host: 'lemmy.example',
+            name: `bench${i}`,
+            refreshSeconds: 300,
+            shard: logicalShardOf(ref),
+          })
+        ).row;
+      },
+    );
     const base = Date.now() - perCommunity * communities * 1000;
     let loaded = 0;
     await mapLimit(rows, 8, async (row, ci) => {
@@ -161,18 +177,57 @@ export async function run(argv: string[]): Promise<void> {
     const scenarios: [string, () => string][] = [
       ['GET /api/communities/:ref/posts?limit=20', () => `/api/communities/${pick()}/posts?limit=20`],
       ['GET /api/posts?limit=20', () => '/api/posts?limit=20'],
-      ['both + 25 % bad input', () => (Math.random() < 0.25 ? bad[Math.floor(Math.random() * bad.length)]() : Math.random() < 0.5 ? `/api/communities/${pick()}/posts?limit=20` : '/api/posts?limit=20')],
+      [
+        'both + 25 % bad input',
+        () =>
+          Math.random() < 0.25
+            ? bad[Math.floor(Math.random() * bad.length)]()
+            : Math.random() < 0.5
+              ? `/api/communities/${pick()}/posts?limit=20`
+              : '/api/posts?limit=20',
+      ],
     ];
     const rowsOut: (string | number)[][] = [];
     for (const [name, next] of scenarios) {
       await load(pool, next, { concurrency, durationMs: 2000, apiPid: api.pid!, pgPids }); // warm-up
       const r = await load(pool, next, { concurrency, durationMs, apiPid: api.pid!, pgPids });
       log(`${name}: ${JSON.stringify(r)}`);
-      const fivexx = Object.entries(r.statuses).filter(([k]) => k.startsWith('5') || k.startsWith('error')).reduce((a, [, v]) => a + v, 0);
-      rowsOut.push([name, concurrency, r.requests, fmt(r.rps), fmt(r.p50, 1), fmt(r.p99, 1), Object.entries(r.statuses).map(([k, v]) => `${k}: ${v}`).join(', '), fivexx, fmt(r.apiCpu), fmt(r.pgCpu), mb(r.apiRss)]);
+      const fivexx = Object.entries(r.statuses)
+        .filter(([k]) => k.startsWith('5') || k.startsWith('error'))
+        .reduce((a, [, v]) => a + v, 0);
+      rowsOut.push([
+        name,
+        concurrency,
+        r.requests,
+        fmt(r.rps),
+        fmt(r.p50, 1),
+        fmt(r.p99, 1),
+        Object.entries(r.statuses)
+          .map(([k, v]) => `${k}: ${v}`)
+          .join(', '),
+        fivexx,
+        fmt(r.apiCpu),
+        fmt(r.pgCpu),
+        mb(r.apiRss),
+      ]);
     }
     await pool.close();
-    const md = table(['endpoint', 'concurrency', 'requests', 'req/s', 'p50 ms', 'p99 ms', 'statuses', '5xx/errors', 'CPU % API', 'CPU % postgres', 'RSS API'], rowsOut);
+    const md = table(
+      [
+        'endpoint',
+        'concurrency',
+        'requests',
+        'req/s',
+        'p50 ms',
+        'p99 ms',
+        'statuses',
+        '5xx/errors',
+        'CPU % API',
+        'CPU % postgres',
+        'RSS API',
+      ],
+      rowsOut,
+    );
     process.stdout.write(`\n${md}\n`);
     if (api.exitCode !== null) throw new Error(`the API process exited (${api.exitCode}) under load`);
     if (!hasFlag(argv, 'no-append')) {

@@ -62,7 +62,17 @@ export async function run(argv: string[]): Promise<void> {
     }
     const md = table(
       ['tries', 'read via', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'timeouts (>30 s)'],
-      [[tries, via === 'api' ? 'GET /api/communities/:ref/posts' : 'communityPosts (shard)', fmt(percentile(latencies, 50)), fmt(percentile(latencies, 90)), fmt(percentile(latencies, 99)), fmt(Math.max(...latencies)), timeouts]],
+      [
+        [
+          tries,
+          via === 'api' ? 'GET /api/communities/:ref/posts' : 'communityPosts (shard)',
+          fmt(percentile(latencies, 50)),
+          fmt(percentile(latencies, 90)),
+          fmt(percentile(latencies, 99)),
+          fmt(Math.max(...latencies)),
+          timeouts,
+        ],
+      ],
     );
     process.stdout.write(`\n${md}\n`);
     if (!hasFlag(argv, 'no-append')) {

@@ -14,7 +14,15 @@ const all = [...names, ...Object.keys(ALIASES).filter((a) => names.includes(ALIA
 
 const [name, ...argv] = process.argv.slice(2);
 if (!name || name.startsWith('-') || !all.includes(name)) {
-  process.stderr.write(`${name ? `unknown bench "${name}"\n` : ''}usage: npm run bench -- <name> [--flags]\nbenches: ${all.join(', ')}${Object.keys(ALIASES).length ? ` (${Object.entries(ALIASES).map(([a, t]) => `${a} = ${t}`).join(', ')})` : ''}\n`);
+  process.stderr.write(
+    `${name ? `unknown bench "${name}"\n` : ''}usage: npm run bench -- <name> [--flags]\nbenches: ${all.join(', ')}${
+      Object.keys(ALIASES).length
+        ? ` (${Object.entries(ALIASES)
+            .map(([a, t]) => `${a} = ${t}`)
+            .join(', ')})`
+        : ''
+    }\n`,
+  );
   process.exit(2);
 }
 const file = path.join(dir, `${ALIASES[name] ?? name}.ts`);

@@ -16,7 +16,6 @@ import { fmt, mapLimit, mb, percentile, table } from './support/stats.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-
 export interface ScaleResult {
   n: number;
   instances: number;
@@ -43,7 +42,10 @@ function ms(t: { seconds?: unknown; nanos?: number | null } | null | undefined):
   return Number(t.seconds ?? 0) * 1000 + (t.nanos ?? 0) / 1e6;
 }
 
-async function runOne(n: number, o: { interval: number; warmup: number; duration: number; perInstance: number; rps: number; cache: number }): Promise<ScaleResult> {
+async function runOne(
+  n: number,
+  o: { interval: number; warmup: number; duration: number; perInstance: number; rps: number; cache: number },
+): Promise<ScaleResult> {
   const log = (m: string) => process.stderr.write(`[scale n=${n}] ${m}\n`);
   const be = await startBenchEnv({
     env: { INSTANCE_REQUESTS_PER_SECOND: String(o.rps), WORKER_MAX_CACHED_WORKFLOWS: String(o.cache) },
@@ -202,7 +204,21 @@ export async function run(argv: string[]): Promise<void> {
   }
   const procs = ['worker', 'temporal', 'postgres', 'bench (fakes, client)'];
   const md = table(
-    ['N', 'instances', 'interval s', 'load s', 'syncs/s (expected)', 'lag p50 s', 'lag p99 s', 'lag max s', 'overdue', 'history lag p50/p99 s (n)', ...procs.map((p) => `CPU % ${p}`), ...procs.map((p) => `RSS ${p}`), 'events/sync'],
+    [
+      'N',
+      'instances',
+      'interval s',
+      'load s',
+      'syncs/s (expected)',
+      'lag p50 s',
+      'lag p99 s',
+      'lag max s',
+      'overdue',
+      'history lag p50/p99 s (n)',
+      ...procs.map((p) => `CPU % ${p}`),
+      ...procs.map((p) => `RSS ${p}`),
+      'events/sync',
+    ],
     results.map((r) => [
       r.n,
       r.instances,

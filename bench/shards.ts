@@ -39,15 +39,33 @@ async function cluster(tag: string, catalogServer: string, shardServers: string[
   const nodes = [];
   for (let i = 0; i < n; i++) nodes.push({ name: `node-${i + 1}`, url: await createDatabase(shardServers[i], `${tag}_shard`) });
   const router = await ShardRouter.open(catalog, nodes, { log, poolMax: 20 });
-  return { catalog, router, async close() { await router.close(); await catalog.end({ timeout: 2 }); } };
+  return {
+    catalog,
+    router,
+    async close() {
+      await router.close();
+      await catalog.end({ timeout: 2 });
+    },
+  };
 }
 
 function fakePost(id: number): PostInput {
   return {
-    lemmyId: id, apId: `https://bench.test/post/${id}`, title: `Post number ${id} with a title of typical length`,
-    url: `https://example.com/articles/${id}`, body: null, author: 'bench_user', thumbnail: null,
-    published: new Date(Date.parse('2026-01-01T00:00:00Z') + id * 1000).toISOString(), updated: null,
-    score: id % 100, upvotes: id % 100, downvotes: 0, comments: id % 7, nsfw: false, featured: false,
+    lemmyId: id,
+    apId: `https://bench.test/post/${id}`,
+    title: `Post number ${id} with a title of typical length`,
+    url: `https://example.com/articles/${id}`,
+    body: null,
+    author: 'bench_user',
+    thumbnail: null,
+    published: new Date(Date.parse('2026-01-01T00:00:00Z') + id * 1000).toISOString(),
+    updated: null,
+    score: id % 100,
+    upvotes: id % 100,
+    downvotes: 0,
+    comments: id % 7,
+    nsfw: false,
+    featured: false,
   };
 }
 
@@ -138,13 +156,15 @@ process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
 
 try {
   for (let i = 0; i < 4; i++) {
-    servers.push(new EmbeddedPostgresNode({
-      name: i === 0 ? 'bench-catalog' : `bench-shard-${i}`,
-      dir: path.join(tmp, `pg-${i}`),
-      port: await freePort(),
-      log,
-      settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', shared_buffers: '256MB', max_connections: '200' },
-    }));
+    servers.push(
+      new EmbeddedPostgresNode({
+        name: i === 0 ? 'bench-catalog' : `bench-shard-${i}`,
+        dir: path.join(tmp, `pg-${i}`),
+        port: await freePort(),
+        log,
+        settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', shared_buffers: '256MB', max_connections: '200' },
+      }),
+    );
   }
   await Promise.all(servers.map((s) => s.start()));
   const [catalogServer, ...shardServers] = servers.map((s) => s.url);
@@ -154,7 +174,9 @@ try {
   for (const n of [1, 3]) {
     const c = await cluster(`ingest${n}`, catalogServer, shardServers, n);
     const rate = await ingest(c.router);
-    ingestRows.push(`| ${n} | ${INGEST_POSTS.toLocaleString('en')} | ${BATCH} × ${WRITERS} writers | ${Math.round(rate).toLocaleString('en')} |`);
+    ingestRows.push(
+      `| ${n} | ${INGEST_POSTS.toLocaleString('en')} | ${BATCH} × ${WRITERS} writers | ${Math.round(rate).toLocaleString('en')} |`,
+    );
     console.log(`ingest into ${n} node(s): ${Math.round(rate)} posts/s`);
     await c.close();
   }
@@ -166,8 +188,12 @@ try {
     const secs = await load(c.router);
     const { first, deep } = await latency(c.router);
     const f = (x: number) => x.toFixed(2);
-    latencyRows.push(`| ${n} | ${TOTAL_POSTS.toLocaleString('en')} | ${f(pct(first, 50))} | ${f(pct(first, 95))} | ${f(pct(deep, 50))} | ${f(pct(deep, 95))} | ${secs.toFixed(1)} |`);
-    console.log(`newest posts with ${n} node(s): first page p50 ${f(pct(first, 50))} ms, 100 pages deep p50 ${f(pct(deep, 50))} ms (loaded in ${secs.toFixed(1)} s)`);
+    latencyRows.push(
+      `| ${n} | ${TOTAL_POSTS.toLocaleString('en')} | ${f(pct(first, 50))} | ${f(pct(first, 95))} | ${f(pct(deep, 50))} | ${f(pct(deep, 95))} | ${secs.toFixed(1)} |`,
+    );
+    console.log(
+      `newest posts with ${n} node(s): first page p50 ${f(pct(first, 50))} ms, 100 pages deep p50 ${f(pct(deep, 50))} ms (loaded in ${secs.toFixed(1)} s)`,
+    );
     if (n === 3) {
       // Moving one logical shard (node-1 → node-2) with the activities' copy and catch-up code.
       const map = await c.router.shardMap();
@@ -188,7 +214,9 @@ try {
 
   const rev = (() => {
     try {
-      return execSync('git rev-parse --short HEAD', { cwd: path.dirname(fileURLToPath(import.meta.url)) }).toString().trim();
+      return execSync('git rev-parse --short HEAD', { cwd: path.dirname(fileURLToPath(import.meta.url)) })
+        .toString()
+        .trim();
     } catch {
       return 'unknown';
     }

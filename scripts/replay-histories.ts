@@ -26,7 +26,10 @@ if (nondeterministic) {
   const marker = 'let syncNow = input.carried?.syncNow ?? true;';
   const source = readFileSync(file, 'utf8');
   if (!source.includes(marker)) throw new Error(`marker not found in ${file}: update this script`);
-  writeFileSync(file, `import { sleep as injectedSleep } from '@temporalio/workflow';\n${source.replace(marker, `${marker}\n  await injectedSleep(1);`)}`);
+  writeFileSync(
+    file,
+    `import { sleep as injectedSleep } from '@temporalio/workflow';\n${source.replace(marker, `${marker}\n  await injectedSleep(1);`)}`,
+  );
 }
 
 try {
@@ -34,12 +37,19 @@ try {
     workflowsPath: path.join(workflowsDir, 'index.ts'),
     logger: quiet,
   });
-  const files = readdirSync(fixturesDir).filter((f) => f.endsWith('.json')).sort();
-  const histories = files.map((f) => ({ workflowId: f.replace(/\.json$/, ''), history: JSON.parse(readFileSync(path.join(fixturesDir, f), 'utf8')) as unknown }));
+  const files = readdirSync(fixturesDir)
+    .filter((f) => f.endsWith('.json'))
+    .sort();
+  const histories = files.map((f) => ({
+    workflowId: f.replace(/\.json$/, ''),
+    history: JSON.parse(readFileSync(path.join(fixturesDir, f), 'utf8')) as unknown,
+  }));
   let failed = 0;
   for await (const r of Worker.runReplayHistories({ workflowBundle: bundle, replayName: 'fixtures' }, histories)) {
     if (r.error) failed += 1;
-    process.stdout.write(`${JSON.stringify({ history: `${r.workflowId}.json`, ok: !r.error, error: r.error ? `${r.error.name}: ${r.error.message}` : undefined })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ history: `${r.workflowId}.json`, ok: !r.error, error: r.error ? `${r.error.name}: ${r.error.message}` : undefined })}\n`,
+    );
   }
   process.stdout.write(`${files.length - failed} passed, ${failed} failed\n`);
   process.exitCode = failed ? 1 : 0;

@@ -12,11 +12,7 @@ const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 const int = (min: number, max: number) =>
-  z
-    .string()
-    .regex(/^\d+$/, 'must be a whole number')
-    .transform(Number)
-    .pipe(z.number().int().min(min).max(max));
+  z.string().regex(/^\d+$/, 'must be a whole number').transform(Number).pipe(z.number().int().min(min).max(max));
 const num = (min: number, max: number) =>
   z
     .string()
@@ -26,10 +22,16 @@ const num = (min: number, max: number) =>
 /** `ALLOWED_HOSTS`: host names without ports, lower-case, IPv6 in brackets; `*` allows any. */
 const hostList = z.string().transform((value, ctx) => {
   const hosts: string[] = [];
-  for (const part of value.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of value
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const host = normalizeHostName(part);
     if (!host) {
-      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(part)} is not a host name or IP address (list names like localhost,api.example.org, or *)` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `${JSON.stringify(part)} is not a host name or IP address (list names like localhost,api.example.org, or *)`,
+      });
       return z.NEVER;
     }
     if (!hosts.includes(host)) hosts.push(host);
@@ -45,15 +47,23 @@ const hostList = z.string().transform((value, ctx) => {
 const cidrList = z.string().transform((value, ctx) => {
   if (value.trim().toLowerCase() === 'none') return [];
   const ranges: string[] = [];
-  for (const part of value.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of value
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     try {
-      const [addr, bits] = part.includes('/') ? ipaddr.parseCIDR(part) : (() => {
-        const a = ipaddr.parse(part);
-        return [a, a.kind() === 'ipv4' ? 32 : 128] as const;
-      })();
+      const [addr, bits] = part.includes('/')
+        ? ipaddr.parseCIDR(part)
+        : (() => {
+            const a = ipaddr.parse(part);
+            return [a, a.kind() === 'ipv4' ? 32 : 128] as const;
+          })();
       ranges.push(`${addr.toString()}/${bits}`);
     } catch {
-      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(part)} is not an IP address or CIDR range (e.g. 10.0.0.0/8, ::1/128), or none` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `${JSON.stringify(part)} is not an IP address or CIDR range (e.g. 10.0.0.0/8, ::1/128), or none`,
+      });
       return z.NEVER;
     }
   }
@@ -80,7 +90,10 @@ export function normalizeHostName(value: string): string | undefined {
 
 /** True when HOST only accepts connections from this machine (127.0.0.0/8, ::1, localhost). */
 export function isLoopbackHost(host: string): boolean {
-  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  const h = host
+    .trim()
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, '$1');
   if (h === 'localhost') return true;
   try {
     return ipaddr.process(h).range() === 'loopback';
@@ -89,9 +102,7 @@ export function isLoopbackHost(host: string): boolean {
   }
 }
 
-const postgresUrl = z
-  .string()
-  .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL');
+const postgresUrl = z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL');
 
 const schema = z.object({
   PORT: int(1, 65535).default(3000),
@@ -100,7 +111,10 @@ const schema = z.object({
   LOG_FORMAT: z.enum(['pretty', 'json']).optional(),
   DATA_DIR: z.string().min(1).default('data'),
 
-  TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port').optional(),
+  TEMPORAL_ADDRESS: z
+    .string()
+    .regex(/^[^\s:]+:\d+$/, 'must be host:port')
+    .optional(),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('lemmy-fetcher'),
   TEMPORAL_UI_URL: z.string().url().default('http://localhost:8233'),
@@ -170,7 +184,10 @@ export class ConfigError extends Error {
 
 /** `POST_SHARD_URLS` is `url,url` (named shard-1, shard-2, ...) or `name=url,name=url`. */
 export function parseShardUrls(value: string): ShardNodeConfig[] {
-  const parts = value.split(',').map((p) => p.trim()).filter(Boolean);
+  const parts = value
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
   if (parts.length === 0) throw new Error('must list at least one postgres URL');
   const nodes = parts.map((part, i) => {
     const m = /^([a-z0-9][a-z0-9_-]{0,62})=(.+)$/i.exec(part);

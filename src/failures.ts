@@ -24,7 +24,12 @@ export const SYNC_FAILURE_TYPES = [
 export type SyncFailureType = (typeof SYNC_FAILURE_TYPES)[number];
 
 /** Not retried: the workflow records the error and waits for the next interval or a refresh. */
-export const PERMANENT_FAILURE_TYPES: readonly SyncFailureType[] = ['CommunityNotFound', 'NotLemmyApi', 'InstanceRequiresLogin', 'PrivateAddress'];
+export const PERMANENT_FAILURE_TYPES: readonly SyncFailureType[] = [
+  'CommunityNotFound',
+  'NotLemmyApi',
+  'InstanceRequiresLogin',
+  'PrivateAddress',
+];
 
 /** Shown as state `not_found` rather than `failing`. */
 export const NOT_FOUND_FAILURE_TYPES: readonly SyncFailureType[] = ['CommunityNotFound'];

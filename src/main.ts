@@ -59,7 +59,10 @@ async function startDevServer(): Promise<string> {
 
 try {
   // Both starts run to the end, failed or not, so that shutdown knows everything that is running.
-  const [address, opened] = await Promise.allSettled([startDevServer(), openStorage(config, log.child({ role: 'db' }), { allowEmbedded: true })]);
+  const [address, opened] = await Promise.allSettled([
+    startDevServer(),
+    openStorage(config, log.child({ role: 'db' }), { allowEmbedded: true }),
+  ]);
   if (opened.status === 'fulfilled') storage = opened.value;
   if (address.status === 'rejected') throw address.reason;
   if (opened.status === 'rejected') throw opened.reason;
@@ -79,7 +82,10 @@ try {
   temporal = await connectClient(address.value, config.TEMPORAL_NAMESPACE);
   api = await startApiServer({ config, catalog: storage!.catalog, router: storage!.router, temporal, log: log.child({ role: 'api' }) });
   log.info(
-    { api: `http://localhost:${config.PORT}`, temporalUi: config.TEMPORAL_ADDRESS ? config.TEMPORAL_UI_URL : `http://localhost:${config.TEMPORAL_DEV_UI_PORT}` },
+    {
+      api: `http://localhost:${config.PORT}`,
+      temporalUi: config.TEMPORAL_ADDRESS ? config.TEMPORAL_UI_URL : `http://localhost:${config.TEMPORAL_DEV_UI_PORT}`,
+    },
     'lemmy-fetcher is up',
   );
 } catch (err) {

@@ -57,7 +57,14 @@ function ranges(shards: number[]): string {
 
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((cell, c) => cell.padEnd(widths[c]))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 const [command, ...args] = process.argv.slice(2);
@@ -91,7 +98,9 @@ let storage: Storage;
 try {
   storage = await openStorage(config, log, { allowEmbedded: false });
 } catch (err) {
-  fail(`cannot open the catalog: ${redactUrl((err as Error).message)}${!usingEmbedded ? '' : '\n(is `npm start` running? its embedded Postgres nodes must be up)'}`);
+  fail(
+    `cannot open the catalog: ${redactUrl((err as Error).message)}${!usingEmbedded ? '' : '\n(is `npm start` running? its embedded Postgres nodes must be up)'}`,
+  );
 }
 
 try {
@@ -101,15 +110,26 @@ try {
     if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name)) fail('node name must be lower-case letters, digits, "-" or "_" (at most 63)', 2);
     if (!/^postgres(ql)?:\/\//.test(url)) fail('the url must be a postgres:// or postgresql:// connection string', 2);
     const existing = await shardNodeUrl(storage.catalog, name);
-    if (existing && existing !== withoutPassword(url)) fail(`a node named "${name}" is already registered with another URL (${redactUrl(existing)}); pick another name`, 1);
+    if (existing && existing !== withoutPassword(url))
+      fail(`a node named "${name}" is already registered with another URL (${redactUrl(existing)}); pick another name`, 1);
     await storage.router.addNode(name, url, log);
-    process.stdout.write(`registered node "${name}" (${redactUrl(url)}) and applied the shard migrations.\n` +
-      'It holds no logical shards yet: run `npm run shards -- rebalance` to move some onto it.\n');
+    process.stdout.write(
+      `registered node "${name}" (${redactUrl(url)}) and applied the shard migrations.\n` +
+        'It holds no logical shards yet: run `npm run shards -- rebalance` to move some onto it.\n',
+    );
   } else if (command === 'status') {
     const status = await shardStatus(storage.router, redactUrl);
     const rows = [['node', 'up', 'logical shards', '#', 'communities', 'posts', 'url']];
     for (const n of status.nodes) {
-      rows.push([n.node, n.up ? 'yes' : 'NO', ranges(n.shards), String(n.shards.length), String(n.communities), n.posts === null ? '?' : String(n.posts), n.url]);
+      rows.push([
+        n.node,
+        n.up ? 'yes' : 'NO',
+        ranges(n.shards),
+        String(n.shards.length),
+        String(n.communities),
+        n.posts === null ? '?' : String(n.posts),
+        n.url,
+      ]);
     }
     process.stdout.write(`${table(rows)}\n${status.logicalShards} logical shards.\n`);
     for (const n of status.nodes) if (!n.up) process.stdout.write(`node ${n.node} is down: ${n.error}\n`);
@@ -119,14 +139,18 @@ try {
     const client = await connectClient(address, config.TEMPORAL_NAMESPACE);
     try {
       const handle = await startRebalance(client, config.TEMPORAL_TASK_QUEUE);
-      process.stdout.write(`rebalance workflow ${REBALANCE_WORKFLOW_ID} running (run ${handle.firstExecutionRunId}); see it in the Temporal UI.\n`);
+      process.stdout.write(
+        `rebalance workflow ${REBALANCE_WORKFLOW_ID} running (run ${handle.firstExecutionRunId}); see it in the Temporal UI.\n`,
+      );
       if (wait) {
         const result = (await handle.result()) as RebalanceResult;
         for (const m of result.moves) {
           process.stdout.write(`  shard ${m.shard}: ${m.from} → ${m.to} (${m.posts} posts) ${m.ok ? 'moved' : `FAILED: ${m.error}`}\n`);
         }
         if (result.moves.length === 0) process.stdout.write('  nothing to move: nodes are balanced.\n');
-        process.stdout.write(`posts per node before: ${JSON.stringify(result.before)}\nposts per node after:  ${JSON.stringify(result.after)}\n`);
+        process.stdout.write(
+          `posts per node before: ${JSON.stringify(result.before)}\nposts per node after:  ${JSON.stringify(result.after)}\n`,
+        );
         if (result.moves.some((m) => !m.ok)) process.exitCode = 1;
       }
     } finally {

@@ -51,7 +51,10 @@ export class Supervisor {
       const delay = Math.min(this.opts.maxBackoffMs ?? 30_000, min * 2 ** (this.crashesInARow - 1));
       this.restarts += 1;
       const reason = signal ? `killed by ${signal}` : `exited with code ${code}`;
-      log.error({ role: name, pid: child.pid, code, signal, ranMs, restartInMs: delay }, `${name} process ${reason}; restarting in ${delay} ms`);
+      log.error(
+        { role: name, pid: child.pid, code, signal, ranMs, restartInMs: delay },
+        `${name} process ${reason}; restarting in ${delay} ms`,
+      );
       this.restartTimer = setTimeout(() => this.start(), delay);
     });
   }

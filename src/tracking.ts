@@ -130,7 +130,11 @@ const statusClients = new WeakMap<Client, WorkflowClient>();
 function statusClientOf(temporal: Client): WorkflowClient {
   let client = statusClients.get(temporal);
   if (!client) {
-    client = new WorkflowClient({ connection: temporal.connection, namespace: temporal.options.namespace, queryRejectCondition: 'NOT_OPEN' });
+    client = new WorkflowClient({
+      connection: temporal.connection,
+      namespace: temporal.options.namespace,
+      queryRejectCondition: 'NOT_OPEN',
+    });
     statusClients.set(temporal, client);
   }
   return client;
@@ -143,9 +147,15 @@ export const STATUS_TIMEOUT_MS = 1500;
  * The workflow's live status; 'stopped' when no run is open (cancelled, terminated, or gone);
  * undefined when Temporal does not answer within `timeoutMs`.
  */
-export async function liveStatus(deps: Pick<TrackingDeps, 'temporal'>, ref: string, timeoutMs = STATUS_TIMEOUT_MS): Promise<CommunityStatus | 'stopped' | undefined> {
+export async function liveStatus(
+  deps: Pick<TrackingDeps, 'temporal'>,
+  ref: string,
+  timeoutMs = STATUS_TIMEOUT_MS,
+): Promise<CommunityStatus | 'stopped' | undefined> {
   try {
-    return await deps.temporal.withDeadline(Date.now() + timeoutMs, () => statusClientOf(deps.temporal).getHandle(workflowIdOf(ref)).query(statusQuery));
+    return await deps.temporal.withDeadline(Date.now() + timeoutMs, () =>
+      statusClientOf(deps.temporal).getHandle(workflowIdOf(ref)).query(statusQuery),
+    );
   } catch (err) {
     if (err instanceof QueryRejectedError || err instanceof WorkflowNotFoundError) return 'stopped';
     return undefined;

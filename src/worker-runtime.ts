@@ -2,7 +2,14 @@
 // their activities. Workflow code is bundled once per process.
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { bundleWorkflowCode, NativeConnection, Runtime, Worker, makeTelemetryFilterString, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import {
+  bundleWorkflowCode,
+  NativeConnection,
+  Runtime,
+  Worker,
+  makeTelemetryFilterString,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import type { Config } from './config.js';
 import type { Sql } from './db/pool.js';
@@ -26,7 +33,10 @@ export function installTemporalRuntime(log: Logger): void {
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
 export async function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
-  return bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} } as never });
+  return bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} } as never,
+  });
 }
 
 export interface WorkerHandle {
@@ -50,8 +60,7 @@ export async function startWorker(opts: {
   const connection = await NativeConnection.connect({ address: opts.address });
   const started = Date.now();
   const bundle =
-    opts.bundle ??
-    (config.WORKFLOW_BUNDLE_PATH ? { code: await readFile(config.WORKFLOW_BUNDLE_PATH, 'utf8') } : await bundleWorkflows());
+    opts.bundle ?? (config.WORKFLOW_BUNDLE_PATH ? { code: await readFile(config.WORKFLOW_BUNDLE_PATH, 'utf8') } : await bundleWorkflows());
   const worker = await Worker.create({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,

@@ -105,7 +105,9 @@ describe('REST API contract', () => {
 
   it('concurrent adds of one community create one row and one workflow', async () => {
     fake.addCommunity('concurrent');
-    const results = await Promise.all(Array.from({ length: 5 }, () => call(app, 'POST', '/api/communities', { instance: fake.url, name: 'concurrent' })));
+    const results = await Promise.all(
+      Array.from({ length: 5 }, () => call(app, 'POST', '/api/communities', { instance: fake.url, name: 'concurrent' })),
+    );
     expect(results.map((r) => r.status).sort()).toEqual([200, 200, 200, 200, 201]);
     expect(new Set(results.map((r) => r.json.id)).size).toBe(1);
     const rows = await stack.storage.catalog`select id from communities where ref = ${refOf('concurrent')}`;
@@ -267,12 +269,17 @@ describe('REST API contract', () => {
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
     const port = (closed.address() as AddressInfo).port;
     await new Promise<void>((r) => closed.close(() => r()));
-    expectError(await call(app, 'POST', '/api/communities', { instance: `http://127.0.0.1:${port}`, name: 'x' }), 422, 'instance_unreachable');
+    expectError(
+      await call(app, 'POST', '/api/communities', { instance: `http://127.0.0.1:${port}`, name: 'x' }),
+      422,
+      'instance_unreachable',
+    );
 
     fake.fail({ kind: 'html200' }, { path: 'site' });
     expectError(await call(app, 'POST', '/api/communities', { instance: fake.url, name: 'technology2' }), 422, 'not_lemmy');
     expectError(await call(app, 'POST', '/api/communities', { instance: fake.url, name: 'nosuchcommunity' }), 422, 'community_not_found');
-    const rows = await stack.storage.catalog`select ref from communities where ref in (${refOf('nosuchcommunity')}, ${refOf('technology2')})`;
+    const rows = await stack.storage
+      .catalog`select ref from communities where ref in (${refOf('nosuchcommunity')}, ${refOf('technology2')})`;
     expect(rows).toHaveLength(0);
   });
 
@@ -287,15 +294,22 @@ describe('REST API contract', () => {
     expect(r.text).toBe('');
     expectError(await call(app, 'GET', `/api/communities/${ref}`), 404, 'community_not_found');
     expectError(await call(app, 'DELETE', `/api/communities/${ref}`), 404, 'community_not_found');
-    const [{ n }] = await stack.storage.router.pool(node)<{ n: number }[]>`select count(*)::int as n from posts where community_id = ${synced.id}`;
+    const [{ n }] = await stack.storage.router.pool(node)<
+      { n: number }[]
+    >`select count(*)::int as n from posts where community_id = ${synced.id}`;
     expect(n).toBe(0);
-    await eventually(async () => ['CANCELLED', 'COMPLETED'].includes((await stack.client.workflow.getHandle(`community:${ref}`).describe()).status.name));
+    await eventually(async () =>
+      ['CANCELLED', 'COMPLETED'].includes((await stack.client.workflow.getHandle(`community:${ref}`).describe()).status.name),
+    );
   });
 
   it('/healthz reports catalog, every shard node and Temporal', async () => {
     const r = await call(app, 'GET', '/healthz');
     expect(r.status).toBe(200);
-    expect(r.json).toEqual({ status: 'ok', checks: { catalog: { ok: true }, shards: { 'shard-1': { ok: true }, 'shard-2': { ok: true } }, temporal: { ok: true } } });
+    expect(r.json).toEqual({
+      status: 'ok',
+      checks: { catalog: { ok: true }, shards: { 'shard-1': { ok: true }, 'shard-2': { ok: true } }, temporal: { ok: true } },
+    });
   });
 
   it('requires the bearer token for mutating routes when API_TOKEN is set', async () => {
@@ -303,7 +317,11 @@ describe('REST API contract', () => {
     const secured = createApp({ ...deps, config: { ...deps.config, API_TOKEN: token } });
     const ref = refOf('technology');
     expectError(await call(secured, 'POST', '/api/communities', { community: ref }), 401, 'unauthorized');
-    expectError(await call(secured, 'POST', '/api/communities', { community: ref }, { authorization: 'Bearer wrong-token-value' }), 401, 'unauthorized');
+    expectError(
+      await call(secured, 'POST', '/api/communities', { community: ref }, { authorization: 'Bearer wrong-token-value' }),
+      401,
+      'unauthorized',
+    );
     expectError(await call(secured, 'PATCH', `/api/communities/${ref}`, { refreshSeconds: 5 }), 401, 'unauthorized');
     expectError(await call(secured, 'DELETE', `/api/communities/${ref}`), 401, 'unauthorized');
     expectError(await call(secured, 'POST', `/api/communities/${ref}/refresh`), 401, 'unauthorized');
@@ -319,7 +337,10 @@ describe('REST API contract', () => {
     const withCors = createApp({ ...deps, config: { ...deps.config, CORS_ORIGINS: 'https://ui.example' } });
     const r = await call(withCors, 'GET', '/api/communities', undefined, { origin: 'https://ui.example' });
     expect(r.headers.get('access-control-allow-origin')).toBe('https://ui.example');
-    const pre = await withCors.request('/api/communities', { method: 'OPTIONS', headers: { origin: 'https://ui.example', 'access-control-request-method': 'POST' } });
+    const pre = await withCors.request('/api/communities', {
+      method: 'OPTIONS',
+      headers: { origin: 'https://ui.example', 'access-control-request-method': 'POST' },
+    });
     expect(pre.status).toBe(204);
     expect(pre.headers.get('access-control-allow-methods')).toContain('POST');
   });
@@ -346,15 +367,22 @@ describe('REST API contract', () => {
 
   it('`npm run api` (src/api.ts) serves the same API from the environment and stops on SIGTERM', async () => {
     const [port] = await freePorts(1);
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/api.ts'], { env: { ...process.env, ...stack.env, PORT: String(port), LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/api.ts'], {
+      env: { ...process.env, ...stack.env, PORT: String(port), LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
     try {
-      const body = await eventually(async () => {
-        const res = await fetch(`http://127.0.0.1:${port}/api/communities`);
-        return res.ok ? ((await res.json()) as Json) : undefined;
-      }, 30_000, 200).catch((err) => {
+      const body = await eventually(
+        async () => {
+          const res = await fetch(`http://127.0.0.1:${port}/api/communities`);
+          return res.ok ? ((await res.json()) as Json) : undefined;
+        },
+        30_000,
+        200,
+      ).catch((err) => {
         throw new Error(`${err.message}\n${stderr}`);
       });
       expect(body.communities.map((c: Json) => c.ref)).toContain(refOf('technology'));

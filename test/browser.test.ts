@@ -14,7 +14,8 @@ import { createStack, eventually, type Stack, queryStatus } from './support/stac
 
 const CHROMIUM = '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium && process.env.CI) throw new Error(`${CHROMIUM} is missing: CI must install Debian's chromium (apt-get install -y chromium)`);
+if (!haveChromium && process.env.CI)
+  throw new Error(`${CHROMIUM} is missing: CI must install Debian's chromium (apt-get install -y chromium)`);
 if (!haveChromium) console.warn(`[browser.test] skipped: ${CHROMIUM} not found (apt-get install -y chromium); it always runs in CI`);
 
 const ARTIFACTS = path.resolve('test-artifacts');
@@ -33,10 +34,25 @@ describe.skipIf(!haveChromium)('website in a real browser', () => {
       FakeLemmy.start({ siteName: 'Browser Lemmy' }),
       chromium.launch({
         executablePath: CHROMIUM,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
+        args: [
+          '--headless',
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-background-networking',
+          '--disable-quic',
+          '--no-first-run',
+          '--disable-component-update',
+          '--disable-sync',
+        ],
       }),
     ]);
-    deps = { config: { ...stack.config, PORT: 0, HOST: '127.0.0.1' }, catalog: stack.storage.catalog, router: stack.storage.router, temporal: stack.client, log: createLogger({ level: 'silent' }) };
+    deps = {
+      config: { ...stack.config, PORT: 0, HOST: '127.0.0.1' },
+      catalog: stack.storage.catalog,
+      router: stack.storage.router,
+      temporal: stack.client,
+      log: createLogger({ level: 'silent' }),
+    };
     server = await startApiServer(deps);
     expect(server.port).toBeGreaterThan(0);
     base = `http://127.0.0.1:${server.port}`;
@@ -91,12 +107,23 @@ describe.skipIf(!haveChromium)('website in a real browser', () => {
       expect(await row.count()).toBe(1);
 
       // after the first sync the row shows the metadata and the posts stored
-      await eventually(async () => {
-        await page.reload();
-        const text = (await row.textContent()) ?? '';
-        return text.includes('Gardening <em>& plants</em>') && text.includes('1234') && /waiting/.test(text) && (await row.locator('td[data-label="Posts stored"]').textContent()) === '6';
-      }, 30_000, 500);
-      expect(await row.locator('a[href*="/namespaces/default/workflows/"]').getAttribute('href')).toContain(encodeURIComponent(`community:${ref}`));
+      await eventually(
+        async () => {
+          await page.reload();
+          const text = (await row.textContent()) ?? '';
+          return (
+            text.includes('Gardening <em>& plants</em>') &&
+            text.includes('1234') &&
+            /waiting/.test(text) &&
+            (await row.locator('td[data-label="Posts stored"]').textContent()) === '6'
+          );
+        },
+        30_000,
+        500,
+      );
+      expect(await row.locator('a[href*="/namespaces/default/workflows/"]').getAttribute('href')).toContain(
+        encodeURIComponent(`community:${ref}`),
+      );
 
       await page.screenshot({ path: path.join(ARTIFACTS, 'browser-home.png'), fullPage: true });
 

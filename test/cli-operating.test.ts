@@ -29,7 +29,7 @@ function docCommands(): string[] {
 function argv(line: string): string[] {
   const out: string[] = [];
   const re = /'([^']*)'|"([^"]*)"|(\S+)/g;
-  for (let m; (m = re.exec(line)); ) out.push(m[1] ?? m[2] ?? m[3]);
+  for (let m; (m = re.exec(line));) out.push(m[1] ?? m[2] ?? m[3]);
   return out;
 }
 
@@ -55,12 +55,22 @@ describe('Operating with the Temporal CLI (README.md)', () => {
 
   beforeAll(async () => {
     [stack, fake] = await Promise.all([createStack(), FakeLemmy.start()]);
-    deps = { config: stack.config, catalog: stack.storage.catalog, router: stack.storage.router, temporal: stack.client, log: createLogger({ level: 'silent' }) };
+    deps = {
+      config: stack.config,
+      catalog: stack.storage.catalog,
+      router: stack.storage.router,
+      temporal: stack.client,
+      log: createLogger({ level: 'silent' }),
+    };
     const app = createApp(deps);
     for (const name of ['technology', 'tocancel', 'toterminate']) {
       fake.addCommunity(name);
       fake.addPosts(name, 3);
-      const r = await app.request('/api/communities', { method: 'POST', body: JSON.stringify({ instance: fake.url, name }), headers: { 'content-type': 'application/json' } });
+      const r = await app.request('/api/communities', {
+        method: 'POST',
+        body: JSON.stringify({ instance: fake.url, name }),
+        headers: { 'content-type': 'application/json' },
+      });
       expect(r.status).toBe(201);
     }
     for (const name of ['technology', 'tocancel', 'toterminate']) {
@@ -76,7 +86,15 @@ describe('Operating with the Temporal CLI (README.md)', () => {
   });
 
   it('the doc shows list, describe, query, signal refresh, setRefreshInterval, cancel and terminate', () => {
-    for (const p of ['temporal workflow list', 'temporal workflow describe', 'temporal workflow query', 'temporal workflow signal', 'temporal workflow cancel', 'temporal workflow terminate']) find(p);
+    for (const p of [
+      'temporal workflow list',
+      'temporal workflow describe',
+      'temporal workflow query',
+      'temporal workflow signal',
+      'temporal workflow cancel',
+      'temporal workflow terminate',
+    ])
+      find(p);
     expect(commands.filter((c) => c.includes('--name refresh'))).toHaveLength(1);
     expect(commands.filter((c) => c.includes('--name setRefreshInterval'))).toHaveLength(1);
     expect(find('temporal workflow signal')).toBe(`temporal workflow signal --workflow-id ${DOC_ID} --name refresh`);
@@ -106,7 +124,10 @@ describe('Operating with the Temporal CLI (README.md)', () => {
 
   it('signal --name refresh syncs now', async () => {
     fake.addPosts('technology', 2);
-    await runDoc(commands.find((c) => c.includes('--name refresh'))!, `community:${ref('technology')}`);
+    await runDoc(
+      commands.find((c) => c.includes('--name refresh'))!,
+      `community:${ref('technology')}`,
+    );
     const s = await eventually(async () => {
       const st = await queryStatus(deps, ref('technology'));
       return st && st.syncs >= 2 && st.state === 'waiting' ? st : undefined;
@@ -115,7 +136,10 @@ describe('Operating with the Temporal CLI (README.md)', () => {
   });
 
   it('signal --name setRefreshInterval --input 600 changes the interval', async () => {
-    await runDoc(commands.find((c) => c.includes('--name setRefreshInterval'))!, `community:${ref('technology')}`);
+    await runDoc(
+      commands.find((c) => c.includes('--name setRefreshInterval'))!,
+      `community:${ref('technology')}`,
+    );
     const s = await eventually(async () => {
       const st = await queryStatus(deps, ref('technology'));
       return st?.refreshSeconds === 600 ? st : undefined;

@@ -30,7 +30,8 @@ afterAll(async () => {
   await fake?.close();
 });
 
-const appWith = (temporal: Client) => createApp({ config: stack.config, catalog: stack.storage.catalog, router: stack.storage.router, temporal, log });
+const appWith = (temporal: Client) =>
+  createApp({ config: stack.config, catalog: stack.storage.catalog, router: stack.storage.router, temporal, log });
 const get = async (app: ReturnType<typeof createApp>, path: string): Promise<{ status: number; json: Json; text: string }> => {
   const res = await app.request(path);
   const text = await res.text();
@@ -67,7 +68,14 @@ describe('the list of communities', () => {
     for (let i = 0; i < 25; i++) {
       const ref = `paged${i}@example.test`;
       refs.push(ref);
-      await insertCommunity(stack.storage.catalog, { ref, instance: 'https://example.test', host: 'example.test', name: `paged${i}`, refreshSeconds: 300, shard: logicalShardOf(ref) });
+      await insertCommunity(stack.storage.catalog, {
+        ref,
+        instance: 'https://example.test',
+        host: 'example.test',
+        name: `paged${i}`,
+        refreshSeconds: 300,
+        shard: logicalShardOf(ref),
+      });
     }
     const app = appWith(deadTemporal);
     const seen: string[] = [];

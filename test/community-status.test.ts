@@ -38,14 +38,16 @@ async function call(a: Hono, method: string, path: string, body?: unknown): Prom
   return { status: res.status, json: text ? JSON.parse(text) : undefined };
 }
 
-describe('one community without its workflow\'s answer', () => {
+describe("one community without its workflow's answer", () => {
   it('Temporal down: state "unknown", with the catalog\'s postsStored, syncs, lastSyncAt and nextSyncAt (as the list shows them)', async () => {
     fake.addCommunity('fallback');
     fake.addPosts('fallback', 4);
     const added = await call(app, 'POST', '/api/communities', { instance: fake.url, name: 'fallback', refreshSeconds: 600 });
     expect(added.status).toBe(201);
     const listed = await eventually(async () => {
-      const c = ((await call(noTemporal, 'GET', '/api/communities?limit=100')).json.communities as Json[]).find((x) => x.name === 'fallback');
+      const c = ((await call(noTemporal, 'GET', '/api/communities?limit=100')).json.communities as Json[]).find(
+        (x) => x.name === 'fallback',
+      );
       return c?.status.state === 'waiting' ? c : undefined;
     }, 20_000);
 

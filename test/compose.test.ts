@@ -12,7 +12,10 @@ interface Service {
   depends_on?: Record<string, { condition: string }>;
   ports?: string[];
 }
-const compose = parse(readFileSync('docker-compose.yml', 'utf8'), { merge: true }) as { services: Record<string, Service>; volumes: Record<string, unknown> };
+const compose = parse(readFileSync('docker-compose.yml', 'utf8'), { merge: true }) as {
+  services: Record<string, Service>;
+  volumes: Record<string, unknown>;
+};
 const services = compose.services;
 
 /** What docker compose would substitute, with example values for required variables. */
@@ -26,7 +29,18 @@ function interpolate(value: string): string {
 
 describe('docker-compose.yml', () => {
   it('has Temporal with Postgres persistence, its UI, a catalog and two shard nodes, worker and API', () => {
-    for (const name of ['temporal-db', 'temporal-schema', 'temporal', 'temporal-namespace', 'temporal-ui', 'catalog-db', 'shard-1-db', 'shard-2-db', 'worker', 'api']) {
+    for (const name of [
+      'temporal-db',
+      'temporal-schema',
+      'temporal',
+      'temporal-namespace',
+      'temporal-ui',
+      'catalog-db',
+      'shard-1-db',
+      'shard-2-db',
+      'worker',
+      'api',
+    ]) {
       expect(services, name).toHaveProperty(name);
     }
     expect(services.temporal.environment?.DB).toBe('postgres12');
@@ -93,8 +107,15 @@ describe('docker-compose.yml', () => {
   });
 
   it('keeps secrets and local data out of the image build context', () => {
-    const ignored = readFileSync('.dockerignore', 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
-    for (const entry of ['.env', 'data', 'node_modules', '.git']) expect(ignored.map((l) => l.replace(/^\/|\/$/g, '')), entry).toContain(entry);
+    const ignored = readFileSync('.dockerignore', 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'));
+    for (const entry of ['.env', 'data', 'node_modules', '.git'])
+      expect(
+        ignored.map((l) => l.replace(/^\/|\/$/g, '')),
+        entry,
+      ).toContain(entry);
     expect(ignored).toEqual(expect.arrayContaining(['.env.*']));
     // The worker role shares the image: it must not inherit a 0.0.0.0 HOST that would need a token.
     expect(readFileSync('Dockerfile', 'utf8')).not.toMatch(/^ENV\b.*\bHOST=/m);

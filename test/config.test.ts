@@ -84,7 +84,11 @@ describe('configuration: exposure and request guards', () => {
     expect(c.TRUSTED_PROXIES).toEqual(['127.0.0.0/8', '::1/128']);
     expect(loadConfig({ ALLOWED_HOSTS: 'Example.COM, api:3000 ,::1' }).ALLOWED_HOSTS).toEqual(['example.com', 'api', '[::1]']);
     expect(loadConfig({ ALLOWED_HOSTS: '*' }).ALLOWED_HOSTS).toEqual(['*']);
-    expect(loadConfig({ TRUSTED_PROXIES: '10.0.0.0/8, 192.168.1.1, fd00::/8' }).TRUSTED_PROXIES).toEqual(['10.0.0.0/8', '192.168.1.1/32', 'fd00::/8']);
+    expect(loadConfig({ TRUSTED_PROXIES: '10.0.0.0/8, 192.168.1.1, fd00::/8' }).TRUSTED_PROXIES).toEqual([
+      '10.0.0.0/8',
+      '192.168.1.1/32',
+      'fd00::/8',
+    ]);
     expect(loadConfig({ TRUSTED_PROXIES: 'none' }).TRUSTED_PROXIES).toEqual([]);
     expect(() => loadConfig({ TRUSTED_PROXIES: '10.0.0.0/99' })).toThrow(/TRUSTED_PROXIES/);
     expect(() => loadConfig({ TRUSTED_PROXIES: 'proxy.example' })).toThrow(/TRUSTED_PROXIES/);

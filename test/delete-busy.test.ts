@@ -27,7 +27,13 @@ async function call(method: string, path: string, body?: unknown): Promise<{ sta
 
 beforeAll(async () => {
   [stack, fake] = await Promise.all([createStack(), FakeLemmy.start()]);
-  app = createApp({ config: stack.config, catalog: stack.storage.catalog, router: stack.storage.router, temporal: stack.client, log: createLogger({ level: 'silent' }) });
+  app = createApp({
+    config: stack.config,
+    catalog: stack.storage.catalog,
+    router: stack.storage.router,
+    temporal: stack.client,
+    log: createLogger({ level: 'silent' }),
+  });
 });
 afterAll(async () => {
   await stack?.stop();

@@ -61,29 +61,38 @@ it('fails each hostile sync cleanly and retries it, with bounded worker memory a
   const startedAt = Date.now();
 
   // Every hostile community gets a clear error on its row, and is retried.
-  const errors = await eventually(async () => {
-    const out: Record<string, { code: string; message: string }> = {};
-    for (const r of hostileRows) {
-      const row = (await communityByRef(deps.catalog, r.ref))!;
-      if (!row.last_error_code || hostile.requestsFor(r.name, 'post/list') < 3) return undefined;
-      out[r.name] = { code: row.last_error_code, message: row.last_error ?? '' };
-    }
-    return out;
-  }, 60_000, 500);
+  const errors = await eventually(
+    async () => {
+      const out: Record<string, { code: string; message: string }> = {};
+      for (const r of hostileRows) {
+        const row = (await communityByRef(deps.catalog, r.ref))!;
+        if (!row.last_error_code || hostile.requestsFor(r.name, 'post/list') < 3) return undefined;
+        out[r.name] = { code: row.last_error_code, message: row.last_error ?? '' };
+      }
+      return out;
+    },
+    60_000,
+    500,
+  );
   for (const r of hostileRows) {
     expect(errors[r.name].code, `${r.name}: ${errors[r.name].message}`).toMatch(HOSTILE[r.name].code);
     expect(errors[r.name].message.length, r.name).toBeGreaterThan(10);
     const row = (await communityByRef(deps.catalog, r.ref))!;
     expect(row.last_update, `${r.name} never synced successfully`).toBeNull();
   }
-  const stored = await stack.storage.router.read(hostileRows[0].shard, async (sql) => sql`select 1 from posts where community_id = ${hostileRows[0].id}`);
+  const stored = await stack.storage.router.read(
+    hostileRows[0].shard,
+    async (sql) => sql`select 1 from posts where community_id = ${hostileRows[0].id}`,
+  );
   expect(stored.length).toBe(0);
 
   // Keep the pressure on for a while so memory has a chance to grow if it would.
   const until = startedAt + 25_000;
   if (Date.now() < until) await new Promise((r) => setTimeout(r, until - Date.now()));
   monitor.stop();
-  process.stderr.write(`[drill-hostile] errors ${JSON.stringify(Object.fromEntries(Object.entries(errors).map(([k, v]) => [k, v.code])))}, worker peak RSS ${(monitor.peakRss('worker') / 1048576).toFixed(0)} MB\n`);
+  process.stderr.write(
+    `[drill-hostile] errors ${JSON.stringify(Object.fromEntries(Object.entries(errors).map(([k, v]) => [k, v.code])))}, worker peak RSS ${(monitor.peakRss('worker') / 1048576).toFixed(0)} MB\n`,
+  );
   expect(worker.child.exitCode, `worker died: ${worker.output().slice(-2000)}`).toBeNull();
   expect(monitor.peakRss('worker'), `peak RSS ${(monitor.peakRss('worker') / 1048576).toFixed(0)} MB`).toBeLessThan(RSS_LIMIT);
 

@@ -27,7 +27,13 @@ const workers: WorkerProcess[] = [];
 beforeAll(async () => {
   const dir = path.join(inject('tmpDir'), `temporal-restart-${process.pid}`);
   mkdirSync(dir, { recursive: true });
-  temporal = new TemporalDevServer({ binary: inject('temporalCli'), dbFile: path.join(dir, 'temporal.db'), port: await freePort(), headless: true, log });
+  temporal = new TemporalDevServer({
+    binary: inject('temporalCli'),
+    dbFile: path.join(dir, 'temporal.db'),
+    port: await freePort(),
+    headless: true,
+    log,
+  });
   await temporal.start();
   stack = await createStack({ worker: false, env: { TEMPORAL_ADDRESS: temporal.address, INSTANCE_REQUESTS_PER_SECOND: '1000' } });
   fake = await FakeLemmy.start();
@@ -50,10 +56,14 @@ it('keeps every community tracked and syncing across a Temporal restart; the API
     fake.addPosts(`restart${i}`, 3);
     rows.push((await startTracking(deps, { instance, host, name: `restart${i}`, refreshSeconds: 2 })).row);
   }
-  await eventually(async () => {
-    for (const r of rows) if (!(await communityByRef(deps.catalog, r.ref))?.last_update) return false;
-    return true;
-  }, 30_000, 200);
+  await eventually(
+    async () => {
+      for (const r of rows) if (!(await communityByRef(deps.catalog, r.ref))?.last_update) return false;
+      return true;
+    },
+    30_000,
+    200,
+  );
   const syncsBefore = new Map<string, number>();
   for (const r of rows) syncsBefore.set(r.ref, (await queryStatus(deps, r.ref, 3000))!.syncs);
 
@@ -91,13 +101,17 @@ it('keeps every community tracked and syncing across a Temporal restart; the API
     const d = await eventually(() => stack.client.workflow.getHandle(`community:${r.ref}`).describe(), 30_000, 500);
     expect(d.status.name).toBe('RUNNING');
   }
-  await eventually(async () => {
-    for (const [i, r] of rows.entries()) {
-      const page = await communityPosts(deps.router, r.shard, r.id, 20);
-      if (!page.posts.some((p) => Number(p.lemmy_id) === late[i].id)) return false;
-    }
-    return true;
-  }, 60_000, 500);
+  await eventually(
+    async () => {
+      for (const [i, r] of rows.entries()) {
+        const page = await communityPosts(deps.router, r.shard, r.id, 20);
+        if (!page.posts.some((p) => Number(p.lemmy_id) === late[i].id)) return false;
+      }
+      return true;
+    },
+    60_000,
+    500,
+  );
   const before = rows.map((r) => fake.requestsFor(r.name, 'post/list'));
   await new Promise((r) => setTimeout(r, 5000));
   rows.forEach((r, i) => expect(fake.requestsFor(r.name, 'post/list'), r.ref).toBeGreaterThan(before[i]));

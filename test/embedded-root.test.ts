@@ -13,7 +13,10 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'lemmy-fetcher-root-')); // 0700,
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe.runIf(root)('embedded Postgres from a 0700 home, as root', () => {
-  const user = { uid: Number(execFileSync('id', ['-u', 'postgres']).toString()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString()) };
+  const user = {
+    uid: Number(execFileSync('id', ['-u', 'postgres']).toString()),
+    gid: Number(execFileSync('id', ['-g', 'postgres']).toString()),
+  };
   const systemDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'lemmy-fetcher-sys-')), 'lf');
   afterAll(() => rmSync(path.dirname(systemDir), { recursive: true, force: true }));
 

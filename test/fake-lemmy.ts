@@ -675,8 +675,7 @@ export class FakeLemmy {
 
     let items: FakePost[];
     let community: FakeCommunity | undefined;
-    const hasCommunity =
-      (query.community_name !== undefined && query.community_name !== '') || query.community_id !== undefined;
+    const hasCommunity = (query.community_name !== undefined && query.community_name !== '') || query.community_id !== undefined;
     if (hasCommunity) {
       const c = this.findCommunity(query.community_name, query.community_id);
       if (c === 'bad_id') return this.deserializeError();
@@ -1057,10 +1056,7 @@ export class FakeLemmy {
   }
 
   /** write runs of repeated bytes with backpressure; stops when the client goes away */
-  private async stream(
-    res: http.ServerResponse,
-    parts: Array<{ byte: string; count: number; literal?: boolean }>,
-  ): Promise<void> {
+  private async stream(res: http.ServerResponse, parts: Array<{ byte: string; count: number; literal?: boolean }>): Promise<void> {
     let gone = false;
     const onGone = () => {
       gone = true;

@@ -31,7 +31,10 @@ export default async function setup(project: TestProject) {
   // Whatever fails from here on (a port taken, initdb refused, the bundle broken), nothing that
   // was started may outlive this run: vitest calls no teardown for a setup that threw.
   const cleanup = () => rmSync(tmpDir, { recursive: true, force: true });
-  const [started_, bundled] = await Promise.allSettled([startTestServers({ binary, tmpDir, temporalPort, pgPorts, log }), bundleWorkflows()]);
+  const [started_, bundled] = await Promise.allSettled([
+    startTestServers({ binary, tmpDir, temporalPort, pgPorts, log }),
+    bundleWorkflows(),
+  ]);
   if (started_.status === 'rejected' || bundled.status === 'rejected') {
     // startTestServers stopped its own servers if it failed; the bundle may have failed alone.
     if (started_.status === 'fulfilled') await started_.value.stop();
@@ -44,11 +47,16 @@ export default async function setup(project: TestProject) {
   process.once('exit', killAll);
   const workflowBundlePath = path.join(tmpDir, 'workflow-bundle.js');
   writeFileSync(workflowBundlePath, bundled.value.code);
-  process.stderr.write(`[global-setup] Temporal on ${servers.temporal.address}, Postgres on ${pgPorts.join(', ')}, ready in ${Date.now() - started} ms\n`);
+  process.stderr.write(
+    `[global-setup] Temporal on ${servers.temporal.address}, Postgres on ${pgPorts.join(', ')}, ready in ${Date.now() - started} ms\n`,
+  );
 
   project.provide('temporalAddress', servers.temporal.address);
   project.provide('temporalCli', binary);
-  project.provide('pgUrls', servers.nodes.map((n) => n.url));
+  project.provide(
+    'pgUrls',
+    servers.nodes.map((n) => n.url),
+  );
   project.provide('workflowBundlePath', workflowBundlePath);
   project.provide('tmpDir', tmpDir);
 

@@ -182,11 +182,18 @@ describe('hardening', () => {
         expectJsonError(await send(app, 'POST', '/api/communities', { body, headers }), 403, 'cross_site_request');
       }
       expectJsonError(
-        await send(app, 'PATCH', '/api/communities/1', { body: '{"refreshSeconds":60}', headers: { origin: 'https://evil.example', ...jsonHeaders } }),
+        await send(app, 'PATCH', '/api/communities/1', {
+          body: '{"refreshSeconds":60}',
+          headers: { origin: 'https://evil.example', ...jsonHeaders },
+        }),
         403,
         'cross_site_request',
       );
-      expectJsonError(await send(app, 'DELETE', '/api/communities/1', { headers: { 'sec-fetch-site': 'same-site' } }), 403, 'cross_site_request');
+      expectJsonError(
+        await send(app, 'DELETE', '/api/communities/1', { headers: { 'sec-fetch-site': 'same-site' } }),
+        403,
+        'cross_site_request',
+      );
       expectJsonError(
         await send(app, 'POST', '/api/communities/1/refresh', { headers: { origin: 'https://evil.example' } }),
         403,

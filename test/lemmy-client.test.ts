@@ -9,7 +9,14 @@ import { FakeLemmy } from './fake-lemmy.js';
 
 let fake: FakeLemmy;
 const client = (over: Partial<ConstructorParameters<typeof LemmyClient>[0]> = {}) =>
-  new LemmyClient({ userAgent: 'lemmy-fetcher/test', connectTimeoutMs: 1000, timeoutMs: 1500, maxBytes: 1024 * 1024, allowPrivate: true, ...over });
+  new LemmyClient({
+    userAgent: 'lemmy-fetcher/test',
+    connectTimeoutMs: 1000,
+    timeoutMs: 1500,
+    maxBytes: 1024 * 1024,
+    allowPrivate: true,
+    ...over,
+  });
 
 beforeAll(async () => {
   fake = await FakeLemmy.start();
@@ -100,7 +107,19 @@ describe('LemmyClient', () => {
     const err = await errorOf(client({ allowPrivate: false }).getSite(fake.url));
     expect(err).toMatchObject({ type: 'PrivateAddress', retryable: false });
     expect(fake.requests.some((r) => r.path === '/api/v3/site')).toBe(false);
-    for (const a of ['127.0.0.1', '10.1.2.3', '172.20.0.1', '192.168.1.1', '169.254.169.254', '100.64.0.1', '::1', 'fe80::1', 'fd00::1', '::ffff:127.0.0.1', '0.0.0.0']) {
+    for (const a of [
+      '127.0.0.1',
+      '10.1.2.3',
+      '172.20.0.1',
+      '192.168.1.1',
+      '169.254.169.254',
+      '100.64.0.1',
+      '::1',
+      'fe80::1',
+      'fd00::1',
+      '::ffff:127.0.0.1',
+      '0.0.0.0',
+    ]) {
       expect(isPrivateAddress(a), a).toBe(true);
     }
     for (const a of ['1.1.1.1', '2606:4700:4700::1111', '::ffff:8.8.8.8']) expect(isPrivateAddress(a), a).toBe(false);
@@ -120,9 +139,16 @@ describe('refs', () => {
     expect(normalizeInstance('https://lemmy.world:443')).toEqual({ instance: 'https://lemmy.world', host: 'lemmy.world' });
     expect(normalizeInstance('http://127.0.0.1:8536')).toEqual({ instance: 'http://127.0.0.1:8536', host: '127.0.0.1:8536' });
     expect(normalizeInstance('lemmy.world').instance).toBe('https://lemmy.world');
-    expect(parseCommunity('!Technology@Lemmy.World')).toMatchObject({ name: 'technology', host: 'lemmy.world', ref: 'technology@lemmy.world' });
+    expect(parseCommunity('!Technology@Lemmy.World')).toMatchObject({
+      name: 'technology',
+      host: 'lemmy.world',
+      ref: 'technology@lemmy.world',
+    });
     expect(parseCommunity('https://lemmy.world/c/technology')).toMatchObject({ ref: 'technology@lemmy.world' });
-    expect(parseCommunity('http://localhost:8536/c/memes')).toMatchObject({ instance: 'http://localhost:8536', ref: 'memes@localhost:8536' });
+    expect(parseCommunity('http://localhost:8536/c/memes')).toMatchObject({
+      instance: 'http://localhost:8536',
+      ref: 'memes@localhost:8536',
+    });
   });
 
   it('rejects what is not an instance or a community', () => {

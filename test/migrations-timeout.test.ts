@@ -8,7 +8,7 @@ import { openPool } from '../src/db/pool.js';
 import { createDatabase } from './support/stack.js';
 
 describe('migrations and the statement timeout', () => {
-  it('a start that waits for another process\'s migration longer than the statement timeout still migrates', async () => {
+  it("a start that waits for another process's migration longer than the statement timeout still migrates", async () => {
     const url = await createDatabase(inject('pgUrls')[0], `mig_${randomBytes(4).toString('hex')}`);
     // The statement timeout scaled down (30 s in production) so the test runs in seconds.
     const starting = openPool(url, { max: 1, statementTimeoutMs: 300 });

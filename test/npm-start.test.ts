@@ -26,11 +26,15 @@ async function freePortRange(n: number): Promise<number> {
   for (;;) {
     const base = 20_000 + Math.floor(Math.random() * 30_000);
     const checks = await Promise.all(
-      Array.from({ length: n }, (_, i) => new Promise<boolean>((resolve) => {
-        const srv = net.createServer();
-        srv.once('error', () => resolve(false));
-        srv.listen(base + i, '127.0.0.1', () => srv.close(() => resolve(true)));
-      })),
+      Array.from(
+        { length: n },
+        (_, i) =>
+          new Promise<boolean>((resolve) => {
+            const srv = net.createServer();
+            srv.once('error', () => resolve(false));
+            srv.listen(base + i, '127.0.0.1', () => srv.close(() => resolve(true)));
+          }),
+      ),
     );
     if (checks.every(Boolean)) return base;
   }
@@ -40,7 +44,11 @@ type Started = ChildProcess & { log: () => string };
 
 function start(extraEnv: Record<string, string> = {}): Started {
   // Its own process group, like a terminal's foreground job.
-  const child = spawn('npm', ['start'], { env: { ...process.env, ...env, ...extraEnv }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] }) as Started;
+  const child = spawn('npm', ['start'], {
+    env: { ...process.env, ...env, ...extraEnv },
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  }) as Started;
   let log = '';
   child.stdout!.on('data', (c: Buffer) => (log += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (log += c.toString()));
@@ -109,13 +117,19 @@ function workerPids(child: Started): number[] {
 
 it('runs everything, stops cleanly on Ctrl-C, and keeps its data across a restart', async () => {
   let child = start();
-  const up = await eventually(async () => {
-    const h = await health();
-    return h.status === 200 ? h : undefined;
-  }, 90_000, 250).catch((err) => {
+  const up = await eventually(
+    async () => {
+      const h = await health();
+      return h.status === 200 ? h : undefined;
+    },
+    90_000,
+    250,
+  ).catch((err) => {
     throw new Error(`${err.message}\n--- npm start output ---\n${child.log().slice(-3000)}`);
   });
-  expect(up.body).toMatchObject({ checks: { catalog: { ok: true }, shards: { 'shard-1': { ok: true }, 'shard-2': { ok: true } }, temporal: { ok: true } } });
+  expect(up.body).toMatchObject({
+    checks: { catalog: { ok: true }, shards: { 'shard-1': { ok: true }, 'shard-2': { ok: true } }, temporal: { ok: true } },
+  });
   const ui = await fetch(`http://127.0.0.1:${env.TEMPORAL_DEV_UI_PORT}/`);
   expect(ui.status).toBe(200);
 
@@ -126,10 +140,14 @@ it('runs everything, stops cleanly on Ctrl-C, and keeps its data across a restar
   });
   expect(added.status).toBe(201);
   const ref = `persist@${fake.hostPort}`;
-  await eventually(async () => {
-    const res = await fetch(`http://127.0.0.1:${env.PORT}/api/communities/${encodeURIComponent(ref)}/posts`);
-    return res.status === 200 && ((await res.json()) as { posts: unknown[] }).posts.length === 3;
-  }, 30_000, 250);
+  await eventually(
+    async () => {
+      const res = await fetch(`http://127.0.0.1:${env.PORT}/api/communities/${encodeURIComponent(ref)}/posts`);
+      return res.status === 200 && ((await res.json()) as { posts: unknown[] }).posts.length === 3;
+    },
+    30_000,
+    250,
+  );
 
   if (process.getuid?.() === 0) {
     // A 0700 data dir is out of the postgres user's reach: its data went to the system dir.
@@ -153,14 +171,20 @@ it('runs everything, stops cleanly on Ctrl-C, and keeps its data across a restar
     body: '{}',
   });
   expect(refreshed.status).toBe(202);
-  await eventually(async () => {
-    const res = await fetch(`http://127.0.0.1:${env.PORT}/api/communities/${encodeURIComponent(ref)}/posts`);
-    return res.status === 200 && ((await res.json()) as { posts: unknown[] }).posts.length === 4;
-  }, 60_000, 250);
+  await eventually(
+    async () => {
+      const res = await fetch(`http://127.0.0.1:${env.PORT}/api/communities/${encodeURIComponent(ref)}/posts`);
+      return res.status === 200 && ((await res.json()) as { posts: unknown[] }).posts.length === 4;
+    },
+    60_000,
+    250,
+  );
 
   const pids = [
     workerPids(child)[1],
-    ...['catalog', 'shard-1', 'shard-2'].map((n) => Number(readFileSync(path.join(embeddedNodeDir(dataDir, n, systemDir), 'pgdata', 'postmaster.pid'), 'utf8').split('\n')[0])),
+    ...['catalog', 'shard-1', 'shard-2'].map((n) =>
+      Number(readFileSync(path.join(embeddedNodeDir(dataDir, n, systemDir), 'pgdata', 'postmaster.pid'), 'utf8').split('\n')[0]),
+    ),
     Number(readFileSync(path.join(dataDir, 'temporal', 'temporal.db.pid'), 'utf8')),
   ];
   await ctrlC(child);
@@ -170,12 +194,16 @@ it('runs everything, stops cleanly on Ctrl-C, and keeps its data across a restar
   await eventually(async () => (await health()).status === 200, 90_000, 250);
   // The workflow survived in the file-backed dev server and answers its status query again once
   // the new worker has replayed it (until then the API says "unknown" and answers from Postgres).
-  const community = await eventually(async () => {
-    const res = await fetch(`http://127.0.0.1:${env.PORT}/api/communities/${encodeURIComponent(ref)}`);
-    expect(res.status).toBe(200);
-    const c = (await res.json()) as { title: string; status: { state: string } };
-    return ['waiting', 'syncing'].includes(c.status.state) ? c : undefined;
-  }, 30_000, 500);
+  const community = await eventually(
+    async () => {
+      const res = await fetch(`http://127.0.0.1:${env.PORT}/api/communities/${encodeURIComponent(ref)}`);
+      expect(res.status).toBe(200);
+      const c = (await res.json()) as { title: string; status: { state: string } };
+      return ['waiting', 'syncing'].includes(c.status.state) ? c : undefined;
+    },
+    30_000,
+    500,
+  );
   expect(community.title).toBe('Kept across restarts');
   await ctrlC(child);
 }, 300_000);

@@ -43,7 +43,10 @@ it('never sends an instance more than its budget, however many communities and w
   const started = Date.now();
   await Promise.all(Array.from({ length: 12 }, (_, i) => startTracking(deps, { instance, host, name: `c${i}`, refreshSeconds: 1 })));
   await new Promise((r) => setTimeout(r, 8000));
-  const times = fake.requests.filter((r) => r.at >= started).map((r) => r.at).sort((a, b) => a - b);
+  const times = fake.requests
+    .filter((r) => r.at >= started)
+    .map((r) => r.at)
+    .sort((a, b) => a - b);
   // 12 communities syncing every second want ~24 requests/s; the budget allows RATE.
   let maxInWindow = 0;
   for (let i = 0, j = 0; i < times.length; i++) {

@@ -62,7 +62,10 @@ describe('redactUrl', () => {
   it.each([
     ['postgres://app:s3cret@db:5432/x', 'postgres://app:***@db:5432/x'],
     ['postgres://db:5432/x?password=s3cret', 'postgres://db:5432/x?password=***'],
-    ['postgres://db/x?sslmode=require&password=s3cret&application_name=a', 'postgres://db/x?sslmode=require&password=***&application_name=a'],
+    [
+      'postgres://db/x?sslmode=require&password=s3cret&application_name=a',
+      'postgres://db/x?sslmode=require&password=***&application_name=a',
+    ],
     ['postgres://db/x?PASSWORD=s3cret', 'postgres://db/x?PASSWORD=***'],
     ['postgres://db/x', 'postgres://db/x'],
     ['postgres://app:s3c@ret@db:5432/x', 'postgres://app:***@db:5432/x'],

@@ -46,7 +46,10 @@ describe('sharding: a node goes down and comes back', () => {
       expected.set(name, 15);
     }
     for (const name of onNode.keys()) {
-      await startTracking({ config: stack.config, catalog: stack.storage.catalog, router: stack.storage.router, temporal: stack.client }, { instance: fake.url, host: fake.hostPort, name, refreshSeconds: 1 });
+      await startTracking(
+        { config: stack.config, catalog: stack.storage.catalog, router: stack.storage.router, temporal: stack.client },
+        { instance: fake.url, host: fake.hostPort, name, refreshSeconds: 1 },
+      );
     }
   });
   afterAll(async () => {

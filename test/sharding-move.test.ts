@@ -23,7 +23,10 @@ class Traffic {
   readonly expected = new Map<string, number>();
   private timer?: NodeJS.Timeout;
   private i = 0;
-  constructor(readonly stack: Stack, readonly fake: FakeLemmy) {}
+  constructor(
+    readonly stack: Stack,
+    readonly fake: FakeLemmy,
+  ) {}
 
   async track(names: string[], posts: number) {
     for (const name of names) {
@@ -31,7 +34,10 @@ class Traffic {
       this.fake.addPosts(name, posts);
       this.expected.set(name, posts);
       const { config, storage, client } = this.stack;
-      await startTracking({ config, catalog: storage.catalog, router: storage.router, temporal: client }, { instance: this.fake.url, host: this.fake.hostPort, name, refreshSeconds: 1 });
+      await startTracking(
+        { config, catalog: storage.catalog, router: storage.router, temporal: client },
+        { instance: this.fake.url, host: this.fake.hostPort, name, refreshSeconds: 1 },
+      );
     }
   }
 
@@ -87,7 +93,10 @@ describe('sharding: add a node and rebalance while syncing', () => {
     stack = await createStack({ shards: 2, env: { BACKFILL_PAGES: '5' } });
     fake = await FakeLemmy.start();
     traffic = new Traffic(stack, fake);
-    await traffic.track(Array.from({ length: 16 }, (_, i) => `rb_${i}`), 30);
+    await traffic.track(
+      Array.from({ length: 16 }, (_, i) => `rb_${i}`),
+      30,
+    );
   });
   afterAll(async () => {
     traffic?.stop();
@@ -160,7 +169,9 @@ describe('sharding: worker killed in the middle of a move', () => {
   afterAll(async () => {
     traffic?.stop();
     for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGTERM');
-    await Promise.all(workers.map((w) => (w.exitCode === null && w.signalCode === null ? new Promise((r) => w.once('exit', r)) : undefined)));
+    await Promise.all(
+      workers.map((w) => (w.exitCode === null && w.signalCode === null ? new Promise((r) => w.once('exit', r)) : undefined)),
+    );
     await stack?.stop();
     await fake?.close();
   });
@@ -171,12 +182,22 @@ describe('sharding: worker killed in the middle of a move', () => {
     const bulkRef = 'bulk@example.test';
     const shard = logicalShardOf(bulkRef);
     const from = await router.nodeOf(shard);
-    const { row: bulk } = await insertCommunity(catalog, { ref: bulkRef, instance: 'https://example.test', host: 'example.test', name: 'bulk', refreshSeconds: 86400, shard });
-    await router.write(shard, (sql) => sql`
+    const { row: bulk } = await insertCommunity(catalog, {
+      ref: bulkRef,
+      instance: 'https://example.test',
+      host: 'example.test',
+      name: 'bulk',
+      refreshSeconds: 86400,
+      shard,
+    });
+    await router.write(
+      shard,
+      (sql) => sql`
       insert into posts (community_id, lemmy_id, shard, ap_id, title, published, fetched_at)
       select ${bulk.id}, g, ${shard}, 'https://example.test/post/' || g, 'bulk post ' || g,
              timestamptz '2025-01-01' + g * interval '1 second', now()
-      from generate_series(1, ${BULK}) g`);
+      from generate_series(1, ${BULK}) g`,
+    );
     const names: string[] = [];
     for (let i = 0; names.length < 2; i++) if (logicalShardOf(communityRef(`mv_${i}`, fake.hostPort)) === shard) names.push(`mv_${i}`);
     names.push('mv_other_a', 'mv_other_b');
@@ -185,7 +206,11 @@ describe('sharding: worker killed in the middle of a move', () => {
 
     // The new node, added through the CLI, which also reports status.
     const url = await createDatabase(inject('pgUrls')[0], `t${stack.id}_shard3`);
-    const cli = (...args: string[]) => promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/shards-cli.ts', ...args], { env: { ...process.env, ...stack.env }, cwd: process.cwd() });
+    const cli = (...args: string[]) =>
+      promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/shards-cli.ts', ...args], {
+        env: { ...process.env, ...stack.env },
+        cwd: process.cwd(),
+      });
     const added = await cli('add', 'shard-3', url);
     expect(added.stdout).toMatch(/registered node "shard-3"/);
     expect(added.stdout).not.toContain(new URL(url).password);
@@ -198,13 +223,17 @@ describe('sharding: worker killed in the middle of a move', () => {
       args: [{ shard, from, to: 'shard-3', batchSize: 100 }],
     });
     // Kill the worker once the copy has heartbeated progress.
-    const progress = await eventually(async () => {
-      const d = await handle.describe();
-      const payloads = d.raw.pendingActivities?.[0]?.heartbeatDetails?.payloads;
-      if (!payloads?.length) return undefined;
-      const details = defaultPayloadConverter.fromPayload<{ copied?: number }>(payloads[0]);
-      return (details?.copied ?? 0) > 0 ? details : undefined;
-    }, 30_000, 50);
+    const progress = await eventually(
+      async () => {
+        const d = await handle.describe();
+        const payloads = d.raw.pendingActivities?.[0]?.heartbeatDetails?.payloads;
+        if (!payloads?.length) return undefined;
+        const details = defaultPayloadConverter.fromPayload<{ copied?: number }>(payloads[0]);
+        return (details?.copied ?? 0) > 0 ? details : undefined;
+      },
+      30_000,
+      50,
+    );
     workers[0].kill('SIGKILL');
     await new Promise((r) => workers[0].once('exit', r));
     await startWorkerProcess();
@@ -219,7 +248,9 @@ describe('sharding: worker killed in the middle of a move', () => {
     expect(result.flip.alreadyFlipped).toBe(false);
     expect(result.cleanup.deleted).toBeGreaterThanOrEqual(BULK);
     const history = await handle.fetchHistory();
-    const attempts = history.events!.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+    const attempts = history
+      .events!.filter((e) => e.activityTaskStartedEventAttributes)
+      .map((e) => e.activityTaskStartedEventAttributes!.attempt);
     expect(Math.max(...attempts.map(Number))).toBeGreaterThanOrEqual(2);
     expect(await router.nodeOf(shard)).toBe('shard-3');
 
@@ -230,6 +261,8 @@ describe('sharding: worker killed in the middle of a move', () => {
     expect([...perCommunity.values()].reduce((a, b) => a + b, 0)).toBe(fakeTotal + BULK);
 
     const status = await cli('status');
-    expect(status.stdout).toMatch(new RegExp(`shard-3\\s+yes\\s+${shard}\\s+1\\s+3\\s+${BULK + (await traffic.stored(names[0])) + (await traffic.stored(names[1]))}`));
+    expect(status.stdout).toMatch(
+      new RegExp(`shard-3\\s+yes\\s+${shard}\\s+1\\s+3\\s+${BULK + (await traffic.stored(names[0])) + (await traffic.stored(names[1]))}`),
+    );
   });
 });

@@ -16,9 +16,24 @@ const BASE = Date.parse('2026-01-01T00:00:00Z');
 
 function post(lemmyId: number, publishedMs: number): PostInput {
   return {
-    lemmyId, apId: `https://x.test/post/${lemmyId}`, title: `p${lemmyId}`, url: null, body: null, author: 'a', thumbnail: null,
-    published: new Date(publishedMs).toISOString().replace('Z', '123Z').replace(/\.(\d{3})123Z$/, '.$1123Z'),
-    updated: null, score: 1, upvotes: 1, downvotes: 0, comments: 0, nsfw: false, featured: false,
+    lemmyId,
+    apId: `https://x.test/post/${lemmyId}`,
+    title: `p${lemmyId}`,
+    url: null,
+    body: null,
+    author: 'a',
+    thumbnail: null,
+    published: new Date(publishedMs)
+      .toISOString()
+      .replace('Z', '123Z')
+      .replace(/\.(\d{3})123Z$/, '.$1123Z'),
+    updated: null,
+    score: 1,
+    upvotes: 1,
+    downvotes: 0,
+    comments: 0,
+    nsfw: false,
+    featured: false,
   };
 }
 
@@ -31,14 +46,27 @@ describe('sharding: distribution and cross-shard reads', () => {
     const { catalog, router } = stack.storage;
     for (let i = 0; i < COMMUNITIES; i++) {
       const ref = `community_${i}@example.test`;
-      const { row } = await insertCommunity(catalog, { ref, instance: 'https://example.test', host: 'example.test', name: `community_${i}`, refreshSeconds: 300, shard: logicalShardOf(ref) });
+      const { row } = await insertCommunity(catalog, {
+        ref,
+        instance: 'https://example.test',
+        host: 'example.test',
+        name: `community_${i}`,
+        refreshSeconds: 300,
+        shard: logicalShardOf(ref),
+      });
       rows.push(row);
     }
     // Posts: many share a published time across communities (and so across nodes) to exercise ties.
     await Promise.all(
       rows.map((row, i) =>
         router.write(row.shard, (sql) =>
-          upsertPosts(sql, row.shard, row.id, Array.from({ length: POSTS_EACH }, (_, k) => post(i * 100 + k, BASE + ((i * 7 + k * 13) % 97) * 1000)))),
+          upsertPosts(
+            sql,
+            row.shard,
+            row.id,
+            Array.from({ length: POSTS_EACH }, (_, k) => post(i * 100 + k, BASE + ((i * 7 + k * 13) % 97) * 1000)),
+          ),
+        ),
       ),
     );
   });
@@ -105,18 +133,29 @@ describe('sharding: distribution and cross-shard reads', () => {
     const app = { request: (path: string, init?: RequestInit) => full.request(`/api/shards${path === '/' ? '' : path}`, init) };
     const status = await app.request('/');
     expect(status.status).toBe(200);
-    const body = (await status.json()) as { logicalShards: number; nodes: Array<{ node: string; posts: number; shards: number[]; communities: number; url: string }> };
+    const body = (await status.json()) as {
+      logicalShards: number;
+      nodes: Array<{ node: string; posts: number; shards: number[]; communities: number; url: string }>;
+    };
     expect(body.logicalShards).toBe(64);
     expect(body.nodes.reduce((s, n) => s + n.posts, 0)).toBe(COMMUNITIES * POSTS_EACH);
     expect(body.nodes.reduce((s, n) => s + n.communities, 0)).toBe(COMMUNITIES);
     // No password is shown: the catalog keeps none, and anything else would be redacted.
     expect(body.nodes.every((n) => new URL(n.url).password === '' || new URL(n.url).password === '***')).toBe(true);
 
-    const noAuth = await app.request('/nodes', { method: 'POST', body: JSON.stringify({ name: 'x', url: 'postgres://x' }), headers: { 'content-type': 'application/json' } });
+    const noAuth = await app.request('/nodes', {
+      method: 'POST',
+      body: JSON.stringify({ name: 'x', url: 'postgres://x' }),
+      headers: { 'content-type': 'application/json' },
+    });
     expect(noAuth.status).toBe(401);
     expect(((await noAuth.json()) as { error: { code: string } }).error.code).toBe('unauthorized');
     const auth = { authorization: 'Bearer secret-token-123', 'content-type': 'application/json' };
-    const bad = await app.request('/nodes', { method: 'POST', body: JSON.stringify({ name: 'Bad Name!', url: 'postgres://x' }), headers: auth });
+    const bad = await app.request('/nodes', {
+      method: 'POST',
+      body: JSON.stringify({ name: 'Bad Name!', url: 'postgres://x' }),
+      headers: auth,
+    });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'invalid_name' });
     const badUrl = await app.request('/nodes', { method: 'POST', body: JSON.stringify({ name: 'n4', url: 'mysql://x' }), headers: auth });
@@ -129,7 +168,11 @@ describe('sharding: distribution and cross-shard reads', () => {
     expect(added.status).toBe(201);
     expect(await added.json()).toMatchObject({ node: 'extra', up: true, shards: [], posts: 0 });
     expect(router.nodeNames()).toContain('extra');
-    const clash = await app.request('/nodes', { method: 'POST', body: JSON.stringify({ name: 'extra', url: `${url}?x=1` }), headers: auth });
+    const clash = await app.request('/nodes', {
+      method: 'POST',
+      body: JSON.stringify({ name: 'extra', url: `${url}?x=1` }),
+      headers: auth,
+    });
     expect(clash.status).toBe(409);
     expect(((await clash.json()) as { error: { code: string } }).error.code).toBe('node_exists');
     const [{ n }] = await router.pool('extra')<{ n: number }[]>`select count(*)::int as n from posts`;

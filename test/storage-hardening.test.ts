@@ -21,13 +21,27 @@ afterAll(async () => {
 
 describe('storage under pressure', () => {
   it('DELETE while a shard move holds the shard: 503 database_busy with Retry-After, and the community stays', async () => {
-    const app = createApp({ config: stack.config, catalog: stack.storage.catalog, router: stack.storage.router, temporal: stack.client, log: createLogger({ level: 'silent' }) });
+    const app = createApp({
+      config: stack.config,
+      catalog: stack.storage.catalog,
+      router: stack.storage.router,
+      temporal: stack.client,
+      log: createLogger({ level: 'silent' }),
+    });
     fake.addCommunity('moving');
     fake.addPosts('moving', 2);
-    const added = await app.request('/api/communities', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instance: fake.url, name: 'moving' }) });
+    const added = await app.request('/api/communities', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ instance: fake.url, name: 'moving' }),
+    });
     expect(added.status).toBe(201);
     const ref = `moving@${fake.hostPort}`;
-    await eventually(async () => ((await (await app.request(`/api/communities/${encodeURIComponent(ref)}/posts`)).json()) as { posts: unknown[] }).posts.length === 2);
+    await eventually(
+      async () =>
+        ((await (await app.request(`/api/communities/${encodeURIComponent(ref)}/posts`)).json()) as { posts: unknown[] }).posts.length ===
+        2,
+    );
 
     // What a shard move's flip holds: the shard's write lock, exclusively, in a catalog transaction.
     const mover = openPool(stack.config.CATALOG_DATABASE_URL!, { max: 1 });

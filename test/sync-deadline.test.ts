@@ -26,7 +26,11 @@ describe('sync deadline and cancellation', () => {
     const { instance, host } = normalizeInstance(fake.url);
     const deps = { config: stack.config, catalog: stack.storage.catalog, router: stack.storage.router, temporal: stack.client };
     const { row } = await startTracking(deps, { instance, host, name: 'hanging', refreshSeconds: 300 });
-    const inFlight = await eventually(() => fake.requests.find((r) => r.community === 'hanging' && r.path === '/api/v3/post/list'), 10_000, 20);
+    const inFlight = await eventually(
+      () => fake.requests.find((r) => r.community === 'hanging' && r.path === '/api/v3/post/list'),
+      10_000,
+      20,
+    );
 
     const removedAt = Date.now();
     await stopTracking(deps, row);

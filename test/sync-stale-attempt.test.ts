@@ -28,7 +28,13 @@ beforeAll(async () => {
   // HTTP_TIMEOUT_MS 2000 (the stack's): the old attempt's hanging request fails on its own
   // within 2 s, whether or not the cancellation reaches it first.
   [stack, fake] = await Promise.all([createStack(), FakeLemmy.start()]);
-  app = createApp({ config: stack.config, catalog: stack.storage.catalog, router: stack.storage.router, temporal: stack.client, log: createLogger({ level: 'silent' }) });
+  app = createApp({
+    config: stack.config,
+    catalog: stack.storage.catalog,
+    router: stack.storage.router,
+    temporal: stack.client,
+    log: createLogger({ level: 'silent' }),
+  });
 });
 afterAll(async () => {
   await stack?.stop();
@@ -36,7 +42,7 @@ afterAll(async () => {
 });
 
 describe('a sync attempt that outlives its community', () => {
-  it('removed and added again while a sync hangs: the new row shows the new sync, not the old attempt\'s failure', async () => {
+  it("removed and added again while a sync hangs: the new row shows the new sync, not the old attempt's failure", async () => {
     fake.addCommunity('readded');
     fake.addPosts('readded', 2);
     const ref = `readded@${fake.hostPort}`;
@@ -48,7 +54,11 @@ describe('a sync attempt that outlives its community', () => {
     fake.fail({ kind: 'slow', delayMs: 30_000 }, { path: 'post/list', community: 'readded', times: 1 });
     const before = fake.requests.length;
     expect((await call('POST', `${path}/refresh`)).status).toBe(202);
-    const inFlight = await eventually(() => fake.requests.slice(before).find((r) => r.community === 'readded' && r.path === '/api/v3/post/list'), 10_000, 20);
+    const inFlight = await eventually(
+      () => fake.requests.slice(before).find((r) => r.community === 'readded' && r.path === '/api/v3/post/list'),
+      10_000,
+      20,
+    );
 
     // ... when the user removes the community and adds it again.
     expect((await call('DELETE', path)).status).toBe(204);

@@ -48,7 +48,14 @@ describe('a sync within its start-to-close timeout', () => {
     fake.fail({ kind: 'slow', delayMs: 40_000 }, { path: 'post/list', community: 'deadline', times: 1 });
     const { instance, host } = normalizeInstance(fake.url);
     const ref = `deadline@${host}`;
-    await insertCommunity(stack.storage.catalog, { ref, instance, host, name: 'deadline', refreshSeconds: 300, shard: logicalShardOf(ref) });
+    await insertCommunity(stack.storage.catalog, {
+      ref,
+      instance,
+      host,
+      name: 'deadline',
+      refreshSeconds: 300,
+      shard: logicalShardOf(ref),
+    });
 
     const startToCloseMs = 9000;
     const started = Date.now();

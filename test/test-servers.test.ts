@@ -20,7 +20,9 @@ it('a failed start leaves no dev server or Postgres running', async () => {
   await new Promise((r) => blocker.once('listening', r));
   try {
     const log = createLogger({ level: 'silent', format: 'json' });
-    await expect(startTestServers({ binary: inject('temporalCli'), tmpDir, temporalPort, pgPorts: [pg1, busy, pg3], log })).rejects.toThrow(/exited|bind|use/i);
+    await expect(startTestServers({ binary: inject('temporalCli'), tmpDir, temporalPort, pgPorts: [pg1, busy, pg3], log })).rejects.toThrow(
+      /exited|bind|use/i,
+    );
     for (const port of [temporalPort, pg1, pg3]) expect(await portOpen(port), `port ${port} still open`).toBe(false);
   } finally {
     blocker.close();

@@ -39,7 +39,8 @@ async function call(a: Hono, method: string, path: string, body?: unknown): Prom
   return { status: res.status, json: text ? JSON.parse(text) : undefined };
 }
 
-const listed = async (name: string): Promise<Json> => ((await call(listApp, 'GET', '/api/communities?limit=100')).json.communities as Json[]).find((c) => c.name === name);
+const listed = async (name: string): Promise<Json> =>
+  ((await call(listApp, 'GET', '/api/communities?limit=100')).json.communities as Json[]).find((c) => c.name === name);
 
 describe('tracking: catalog status after a PATCH', () => {
   it('the list shows the new interval and the next sync it implies, without asking Temporal', async () => {

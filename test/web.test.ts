@@ -24,16 +24,30 @@ describe('website', () => {
     return { status: res.status, html: await res.text(), headers: res.headers };
   };
   const post = async (a: Hono, path: string, fields: Record<string, string>, headers: Record<string, string> = {}) => {
-    const res = await a.request(path, { method: 'POST', body: form(fields), headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers } });
+    const res = await a.request(path, {
+      method: 'POST',
+      body: form(fields),
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    });
     return { status: res.status, html: await res.text(), location: res.headers.get('location'), headers: res.headers };
   };
 
   beforeAll(async () => {
     [stack, fake] = await Promise.all([createStack(), FakeLemmy.start()]);
-    deps = { config: stack.config, catalog: stack.storage.catalog, router: stack.storage.router, temporal: stack.client, log: createLogger({ level: 'silent' }) };
+    deps = {
+      config: stack.config,
+      catalog: stack.storage.catalog,
+      router: stack.storage.router,
+      temporal: stack.client,
+      log: createLogger({ level: 'silent' }),
+    };
     app = createApp(deps);
     fake.addCommunity('evil', { title: `Evil ${XSS}`, description: `desc ${XSS}`, icon: 'javascript:alert(1)' });
-    fake.addPosts('evil', 25, (i) => ({ title: `post ${i} ${XSS}`, url: i === 0 ? 'javascript:alert(2)' : `https://example.com/${i}`, body: `body ${XSS}` }));
+    fake.addPosts('evil', 25, (i) => ({
+      title: `post ${i} ${XSS}`,
+      url: i === 0 ? 'javascript:alert(2)' : `https://example.com/${i}`,
+      body: `body ${XSS}`,
+    }));
     fake.addCommunity('nice', { title: 'Nice', icon: 'https://img.example/icon.png' });
     fake.addPosts('nice', 2);
   });
@@ -115,7 +129,11 @@ describe('website', () => {
 
     const home = await eventually(async () => {
       const h = await get(app, r.location!);
-      return h.html.includes(`Evil ${XSS.replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')}`) && h.html.includes('>20<') && h.html.includes('src="https://img.example/icon.png"') ? h : undefined; // the first sync stores the newest page of 20
+      return h.html.includes(`Evil ${XSS.replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')}`) &&
+        h.html.includes('>20<') &&
+        h.html.includes('src="https://img.example/icon.png"')
+        ? h
+        : undefined; // the first sync stores the newest page of 20
     }, 30_000);
     expect(home.html).toContain('Now tracking evil@');
     expect(home.html).not.toContain('<script>alert');

@@ -60,13 +60,17 @@ it('completes a sync interrupted by SIGKILL, without duplicates or a lost refres
   await stack.client.workflow.getHandle(workflowIdOf(row.ref)).signal(refreshSignal);
 
   await spawnWorker();
-  const ids = await eventually(async () => {
-    const r = (await communityByRef(stack.storage.catalog, row.ref))!;
-    const stored = await stack.storage.router.read(r.shard, async (sql) =>
-      (await sql<{ lemmy_id: number }[]>`select lemmy_id from posts where community_id = ${r.id}`).map((x) => x.lemmy_id),
-    );
-    return stored.includes(late.id) ? stored : undefined;
-  }, 40_000, 200);
+  const ids = await eventually(
+    async () => {
+      const r = (await communityByRef(stack.storage.catalog, row.ref))!;
+      const stored = await stack.storage.router.read(r.shard, async (sql) =>
+        (await sql<{ lemmy_id: number }[]>`select lemmy_id from posts where community_id = ${r.id}`).map((x) => x.lemmy_id),
+      );
+      return stored.includes(late.id) ? stored : undefined;
+    },
+    40_000,
+    200,
+  );
   expect(new Set(ids).size).toBe(ids.length);
   expect(ids.length).toBe(20); // the retried first sync stores the newest 20, the late one among them
   // The refresh sent while no worker ran is honoured too: a second sync follows the recovered one.

@@ -46,7 +46,12 @@ export async function rebalanceShards(input: RebalanceInput = {}): Promise<Rebal
       });
       moves.push({ ...next, ok: true });
     } catch (err) {
-      if (!(err instanceof ChildWorkflowFailure) && !(err instanceof ApplicationFailure) && !(err as Error)?.name?.includes('AlreadyStarted')) throw err;
+      if (
+        !(err instanceof ChildWorkflowFailure) &&
+        !(err instanceof ApplicationFailure) &&
+        !(err as Error)?.name?.includes('AlreadyStarted')
+      )
+        throw err;
       const message = (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message;
       log.warn('shard move failed; skipping this shard', { shard: next.shard, message });
       failed.add(next.shard);

@@ -2,7 +2,15 @@
 import { Hono } from 'hono';
 import { addCommunity, findCommunity, listWithStatus, postsOf, withStatus, type Services } from '../service.js';
 import { changeRefreshInterval, requestRefresh, stopTracking } from '../../src/tracking.js';
-import { addBodySchema, parseCommunitiesQuery, parsePageQuery, parseWith, patchBodySchema, readJsonObject, toAddInput } from '../validation.js';
+import {
+  addBodySchema,
+  parseCommunitiesQuery,
+  parsePageQuery,
+  parseWith,
+  patchBodySchema,
+  readJsonObject,
+  toAddInput,
+} from '../validation.js';
 
 export function communityRoutes(s: Services): Hono {
   const app = new Hono();
@@ -14,7 +22,9 @@ export function communityRoutes(s: Services): Hono {
     return c.json(community, created ? 201 : 200);
   });
 
-  app.get('/', async (c) => c.json(await listWithStatus(s, parseCommunitiesQuery({ limit: c.req.query('limit'), before: c.req.query('before') }))));
+  app.get('/', async (c) =>
+    c.json(await listWithStatus(s, parseCommunitiesQuery({ limit: c.req.query('limit'), before: c.req.query('before') }))),
+  );
 
   app.get('/:ref', async (c) => c.json(await withStatus(s, await findCommunity(s, c.req.param('ref')))));
 

@@ -26,7 +26,12 @@ export function shardRoutes(deps: ApiDeps): Hono {
   app.post('/nodes', async (c) => {
     const { name, url } = (await readJsonObject(c)) as { name?: unknown; url?: unknown };
     if (typeof name !== 'string' || !NODE_NAME.test(name)) {
-      return error(c, 400, 'invalid_name', 'name must be 1-63 characters: lower-case letters, digits, "-" or "_", starting with a letter or digit');
+      return error(
+        c,
+        400,
+        'invalid_name',
+        'name must be 1-63 characters: lower-case letters, digits, "-" or "_", starting with a letter or digit',
+      );
     }
     if (typeof url !== 'string' || !/^postgres(ql)?:\/\/\S+$/.test(url)) {
       return error(c, 400, 'invalid_url', 'url must be a postgres:// or postgresql:// connection string');

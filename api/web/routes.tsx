@@ -58,7 +58,14 @@ export function webRoutes(s: Services, info: RequestInfo): Hono {
     const { communities, next } = await listWithStatus(s, page);
     c.status(status);
     return c.render(
-      <HomePage ctx={pageContext(s, c)} communities={communities} form={form} flash={flashOf(c)} next={next} limit={c.req.query('limit') ? page.limit : undefined} />,
+      <HomePage
+        ctx={pageContext(s, c)}
+        communities={communities}
+        form={form}
+        flash={flashOf(c)}
+        next={next}
+        limit={c.req.query('limit') ? page.limit : undefined}
+      />,
       { title: 'Communities' },
     );
   };
@@ -110,7 +117,17 @@ export function webRoutes(s: Services, info: RequestInfo): Hono {
     const page = parsePageQuery({ limit: c.req.query('limit'), before: c.req.query('before') });
     const row = await findCommunity(s, c.req.param('ref'));
     const [community, posts] = await Promise.all([withStatus(s, row), postsOf(s, row, page.limit, page.before)]);
-    return c.render(<CommunityPage ctx={pageContext(s, c)} community={community} posts={posts.posts} next={posts.next} flash={flashOf(c)} limit={page.limit} />, { title: community.title ?? community.ref });
+    return c.render(
+      <CommunityPage
+        ctx={pageContext(s, c)}
+        community={community}
+        posts={posts.posts}
+        next={posts.next}
+        flash={flashOf(c)}
+        limit={page.limit}
+      />,
+      { title: community.title ?? community.ref },
+    );
   });
 
   app.post('/c/:ref/refresh', async (c) => {
@@ -150,7 +167,9 @@ export function webRoutes(s: Services, info: RequestInfo): Hono {
     if (wait > 0) {
       c.header('Retry-After', String(wait));
       c.status(429);
-      return c.render(<LoginPage next={next} error={`Too many failed logins from your address; try again in ${wait} s.`} />, { title: 'Log in' });
+      return c.render(<LoginPage next={next} error={`Too many failed logins from your address; try again in ${wait} s.`} />, {
+        title: 'Log in',
+      });
     }
     const given = str(raw.token);
     if (!tokenMatches(token, given)) {

@@ -66,7 +66,10 @@ export async function startBenchEnv(opts: BenchEnvOptions = {}): Promise<BenchEn
         dir: path.join(dir, name),
         port: await freePort(),
         log: log.child({ role: 'pg' }),
-        settings: { max_connections: '300', ...(opts.fastPostgres ? { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' } : {}) },
+        settings: {
+          max_connections: '300',
+          ...(opts.fastPostgres ? { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' } : {}),
+        },
       }),
     );
   }

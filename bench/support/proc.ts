@@ -46,7 +46,10 @@ export class ProcMonitor {
   private readonly last = new Map<string, number>();
   private marks = new Map<string, { at: number; cpu: number }>();
 
-  constructor(private readonly pids: Record<string, number | undefined>, private readonly intervalMs = 500) {}
+  constructor(
+    private readonly pids: Record<string, number | undefined>,
+    private readonly intervalMs = 500,
+  ) {}
 
   start(): this {
     this.tick();
@@ -177,7 +180,10 @@ export async function spawnWorkerProcess(env: Record<string, string>, opts: { re
   child.stderr!.on('data', append);
   const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`worker not ready within ${opts.readyTimeoutMs ?? 60_000} ms: ${out}`)), opts.readyTimeoutMs ?? 60_000);
+    const timer = setTimeout(
+      () => reject(new Error(`worker not ready within ${opts.readyTimeoutMs ?? 60_000} ms: ${out}`)),
+      opts.readyTimeoutMs ?? 60_000,
+    );
     child.stdout!.on('data', (c: Buffer) => {
       append(c);
       if (out.includes('worker ready')) {

@@ -71,7 +71,11 @@ export async function listCommunities(sql: Sql): Promise<CommunityRow[]> {
 }
 
 /** One page of communities, most recently tracked first, keyset by id (`beforeId` excluded). */
-export async function communitiesPage(sql: Sql, limit: number, beforeId?: number): Promise<{ rows: CommunityRow[]; nextBeforeId: number | null }> {
+export async function communitiesPage(
+  sql: Sql,
+  limit: number,
+  beforeId?: number,
+): Promise<{ rows: CommunityRow[]; nextBeforeId: number | null }> {
   const rows = await sql<CommunityRow[]>`
     select * from communities ${beforeId ? sql`where id < ${beforeId}` : sql``}
     order by id desc limit ${limit + 1}`;
@@ -110,7 +114,11 @@ export async function saveSyncSuccess(sql: Sql, id: number, m: CommunityMetadata
  * row the attempt read: if the community was removed and added again meanwhile, the new row (same
  * ref) is not the old attempt's to mark.
  */
-export async function saveSyncError(sql: Sql, id: number, e: { type: string; message: string; state: 'failing' | 'not_found' }): Promise<void> {
+export async function saveSyncError(
+  sql: Sql,
+  id: number,
+  e: { type: string; message: string; state: 'failing' | 'not_found' },
+): Promise<void> {
   await sql`
     update communities set last_error = ${e.message}, last_error_code = ${e.type}, last_error_at = now(),
       sync_state = ${e.state}, last_attempt_at = now(), next_sync_at = now() + refresh_seconds * interval '1 second',
@@ -140,7 +148,11 @@ export async function deleteCommunityRow(sql: Sql, id: number): Promise<boolean>
  * removal can be retried. `beforeDelete` runs once the row is locked (not at all when the row is
  * gone already); if it throws, nothing is removed. False when the row was gone.
  */
-export async function deleteCommunity(router: ShardRouter, row: Pick<CommunityRow, 'id' | 'shard'>, beforeDelete?: () => Promise<void>): Promise<boolean> {
+export async function deleteCommunity(
+  router: ShardRouter,
+  row: Pick<CommunityRow, 'id' | 'shard'>,
+  beforeDelete?: () => Promise<void>,
+): Promise<boolean> {
   return router.write(row.shard, async (sql, _node, tx) => {
     const [locked] = await tx`select id from communities where id = ${row.id} for update`;
     if (!locked) return false;

@@ -57,7 +57,9 @@ export function postgresBinDir(user: RunAs | undefined, systemDir = DEFAULT_SYST
   }
   const copied = path.join(target, 'bin');
   if (!userCan(user, '-x', path.join(copied, 'postgres'))) {
-    throw new Error(`the postgres user cannot run ${copied}/postgres: make ${systemDir} reachable (chmod o+x on its parents) or set EMBEDDED_PG_SYSTEM_DIR`);
+    throw new Error(
+      `the postgres user cannot run ${copied}/postgres: make ${systemDir} reachable (chmod o+x on its parents) or set EMBEDDED_PG_SYSTEM_DIR`,
+    );
   }
   return copied;
 }
@@ -159,7 +161,9 @@ export class EmbeddedPostgresNode {
       // Postgres runs as `postgres`: every directory above its data must let that user through.
       chownSync(dir, user.uid, user.gid);
       if (!userCan(user, '-w', dir)) {
-        throw new Error(`the postgres user cannot reach ${dir}: make its parent directories traversable (chmod o+x), or set DATA_DIR or EMBEDDED_PG_SYSTEM_DIR elsewhere`);
+        throw new Error(
+          `the postgres user cannot reach ${dir}: make its parent directories traversable (chmod o+x), or set DATA_DIR or EMBEDDED_PG_SYSTEM_DIR elsewhere`,
+        );
       }
     }
     if (!existsSync(path.join(this.dataDir, 'PG_VERSION'))) {

@@ -29,7 +29,10 @@ function passwordOf(url: string): string | undefined {
 }
 
 /** Starts the embedded nodes (catalog on EMBEDDED_PG_PORT, shards on the next ports). */
-export async function startEmbeddedNodes(config: Config, log: Logger): Promise<{ nodes: EmbeddedPostgresNode[]; catalogUrl: string; shards: ShardNodeConfig[] }> {
+export async function startEmbeddedNodes(
+  config: Config,
+  log: Logger,
+): Promise<{ nodes: EmbeddedPostgresNode[]; catalogUrl: string; shards: ShardNodeConfig[] }> {
   const names = ['catalog', ...EMBEDDED_SHARD_NODES];
   const nodes = names.map(
     (name, i) =>
@@ -42,7 +45,10 @@ export async function startEmbeddedNodes(config: Config, log: Logger): Promise<{
       }),
   );
   if (nodes[0].opts.dir !== path.join(config.DATA_DIR, 'pg', 'catalog')) {
-    log.info({ dir: path.dirname(nodes[0].opts.dir), dataDir: config.DATA_DIR }, 'the postgres user cannot reach DATA_DIR: keeping Postgres data here instead');
+    log.info(
+      { dir: path.dirname(nodes[0].opts.dir), dataDir: config.DATA_DIR },
+      'the postgres user cannot reach DATA_DIR: keeping Postgres data here instead',
+    );
   }
   // Wait for every start to settle before stopping: a node still starting when another failed
   // would otherwise spawn its server after we stopped it, and be left behind.
@@ -59,11 +65,7 @@ export async function startEmbeddedNodes(config: Config, log: Logger): Promise<{
   };
 }
 
-export async function openStorage(
-  config: Config,
-  log: Logger,
-  opts: { allowEmbedded: boolean },
-): Promise<Storage> {
+export async function openStorage(config: Config, log: Logger, opts: { allowEmbedded: boolean }): Promise<Storage> {
   let embedded: EmbeddedPostgresNode[] = [];
   let catalogUrl = config.CATALOG_DATABASE_URL;
   let shardNodes = config.POST_SHARD_NODES;
@@ -80,7 +82,11 @@ export async function openStorage(
   try {
     const applied = await migrate(catalog, 'catalog');
     if (applied.length) log.info({ applied }, 'applied catalog migrations');
-    const router = await ShardRouter.open(catalog, shardNodes, { log, poolMax: config.DB_POOL_MAX, fallbackPassword: passwordOf(catalogUrl) });
+    const router = await ShardRouter.open(catalog, shardNodes, {
+      log,
+      poolMax: config.DB_POOL_MAX,
+      fallbackPassword: passwordOf(catalogUrl),
+    });
     return {
       catalog,
       router,

@@ -5,7 +5,10 @@
 import type { Sql } from './pool.js';
 
 export class BudgetExhaustedError extends Error {
-  constructor(readonly host: string, readonly retryAfterMs: number) {
+  constructor(
+    readonly host: string,
+    readonly retryAfterMs: number,
+  ) {
     super(`request budget for ${host} is booked for the next ${Math.round(retryAfterMs / 1000)} s; trying later`);
     this.name = 'BudgetExhaustedError';
   }

@@ -47,7 +47,12 @@ export interface PostRow {
  * Inserts new posts and updates re-fetched ones in one statement; rows whose content did not
  * change are not rewritten. Returns how many were inserted and updated.
  */
-export async function upsertPosts(sql: Sql, shard: number, communityId: number, posts: PostInput[]): Promise<{ inserted: number; updated: number }> {
+export async function upsertPosts(
+  sql: Sql,
+  shard: number,
+  communityId: number,
+  posts: PostInput[],
+): Promise<{ inserted: number; updated: number }> {
   if (posts.length === 0) return { inserted: 0, updated: 0 };
   const rows = posts.map((p) => ({
     community_id: communityId,
@@ -145,7 +150,13 @@ export interface PostPage {
 }
 
 /** One community's posts, newest first. */
-export async function communityPosts(router: ShardRouter, shard: number, communityId: number, limit: number, before?: PostCursor): Promise<PostPage> {
+export async function communityPosts(
+  router: ShardRouter,
+  shard: number,
+  communityId: number,
+  limit: number,
+  before?: PostCursor,
+): Promise<PostPage> {
   return router.read(shard, async (sql) => {
     const rows = await sql<PostRow[]>`
       select *, ${publishedIso(sql)} as published_iso from posts
@@ -192,7 +203,12 @@ export async function newestPosts(router: ShardRouter, limit: number, before?: P
   const merged = perNode.flat().sort(comparePostsDesc);
   const posts = merged.slice(0, limit);
   const more = merged.length > limit;
-  return { posts, next: more ? encodeCursor(cursorOf(posts[posts.length - 1])) : null, partial: missingNodes.length > 0, missingNodes: missingNodes.sort() };
+  return {
+    posts,
+    next: more ? encodeCursor(cursorOf(posts[posts.length - 1])) : null,
+    partial: missingNodes.length > 0,
+    missingNodes: missingNodes.sort(),
+  };
 }
 
 function comparePostsDesc(a: PostRow, b: PostRow): number {

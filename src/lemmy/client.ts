@@ -114,7 +114,13 @@ export class LemmyClient {
     await this.agent.close();
   }
 
-  private async get<S extends z.ZodTypeAny>(instance: string, path: string, query: Record<string, string>, schema: S, opts: RequestOptions): Promise<z.output<S>> {
+  private async get<S extends z.ZodTypeAny>(
+    instance: string,
+    path: string,
+    query: Record<string, string>,
+    schema: S,
+    opts: RequestOptions,
+  ): Promise<z.output<S>> {
     const url = new URL(path, instance);
     for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
     const what = `${url.pathname}${url.search}`;
@@ -130,7 +136,12 @@ export class LemmyClient {
     try {
       await this.opts.beforeRequest?.(url.host, opts.signal);
     } catch (err) {
-      if (opts.signal?.aborted) throw new LemmyError('Timeout', `gave up waiting to ask ${url.host}: ${String(opts.signal.reason?.message ?? opts.signal.reason)}`, { cause: err });
+      if (opts.signal?.aborted)
+        throw new LemmyError(
+          'Timeout',
+          `gave up waiting to ask ${url.host}: ${String(opts.signal.reason?.message ?? opts.signal.reason)}`,
+          { cause: err },
+        );
       throw err;
     }
 
@@ -146,7 +157,10 @@ export class LemmyClient {
         headers: { accept: 'application/json', 'user-agent': this.opts.userAgent },
       });
     } catch (err) {
-      if (opts.signal?.aborted) throw new LemmyError('Timeout', `gave up asking ${url.host}: ${String(opts.signal.reason?.message ?? opts.signal.reason)}`, { cause: err });
+      if (opts.signal?.aborted)
+        throw new LemmyError('Timeout', `gave up asking ${url.host}: ${String(opts.signal.reason?.message ?? opts.signal.reason)}`, {
+          cause: err,
+        });
       throw classifyNetworkError(err, url.host, this.opts.timeoutMs);
     }
 
@@ -169,17 +183,24 @@ export class LemmyClient {
     if (status === 429 || lemmyCode === 'rate_limit_error') {
       const delay = retryAfterMs ?? 10_000;
       await this.opts.onRateLimited?.(url.host, delay).catch(() => {});
-      throw new LemmyError('RateLimited', `${url.host} is rate limiting us (HTTP ${status}); retrying in ${Math.round(delay / 1000)} s`, { status, retryAfterMs: delay });
+      throw new LemmyError('RateLimited', `${url.host} is rate limiting us (HTTP ${status}); retrying in ${Math.round(delay / 1000)} s`, {
+        status,
+        retryAfterMs: delay,
+      });
     }
     if (lemmyCode === 'couldnt_find_community' || (status === 404 && path === '/api/v3/post/list' && lemmyCode)) {
-      throw new LemmyError('CommunityNotFound', `community "${query.name ?? query.community_name}" was not found on ${url.host}`, { status });
+      throw new LemmyError('CommunityNotFound', `community "${query.name ?? query.community_name}" was not found on ${url.host}`, {
+        status,
+      });
     }
     if (lemmyCode && /^(not_logged_in|instance_is_private|site_ban|incorrect_login)$/.test(lemmyCode)) {
       throw new LemmyError('InstanceRequiresLogin', `${url.host} requires a login to read it (${lemmyCode})`, { status });
     }
     if (status >= 300 && status < 400) {
       const location = String(res.headers.location ?? '');
-      throw new LemmyError('NotLemmyApi', `${url.host} redirects ${what} to ${location || 'elsewhere'}: use the instance's canonical URL`, { status });
+      throw new LemmyError('NotLemmyApi', `${url.host} redirects ${what} to ${location || 'elsewhere'}: use the instance's canonical URL`, {
+        status,
+      });
     }
     if (status === 404 || status === 405 || status === 410) {
       throw new LemmyError('NotLemmyApi', `${url.host} answers ${status} for ${url.pathname}: not a Lemmy v3 API`, { status });
@@ -188,18 +209,27 @@ export class LemmyClient {
       throw new LemmyError('ServerError', `${url.host} answered HTTP ${status} for ${what}`, { status, retryAfterMs });
     }
     if (status !== 200) {
-      throw new LemmyError('LemmyApiError', `${url.host} answered HTTP ${status}${lemmyCode ? ` (${lemmyCode})` : ''} for ${what}`, { status, retryAfterMs });
+      throw new LemmyError('LemmyApiError', `${url.host} answered HTTP ${status}${lemmyCode ? ` (${lemmyCode})` : ''} for ${what}`, {
+        status,
+        retryAfterMs,
+      });
     }
     if (!isJson) {
       // Bot walls and maintenance pages answer 200 with HTML.
-      throw new LemmyError('InvalidResponse', `${url.host} answered 200 with ${contentType || 'no content type'} instead of JSON for ${what} (a bot wall or maintenance page?)`, { status });
+      throw new LemmyError(
+        'InvalidResponse',
+        `${url.host} answered 200 with ${contentType || 'no content type'} instead of JSON for ${what} (a bot wall or maintenance page?)`,
+        { status },
+      );
     }
     if (jsonError) {
       throw new LemmyError('InvalidResponse', `${url.host} sent malformed JSON for ${what}: ${jsonError.message}`, { status });
     }
     const parsed = schema.safeParse(json);
     if (!parsed.success) {
-      throw new LemmyError('InvalidResponse', `${url.host} sent an unexpected response for ${what}: ${describeZodError(parsed.error)}`, { status });
+      throw new LemmyError('InvalidResponse', `${url.host} sent an unexpected response for ${what}: ${describeZodError(parsed.error)}`, {
+        status,
+      });
     }
     return parsed.data;
   }
@@ -209,7 +239,10 @@ export class LemmyClient {
     const declared = Number(res.headers['content-length']);
     if (Number.isFinite(declared) && declared > this.opts.maxBytes) {
       res.body.destroy();
-      throw new LemmyError('ResponseTooLarge', `${host} sent ${declared} bytes, more than the ${this.opts.maxBytes} allowed (HTTP_MAX_BYTES)`);
+      throw new LemmyError(
+        'ResponseTooLarge',
+        `${host} sent ${declared} bytes, more than the ${this.opts.maxBytes} allowed (HTTP_MAX_BYTES)`,
+      );
     }
     const chunks: Buffer[] = [];
     let size = 0;

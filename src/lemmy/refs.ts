@@ -3,7 +3,10 @@
 // lower-case name). Malformed input of any kind is a RefError, which the API turns into a 400.
 
 export class RefError extends Error {
-  constructor(readonly field: string, message: string) {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
     super(message);
     this.name = 'RefError';
   }
@@ -87,4 +90,3 @@ export function parseCommunity(input: string, field = 'community'): Instance & {
 export function communityRef(name: string, host: string): string {
   return `${name}@${host}`;
 }
-

@@ -10,8 +10,17 @@ const timestamp = z
   .transform((s) => (/(Z|[+-]\d{2}:?\d{2})$/i.test(s) ? s : `${s}Z`))
   .refine((s) => !Number.isNaN(Date.parse(s)), 'is not a timestamp');
 const text = (max: number) => z.string().max(max);
-const optionalText = (max: number) => z.string().max(max).nullish().transform((v) => v ?? null);
-const count = z.number().int().nullish().transform((v) => v ?? 0);
+const optionalText = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .nullish()
+    .transform((v) => v ?? null);
+const count = z
+  .number()
+  .int()
+  .nullish()
+  .transform((v) => v ?? 0);
 
 export const communitySchema = z.object({
   id: z.number().int(),
@@ -20,7 +29,10 @@ export const communitySchema = z.object({
   description: optionalText(100_000),
   icon: optionalText(2000),
   banner: optionalText(2000),
-  nsfw: z.boolean().nullish().transform((v) => v ?? false),
+  nsfw: z
+    .boolean()
+    .nullish()
+    .transform((v) => v ?? false),
   actor_id: text(2000),
   removed: z.boolean().nullish(),
   deleted: z.boolean().nullish(),
@@ -41,11 +53,20 @@ export const postViewSchema = z.object({
     body: optionalText(200_000),
     published: timestamp,
     updated: timestamp.nullish().transform((v) => v ?? null),
-    nsfw: z.boolean().nullish().transform((v) => v ?? false),
+    nsfw: z
+      .boolean()
+      .nullish()
+      .transform((v) => v ?? false),
     thumbnail_url: optionalText(4000),
     ap_id: text(2000),
-    featured_community: z.boolean().nullish().transform((v) => v ?? false),
-    featured_local: z.boolean().nullish().transform((v) => v ?? false),
+    featured_community: z
+      .boolean()
+      .nullish()
+      .transform((v) => v ?? false),
+    featured_local: z
+      .boolean()
+      .nullish()
+      .transform((v) => v ?? false),
   }),
   creator: z.object({ name: text(255) }).nullish(),
   counts: z
@@ -78,7 +99,10 @@ export function describeZodError(err: z.ZodError): string {
   return err.issues
     .slice(0, 5)
     .map((i) => {
-      const where = i.path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), '');
+      const where = i.path.reduce<string>(
+        (acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)),
+        '',
+      );
       return `${where || '(root)'}: ${i.message}`;
     })
     .join('; ');

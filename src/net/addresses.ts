@@ -56,7 +56,10 @@ export function isPrivateAddress(address: string): boolean {
 }
 
 export class PrivateAddressError extends Error {
-  constructor(readonly host: string, readonly address: string) {
+  constructor(
+    readonly host: string,
+    readonly address: string,
+  ) {
     super(`${host} resolves to ${address}, a loopback/private/link-local address; set ALLOW_PRIVATE_INSTANCES=true to allow it`);
     this.name = 'PrivateAddressError';
   }

@@ -81,7 +81,9 @@ async function build(version: string, progress: Progress): Promise<string> {
     if (existsSync(target)) return target;
     const staging = path.join(versionDir, `staging-${process.pid}`);
     rmSync(staging, { recursive: true, force: true });
-    progress(`Building the Temporal CLI ${version} from ${MODULE} into ${path.dirname(target)} (several minutes the first time; later runs reuse it)`);
+    progress(
+      `Building the Temporal CLI ${version} from ${MODULE} into ${path.dirname(target)} (several minutes the first time; later runs reuse it)`,
+    );
     const started = Date.now();
     let compiled = 0;
     const tail: string[] = [];
@@ -91,7 +93,10 @@ async function build(version: string, progress: Progress): Promise<string> {
         stdio: ['ignore', 'ignore', 'pipe'],
       });
       let buffered = '';
-      const ticker = setInterval(() => progress(`  ... ${compiled} packages compiled, ${Math.round((Date.now() - started) / 1000)} s`), 15_000);
+      const ticker = setInterval(
+        () => progress(`  ... ${compiled} packages compiled, ${Math.round((Date.now() - started) / 1000)} s`),
+        15_000,
+      );
       child.stderr.on('data', (chunk: Buffer) => {
         buffered += chunk.toString('utf8');
         const lines = buffered.split('\n');

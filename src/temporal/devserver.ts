@@ -59,9 +59,22 @@ export class TemporalDevServer {
       await this.reclaimOrphan();
     }
     if (await portOpen(port)) {
-      throw new Error(`port ${port} is already in use: another Temporal server runs there; set TEMPORAL_ADDRESS=localhost:${port} to use it, or stop it`);
+      throw new Error(
+        `port ${port} is already in use: another Temporal server runs there; set TEMPORAL_ADDRESS=localhost:${port} to use it, or stop it`,
+      );
     }
-    const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--log-level', 'warn', '--namespace', this.opts.namespace ?? 'default'];
+    const args = [
+      'server',
+      'start-dev',
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--log-level',
+      'warn',
+      '--namespace',
+      this.opts.namespace ?? 'default',
+    ];
     if (dbFile) {
       args.push('--db-filename', dbFile, '--sqlite-pragma', 'journal_mode=WAL', '--sqlite-pragma', 'synchronous=NORMAL');
     }

@@ -16,7 +16,14 @@ export function temporalLogger(log: Logger): TemporalLogger {
     const fields: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(meta ?? {})) {
       // Drop noisy SDK fields; keep ids that tie a line to a run.
-      if (k === 'sdkComponent' || k === 'taskQueue' || k === 'namespace' || k === 'workflowType' || k === 'activityType' && !meta?.activityId) continue;
+      if (
+        k === 'sdkComponent' ||
+        k === 'taskQueue' ||
+        k === 'namespace' ||
+        k === 'workflowType' ||
+        (k === 'activityType' && !meta?.activityId)
+      )
+        continue;
       fields[k] = v;
     }
     log[LEVEL[level]](fields, message);

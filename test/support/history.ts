@@ -19,7 +19,8 @@ export async function failedWorkflowTasks(handle: WorkflowHandle): Promise<strin
     const history = await client.getHandle(handle.workflowId, runId).fetchHistory();
     for (const e of history.events ?? []) {
       const attrs = e.workflowTaskFailedEventAttributes;
-      if (attrs && Number(attrs.cause) !== UNHANDLED_COMMAND && String(attrs.cause) !== 'WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND') failures.push(`${attrs.cause ?? ''}: ${attrs.failure?.message ?? ''}`);
+      if (attrs && Number(attrs.cause) !== UNHANDLED_COMMAND && String(attrs.cause) !== 'WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND')
+        failures.push(`${attrs.cause ?? ''}: ${attrs.failure?.message ?? ''}`);
     }
     runId = history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId ?? undefined;
   }

@@ -14,8 +14,19 @@ export interface TestServers {
   killSync(): void;
 }
 
-export async function startTestServers(opts: { binary: string; tmpDir: string; temporalPort: number; pgPorts: number[]; log: Logger }): Promise<TestServers> {
-  const temporal = new TemporalDevServer({ binary: opts.binary, port: opts.temporalPort, headless: true, log: opts.log.child({ role: 'temporal' }) });
+export async function startTestServers(opts: {
+  binary: string;
+  tmpDir: string;
+  temporalPort: number;
+  pgPorts: number[];
+  log: Logger;
+}): Promise<TestServers> {
+  const temporal = new TemporalDevServer({
+    binary: opts.binary,
+    port: opts.temporalPort,
+    headless: true,
+    log: opts.log.child({ role: 'temporal' }),
+  });
   const nodes = opts.pgPorts.map(
     (port, i) =>
       new EmbeddedPostgresNode({

@@ -69,7 +69,14 @@ export async function createStack(opts: StackOptions = {}): Promise<Stack> {
     storage,
     client,
     async startWorker() {
-      stack.worker = await startWorker({ config, catalog: storage.catalog, router: storage.router, address: config.TEMPORAL_ADDRESS!, log: log.child({ role: 'worker' }), bundle });
+      stack.worker = await startWorker({
+        config,
+        catalog: storage.catalog,
+        router: storage.router,
+        address: config.TEMPORAL_ADDRESS!,
+        log: log.child({ role: 'worker' }),
+        bundle,
+      });
       return stack.worker;
     },
     async stop() {
@@ -83,7 +90,11 @@ export async function createStack(opts: StackOptions = {}): Promise<Stack> {
 }
 
 /** Polls until `check` returns a truthy value (or throws the last error after `timeoutMs`). */
-export async function eventually<T>(check: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 20_000, intervalMs = 100): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+  timeoutMs = 20_000,
+  intervalMs = 100,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {

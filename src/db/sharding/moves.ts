@@ -56,7 +56,9 @@ const UPSERT_ALL = `
  * column, timestamps with their microseconds included, arrives exactly as stored.
  */
 async function insertJsonRows(target: Sql, json: string): Promise<number> {
-  const res = await target.unsafe(`insert into posts select * from json_populate_recordset(null::posts, $1::text::json) ${UPSERT_ALL}`, [json]);
+  const res = await target.unsafe(`insert into posts select * from json_populate_recordset(null::posts, $1::text::json) ${UPSERT_ALL}`, [
+    json,
+  ]);
   return res.count;
 }
 
@@ -74,7 +76,14 @@ export async function nodeNow(sql: Sql): Promise<string> {
 }
 
 /** Copies `shard`'s rows from `source` to `target` in keyset batches, starting after `progress.lastKey`. */
-export async function bulkCopy(source: Sql, target: Sql, shard: number, progress: CopyProgress, onBatch: (p: CopyProgress) => void = () => {}, batch = COPY_BATCH): Promise<CopyProgress> {
+export async function bulkCopy(
+  source: Sql,
+  target: Sql,
+  shard: number,
+  progress: CopyProgress,
+  onBatch: (p: CopyProgress) => void = () => {},
+  batch = COPY_BATCH,
+): Promise<CopyProgress> {
   let { lastKey, copied } = progress;
   for (;;) {
     const after = lastKey ? source`and (community_id, lemmy_id) > (${lastKey[0]}, ${lastKey[1]})` : source``;
@@ -102,7 +111,12 @@ export async function bulkCopy(source: Sql, target: Sql, shard: number, progress
  * target or whose fetched_at differs (every upsert that changes a row bumps it), deletes target
  * rows the source no longer has. Walks both key sets in keyset chunks, so memory stays bounded.
  */
-export async function reconcile(source: Sql, target: Sql, shard: number, onChunk: (rows: number) => void = () => {}): Promise<{ copied: number; removed: number; rows: number }> {
+export async function reconcile(
+  source: Sql,
+  target: Sql,
+  shard: number,
+  onChunk: (rows: number) => void = () => {},
+): Promise<{ copied: number; removed: number; rows: number }> {
   let copied = 0;
   let removed = 0;
   let rows = 0;
@@ -180,7 +194,10 @@ export interface NodeStatus {
 }
 
 /** Each registered node with its logical shards, communities and post counts (down nodes flagged). */
-export async function shardStatus(router: ShardRouter, redact: (url: string) => string): Promise<{ logicalShards: number; nodes: NodeStatus[] }> {
+export async function shardStatus(
+  router: ShardRouter,
+  redact: (url: string) => string,
+): Promise<{ logicalShards: number; nodes: NodeStatus[] }> {
   await router.refreshNodes();
   const urls = await router.catalog<{ name: string; url: string }[]>`select name, url from shard_nodes order by name`;
   const map = await router.shardMap();
@@ -188,7 +205,10 @@ export async function shardStatus(router: ShardRouter, redact: (url: string) => 
   const communitiesOf = new Map(perShard.map((r) => [r.shard, r.n]));
   const nodes = await Promise.all(
     urls.map(async ({ name, url }): Promise<NodeStatus> => {
-      const shards = [...map.entries()].filter(([, n]) => n === name).map(([s]) => s).sort((a, b) => a - b);
+      const shards = [...map.entries()]
+        .filter(([, n]) => n === name)
+        .map(([s]) => s)
+        .sort((a, b) => a - b);
       const communities = shards.reduce((sum, s) => sum + (communitiesOf.get(s) ?? 0), 0);
       try {
         const [{ n }] = await router.pool(name)<{ n: number }[]>`select count(*)::int as n from posts where shard = any(${shards}::int[])`;
@@ -207,7 +227,13 @@ export async function shardStatus(router: ShardRouter, redact: (url: string) => 
  * a final reconcile makes the target exact, counts are verified, and shard_map points at the
  * target, all in one catalog transaction.
  */
-export async function flipShardMap(catalog: Sql, source: Sql, target: Sql, move: { shard: number; from: string; to: string }, onChunk?: (rows: number) => void): Promise<FlipResult> {
+export async function flipShardMap(
+  catalog: Sql,
+  source: Sql,
+  target: Sql,
+  move: { shard: number; from: string; to: string },
+  onChunk?: (rows: number) => void,
+): Promise<FlipResult> {
   const { shard, from, to } = move;
   return (await catalog.begin(async (tx) => {
     await tx.unsafe(`set local lock_timeout = ${FLIP_LOCK_TIMEOUT_MS}`);

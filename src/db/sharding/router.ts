@@ -26,7 +26,10 @@ export function logicalShardOf(ref: string): number {
 }
 
 export class ShardUnavailableError extends Error {
-  constructor(readonly node: string, cause: unknown) {
+  constructor(
+    readonly node: string,
+    cause: unknown,
+  ) {
     super(`post-shard node "${node}" is unavailable: ${(cause as Error)?.message ?? String(cause)}`, { cause });
     this.name = 'ShardUnavailableError';
   }
@@ -207,7 +210,9 @@ export class ShardRouter {
     const byNode = new Map<string, number[]>();
     for (const [shard, node] of map) byNode.set(node, [...(byNode.get(node) ?? []), shard]);
     for (const node of byNode.keys()) if (!this.urls.has(node)) await this.refreshNodes();
-    return [...byNode.entries()].map(([node, shards]) => ({ node, shards: shards.sort((a, b) => a - b) })).sort((a, b) => a.node.localeCompare(b.node));
+    return [...byNode.entries()]
+      .map(([node, shards]) => ({ node, shards: shards.sort((a, b) => a - b) }))
+      .sort((a, b) => a.node.localeCompare(b.node));
   }
 
   async close(): Promise<void> {
@@ -221,7 +226,24 @@ export function isConnectionError(err: unknown): boolean {
   const e = err as { code?: string; errno?: string; message?: string };
   const code = e?.code ?? e?.errno ?? '';
   return (
-    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', '57P01', '57P02', '57P03', '08006', '08001', '08004'].includes(code) ||
-    /connect|terminat/i.test(e?.message ?? '') && !code.startsWith('4')
+    [
+      'ECONNREFUSED',
+      'ECONNRESET',
+      'ETIMEDOUT',
+      'EHOSTUNREACH',
+      'ENOTFOUND',
+      'EPIPE',
+      'CONNECT_TIMEOUT',
+      'CONNECTION_CLOSED',
+      'CONNECTION_ENDED',
+      'CONNECTION_DESTROYED',
+      '57P01',
+      '57P02',
+      '57P03',
+      '08006',
+      '08001',
+      '08004',
+    ].includes(code) ||
+    (/connect|terminat/i.test(e?.message ?? '') && !code.startsWith('4'))
   );
 }
