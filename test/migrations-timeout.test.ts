@@ -5,6 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, inject, it } from 'vitest';
 import { MIGRATION_LOCK, migrate } from '../src/db/migrate.js';
 import { openPool } from '../src/db/pool.js';
+import { ShardRouter } from '../src/db/sharding/router.js';
+import { createLogger } from '../src/log.js';
 import { createDatabase } from './support/stack.js';
 
 describe('migrations and the statement timeout', () => {
@@ -35,6 +37,28 @@ describe('migrations and the statement timeout', () => {
     } finally {
       await starting.end({ timeout: 1 });
       await other.end({ timeout: 1 });
+    }
+  });
+
+  it('the shard router gives every node connection the statement timeout it is opened with', async () => {
+    const id = randomBytes(4).toString('hex');
+    const catalogUrl = await createDatabase(inject('pgUrls')[0], `mig_${id}_catalog`);
+    const nodeUrl = await createDatabase(inject('pgUrls')[1], `mig_${id}_shard`);
+    const catalog = openPool(catalogUrl, { max: 2 });
+    try {
+      await migrate(catalog, 'catalog');
+      const router = await ShardRouter.open(catalog, [{ name: 'shard-1', url: nodeUrl }], {
+        log: createLogger({ level: 'silent' }),
+        statementTimeoutMs: 1234,
+      });
+      try {
+        const [{ statement_timeout }] = await router.pool('shard-1')<{ statement_timeout: string }[]>`show statement_timeout`;
+        expect(statement_timeout).toBe('1234ms');
+      } finally {
+        await router.close();
+      }
+    } finally {
+      await catalog.end({ timeout: 1 });
     }
   });
 });

@@ -77,6 +77,8 @@ export class ShardRouter {
     private readonly poolMax: number,
     /** For nodes known only from the catalog (added at run time): the catalog's password. */
     private readonly fallbackPassword: string | undefined,
+    /** Every node connection's statement_timeout (default STATEMENT_TIMEOUT_MS, see pool.ts). */
+    private readonly statementTimeoutMs?: number,
   ) {}
 
   /**
@@ -86,7 +88,7 @@ export class ShardRouter {
   static async open(
     catalog: Sql,
     configured: ShardNodeConfig[],
-    opts: { log: Logger; poolMax?: number; migrate?: boolean; fallbackPassword?: string },
+    opts: { log: Logger; poolMax?: number; migrate?: boolean; fallbackPassword?: string; statementTimeoutMs?: number },
   ): Promise<ShardRouter> {
     await catalog.begin(async (tx) => {
       await tx`select pg_advisory_xact_lock(${SHARD_WRITE_LOCK}, -1)`;
@@ -110,7 +112,7 @@ export class ShardRouter {
     const known = await catalog<{ name: string; url: string }[]>`select name, url from shard_nodes order by name`;
     const urls = new Map(known.map((n) => [n.name, withPassword(n.url, opts.fallbackPassword)]));
     for (const n of configured) urls.set(n.name, n.url);
-    const router = new ShardRouter(catalog, urls, opts.poolMax ?? 10, opts.fallbackPassword);
+    const router = new ShardRouter(catalog, urls, opts.poolMax ?? 10, opts.fallbackPassword, opts.statementTimeoutMs);
     if (opts.migrate !== false) {
       for (const node of router.nodeNames()) {
         const applied = await migrate(router.pool(node), 'shard');
@@ -130,7 +132,7 @@ export class ShardRouter {
     if (!sql) {
       const url = this.urls.get(node);
       if (!url) throw new Error(`unknown post-shard node "${node}"`);
-      sql = openPool(url, { max: this.poolMax, name: node });
+      sql = openPool(url, { max: this.poolMax, name: node, statementTimeoutMs: this.statementTimeoutMs });
       this.pools.set(node, sql);
     }
     return sql;
@@ -138,7 +140,7 @@ export class ShardRouter {
 
   /** Registers a node (by the `shards add` command) and applies the shard migrations to it. */
   async addNode(name: string, url: string, log: Logger): Promise<void> {
-    const sql = openPool(url, { max: this.poolMax, name });
+    const sql = openPool(url, { max: this.poolMax, name, statementTimeoutMs: this.statementTimeoutMs });
     try {
       await migrate(sql, 'shard');
     } catch (err) {
