@@ -1,8 +1,9 @@
-// Activities are plain async functions closed over their dependencies (pools, HTTP client).
+// Activities are plain async functions closed over their dependencies (pools, source clients).
 import type { Config } from '../src/config.js';
 import type { Sql } from '../src/db/pool.js';
 import type { ShardRouter } from '../src/db/sharding/router.js';
-import type { LemmyClient } from '../src/lemmy/client.js';
+import type { Sources } from '../src/sources/registry.js';
+import { createScheduleActivity } from './schedule.js';
 import { createShardActivities } from './shards.js';
 import { createSyncActivity } from './sync.js';
 
@@ -10,12 +11,13 @@ export interface ActivityDeps {
   config: Config;
   catalog: Sql;
   router: ShardRouter;
-  lemmy: LemmyClient;
+  sources: Sources;
 }
 
 export function createActivities(deps: ActivityDeps) {
   return {
     syncCommunity: createSyncActivity(deps),
+    recordSchedule: createScheduleActivity(deps),
     ...createShardActivities(deps),
   };
 }

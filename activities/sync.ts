@@ -1,16 +1,24 @@
-// syncCommunity: fetch a community and its newest posts from its home instance and store them.
-// Idempotent: posts are upserted by (community, Lemmy id), so a retried or repeated sync writes
-// no duplicates. Returns a small summary only, to keep workflow history small.
+// syncCommunity: fetch a source's newest items (and its metadata, when stale) through its adapter and
+// store them. Idempotent: posts are upserted by (source, item id), so a retried or repeated sync
+// writes no duplicates. Returns a small summary only, to keep workflow history small.
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Config } from '../src/config.js';
-import { communityByRef, lockCommunityForWrite, saveSyncError, saveSyncSuccess } from '../src/db/communities.js';
-import { isNotFoundFailure } from '../src/failures.js';
+import {
+  communityByRef,
+  lockCommunityForWrite,
+  metadataIsStale,
+  saveSyncError,
+  saveSyncSuccess,
+  type CommunityRow,
+} from '../src/db/communities.js';
+import { CONNECTIVITY_FAILURE_TYPES, isNotFoundFailure } from '../src/failures.js';
 import type { Sql } from '../src/db/pool.js';
-import { countPosts, newestStored, storedLemmyIds, upsertPosts, type PostInput } from '../src/db/posts.js';
+import { contentHashOf, newestStored, storedHashes, storedLemmyIds, upsertPosts, type PostInput } from '../src/db/posts.js';
 import { ShardUnavailableError, type ShardRouter } from '../src/db/sharding/router.js';
-import { BudgetExhaustedError } from '../src/db/instance-budget.js';
-import { LemmyError, type LemmyClient } from '../src/lemmy/client.js';
-import type { LemmyPost } from '../src/lemmy/schema.js';
+import { BudgetExhaustedError, connectivityLost, recordHostOutcome } from '../src/db/instance-budget.js';
+import { SourceError } from '../src/sources/errors.js';
+import type { Sources } from '../src/sources/registry.js';
+import { postingRateOf, type SourceTarget, type SyncContext } from '../src/sources/types.js';
 
 export interface SyncInput {
   ref: string;
@@ -29,46 +37,55 @@ export interface SyncSummary {
   fetched: number;
   inserted: number;
   updated: number;
+  /** HTTP requests made (named pages before other sources; kept for older histories). */
   pages: number;
   postsStored: number;
+  /** The source said nothing changed (HTTP 304). */
+  notModified?: boolean;
+  /** Items per hour, from the publication times of what was fetched: a first estimate of the posting rate. */
+  sampleRatePerHour?: number;
+  /** The source asks not to be asked again sooner (seconds). */
+  minIntervalSeconds?: number;
 }
 
 export interface SyncDeps {
   catalog: Sql;
   router: ShardRouter;
-  lemmy: LemmyClient;
-  config: Pick<Config, 'SYNC_MAX_PAGES' | 'BACKFILL_PAGES'>;
+  sources: Sources;
+  config: Pick<Config, 'SYNC_MAX_PAGES' | 'BACKFILL_PAGES' | 'METADATA_REFRESH_SECONDS' | 'OFFLINE_WINDOW_SECONDS'>;
 }
 
 /** A sync gives up this long before its start-to-close timeout, so that no attempt outlives it. */
 export const DEADLINE_MARGIN_MS = 5000;
 
-/** The newest page a first sync stores; later syncs page back with the API maximum. */
-export const FIRST_PAGE_SIZE = 20;
-export const BACKFILL_PAGE_SIZE = 50;
-
-export function toPostInput(p: LemmyPost): PostInput {
+export function targetOf(row: CommunityRow): SourceTarget {
   return {
-    lemmyId: p.post.id,
-    apId: p.post.ap_id,
-    title: p.post.name,
-    url: p.post.url,
-    body: p.post.body,
-    author: p.creator?.name ?? null,
-    thumbnail: p.post.thumbnail_url,
-    published: p.post.published,
-    updated: p.post.updated,
-    score: p.counts.score,
-    upvotes: p.counts.upvotes,
-    downvotes: p.counts.downvotes,
-    comments: p.counts.comments,
-    nsfw: p.post.nsfw,
-    featured: p.post.featured_community || p.post.featured_local,
+    kind: row.kind,
+    ref: row.ref,
+    instance: row.instance,
+    host: row.host,
+    name: row.name,
+    url: row.source_url,
+    state: row.source_state ?? {},
+    trackedSince: row.created_at,
   };
 }
 
+/** Only new posts and posts whose content changed: a sync that finds nothing new writes nothing. */
+async function changedPosts(router: ShardRouter, row: CommunityRow, posts: PostInput[]): Promise<PostInput[]> {
+  if (posts.length === 0) return [];
+  const stored = await router.read(row.shard, (sql) =>
+    storedHashes(
+      sql,
+      row.id,
+      posts.map((p) => p.lemmyId),
+    ),
+  );
+  return posts.filter((p) => stored.get(p.lemmyId) !== contentHashOf(p));
+}
+
 export function createSyncActivity(deps: SyncDeps) {
-  const { catalog, router, lemmy, config } = deps;
+  const { catalog, router, sources, config } = deps;
 
   return async function syncCommunity(input: SyncInput): Promise<SyncSummary> {
     const ctx = Context.current();
@@ -86,100 +103,70 @@ export function createSyncActivity(deps: SyncDeps) {
     // heartbeat timeout rather than the start-to-close timeout.
     const ticker = setInterval(() => ctx.heartbeat(), 2000);
     try {
-      const community = await lemmy.getCommunity(row.instance, row.name, { signal });
-      ctx.heartbeat('community fetched');
-
-      // Pinned posts lead Lemmy's listing even with sort=New: dedupe by id, and never use them to
-      // decide whether we have caught up with what is stored.
-      const byId = new Map<number, LemmyPost>();
-      const known = await router.read(row.shard, (sql) => newestStored(sql, row.id));
-      let pages = 0;
-      const fetchPage = async (limit: number, page: number) => {
-        const posts = await lemmy.listPosts(row.instance, row.name, { limit, page }, { signal });
-        pages += 1;
-        ctx.heartbeat(`page ${page} (${limit})`);
-        for (const p of posts) if (!byId.has(p.post.id)) byId.set(p.post.id, p);
-        return posts;
+      const adapter = sources.adapter(row.kind);
+      const source = targetOf(row);
+      const syncCtx: SyncContext = {
+        signal,
+        heartbeat: (detail) => ctx.heartbeat(detail),
+        newestStored: async () => (await router.read(row.shard, (sql) => newestStored(sql, row.id)))?.published,
+        storedIds: (ids) => router.read(row.shard, (sql) => storedLemmyIds(sql, row.id, ids)),
+        maxPages: config.SYNC_MAX_PAGES,
+        backfillPages: config.BACKFILL_PAGES,
       };
-      // Caught up once a page reaches what we already have: a stored post, or one published
-      // before the newest stored one. Before the first store, "what we have" is everything
-      // published before tracking began, so posts that appear while a first sync is delayed
-      // (worker down, instance failing) are not lost either.
-      const since = Date.parse(known?.published ?? row.created_at.toISOString());
-      const reachesStored = async (posts: LemmyPost[]): Promise<boolean> => {
-        const regular = posts.filter((p) => !(p.post.featured_community || p.post.featured_local));
-        if (regular.some((p) => Date.parse(p.post.published) <= since)) return true;
-        if (!known) return false;
-        const stored = await router.read(row.shard, (sql) =>
-          storedLemmyIds(
-            sql,
-            row.id,
-            regular.map((p) => p.post.id),
-          ),
-        );
-        return stored.size > 0;
-      };
+      // Metadata changes slowly: ask for it only when it is stale, not on every sync.
+      const metadata = metadataIsStale(row, config.METADATA_REFRESH_SECONDS) ? await adapter.fetchMetadata(source, syncCtx) : undefined;
+      const fetched = await adapter.fetchNewest(source, syncCtx);
+      const requests = fetched.requests + (metadata ? 1 : 0);
 
-      const first = await fetchPage(FIRST_PAGE_SIZE, 1);
-      if (first.length >= FIRST_PAGE_SIZE && !(await reachesStored(first))) {
-        // More posts appeared than one page holds: page back until we meet what we have
-        // (numbered pages: cursors are unreliable on 0.19), within SYNC_MAX_PAGES.
-        for (let page = 1; page <= config.SYNC_MAX_PAGES; page++) {
-          const posts = await fetchPage(BACKFILL_PAGE_SIZE, page);
-          if (posts.length < BACKFILL_PAGE_SIZE || (await reachesStored(posts))) break;
-        }
-      } else if (!known && first.length >= FIRST_PAGE_SIZE) {
-        const pinned = first.filter((p) => p.post.featured_community || p.post.featured_local).length;
-        if (pinned > 0) {
-          // Pinned posts took places on the first page: the next page completes the newest 20.
-          const next = await lemmy.listPosts(row.instance, row.name, { limit: FIRST_PAGE_SIZE, page: 2 }, { signal });
-          pages += 1;
-          for (const p of next.slice(0, pinned)) if (!byId.has(p.post.id)) byId.set(p.post.id, p);
-        }
-        for (let page = 1; page <= config.BACKFILL_PAGES; page++) {
-          const posts = await fetchPage(BACKFILL_PAGE_SIZE, page);
-          if (posts.length < BACKFILL_PAGE_SIZE) break;
-        }
+      const byId = new Map<number, PostInput>();
+      for (const p of fetched.posts) if (!byId.has(p.lemmyId)) byId.set(p.lemmyId, p);
+      const posts = [...byId.values()];
+      const changed = await changedPosts(router, row, posts);
+      let inserted = 0;
+      let updated = 0;
+      if (changed.length > 0) {
+        const written = await router.write(row.shard, async (sql, _node, tx) => {
+          // The community may have been removed while we were fetching: then write nothing. The row
+          // lock holds off a concurrent removal until these posts are committed (see stopTracking).
+          if (!(await lockCommunityForWrite(tx, row.id))) return undefined;
+          return upsertPosts(sql, row.shard, row.id, changed);
+        });
+        if (!written) return untracked;
+        ({ inserted, updated } = written);
       }
-
-      const posts = [...byId.values()].map(toPostInput);
-      const written = await router.write(row.shard, async (sql, _node, tx) => {
-        // The community may have been removed while we were fetching: then write nothing. The row
-        // lock holds off a concurrent removal until these posts are committed (see stopTracking).
-        if (!(await lockCommunityForWrite(tx, row.id))) return undefined;
-        const result = await upsertPosts(sql, row.shard, row.id, posts);
-        return { ...result, postsStored: await countPosts(sql, row.id) };
-      });
-      if (!written) return untracked;
-      const { inserted, updated, postsStored } = written;
-      const c = community.community;
-      await saveSyncSuccess(
-        catalog,
-        row.id,
-        {
-          lemmyId: c.id,
-          actorId: c.actor_id,
-          title: c.title,
-          description: c.description,
-          icon: c.icon,
-          banner: c.banner,
-          nsfw: c.nsfw,
-          subscribers: community.counts.subscribers,
-          postsCount: community.counts.posts,
-        },
-        postsStored,
-      );
-      return { tracked: true, fetched: posts.length, inserted, updated, pages, postsStored };
+      const saved = await saveSyncSuccess(catalog, row.id, { metadata: metadata ?? fetched.metadata, state: fetched.state, inserted });
+      if (!saved) return untracked;
+      await recordHostOutcome(catalog, row.host, true).catch(() => {});
+      return {
+        tracked: true,
+        fetched: posts.length,
+        inserted,
+        updated,
+        pages: requests,
+        postsStored: saved.postsStored,
+        ...(fetched.notModified ? { notModified: true } : {}),
+        ...(row.syncs === 0 && postingRateOf(posts) !== undefined ? { sampleRatePerHour: postingRateOf(posts) } : {}),
+        ...(fetched.minIntervalSeconds ? { minIntervalSeconds: fetched.minIntervalSeconds } : {}),
+      };
     } catch (err) {
       // Cancelled (the community was removed, its run terminated, or the heartbeat timed out):
       // this attempt is abandoned, not a sync outcome. Nothing is recorded, and Temporal is told
       // it was cancelled rather than that it failed.
       if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
-      const failure = toFailure(err);
-      // Shown on the community row while Temporal retries; best effort, the catalog may be down too.
+      let failure = toFailure(err);
       const type = failure.type ?? 'Error';
+      if ((CONNECTIVITY_FAILURE_TYPES as readonly string[]).includes(type)) {
+        await recordHostOutcome(catalog, row.host, false).catch(() => {});
+        if (await connectivityLost(catalog, config.OFFLINE_WINDOW_SECONDS).catch(() => false)) {
+          failure = ApplicationFailure.create({
+            type: 'Offline',
+            message: `no source has answered for ${config.OFFLINE_WINDOW_SECONDS} s: our connectivity, not ${row.host}, is at fault (${failure.message})`,
+          });
+        }
+      }
+      // Shown on the community row while Temporal retries; best effort, the catalog may be down too.
       await saveSyncError(catalog, row.id, {
-        type,
+        type: failure.type ?? type,
         message: failure.message,
         state: isNotFoundFailure(type) ? 'not_found' : 'failing',
       }).catch(() => {});
@@ -193,7 +180,7 @@ export function createSyncActivity(deps: SyncDeps) {
 /** Maps our errors onto Temporal's retry policy: permanent ones are non-retryable. */
 export function toFailure(err: unknown): ApplicationFailure {
   if (err instanceof ApplicationFailure) return err;
-  if (err instanceof LemmyError) {
+  if (err instanceof SourceError) {
     return ApplicationFailure.create({
       type: err.type,
       message: err.message,

@@ -7,8 +7,7 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { secureHeaders } from 'hono/secure-headers';
-import type { LemmyClient } from '../src/lemmy/client.js';
-import { createLemmyClient } from '../src/lemmy/factory.js';
+import { createSourceClients, type SourceClients } from '../src/sources/factory.js';
 import { requireBearer } from './auth.js';
 import { ApiError, errorBody, resolveError } from './errors.js';
 import { crossSiteGuard, hostAllowlist, jsonBodiesOnly, RequestInfo } from './guards.js';
@@ -24,14 +23,14 @@ import { renderErrorPage } from './web/pages/error.js';
 import { webRoutes } from './web/routes.js';
 
 export interface AppOptions {
-  /** Lemmy client for add-time checks; one with the shared per-instance budget is made if absent. */
-  lemmy?: LemmyClient;
+  /** Source clients for add-time checks; made with the shared per-host budget if absent. */
+  sources?: SourceClients;
 }
 
 const isApiPath = (path: string) => path === '/api' || path.startsWith('/api/') || path === '/healthz' || path.startsWith('/healthz/');
 
 export function createApp(deps: ApiDeps, opts: AppOptions = {}): Hono {
-  const s: Services = { ...deps, lemmy: opts.lemmy ?? createLemmyClient(deps.config, deps.catalog) };
+  const s: Services = { ...deps, sources: opts.sources ?? createSourceClients(deps.config, deps.catalog) };
   const { config, log } = deps;
   const info = new RequestInfo(config.TRUSTED_PROXIES);
   const corsOrigins = (config.CORS_ORIGINS ?? '')

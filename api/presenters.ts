@@ -7,7 +7,11 @@ import type { CommunityStatus } from '../workflows/trackCommunity.js';
 
 export interface CommunityJson {
   id: number;
+  /** lemmy, rss or mastodon. */
+  kind: string;
   ref: string;
+  /** rss: the feed; mastodon: the timeline's web URL; lemmy: the community's page. */
+  url: string;
   instance: string;
   host: string;
   name: string;
@@ -19,7 +23,11 @@ export interface CommunityJson {
   subscribers: number | null;
   postsCount: number | null;
   postsStored: number | null;
+  /** The current interval (fixed, adapted, or backed off after failures); status.reason says why. */
   refreshSeconds: number;
+  refreshPolicy: string;
+  minRefreshSeconds: number;
+  maxRefreshSeconds: number;
   shard: number;
   workflowId: string;
   status: {
@@ -28,6 +36,9 @@ export interface CommunityJson {
     nextSyncAt: string | null;
     lastError: { code: string; message: string; at: string | null } | null;
     syncs: number | null;
+    reason: string | null;
+    consecutiveFailures: number;
+    postsPerHour: number | null;
   };
   lastUpdate: string | null;
   createdAt: string;
@@ -48,7 +59,13 @@ export function catalogStatus(row: CommunityRow): CommunityStatus {
       : null,
     syncs: row.syncs,
     postsStored: row.posts_stored,
-    refreshSeconds: row.refresh_seconds,
+    refreshSeconds: row.interval_seconds ?? row.refresh_seconds,
+    refreshPolicy: row.refresh_policy,
+    minRefreshSeconds: row.min_refresh_seconds,
+    maxRefreshSeconds: row.max_refresh_seconds,
+    reason: row.refresh_reason ?? (row.refresh_policy === 'fixed' ? `fixed: ${row.refresh_seconds} s` : ''),
+    consecutiveFailures: row.consecutive_failures,
+    postsPerHour: null,
   };
 }
 
@@ -68,7 +85,9 @@ export function presentCommunity(row: CommunityRow, live: CommunityStatus | 'sto
   const stored = catalogStatus(row);
   return {
     id: row.id,
+    kind: row.kind,
     ref: row.ref,
+    url: row.source_url ?? (row.kind === 'lemmy' ? `${row.instance}/c/${row.name}` : row.instance),
     instance: row.instance,
     host: row.host,
     name: row.name,
@@ -80,7 +99,10 @@ export function presentCommunity(row: CommunityRow, live: CommunityStatus | 'sto
     subscribers: row.subscribers,
     postsCount: row.posts_count,
     postsStored: status ? status.postsStored : row.posts_stored,
-    refreshSeconds: row.refresh_seconds,
+    refreshSeconds: status?.refreshSeconds ?? stored.refreshSeconds,
+    refreshPolicy: status?.refreshPolicy ?? row.refresh_policy,
+    minRefreshSeconds: status?.minRefreshSeconds ?? row.min_refresh_seconds,
+    maxRefreshSeconds: status?.maxRefreshSeconds ?? row.max_refresh_seconds,
     shard: row.shard,
     workflowId: workflowIdOf(row.ref),
     status: {
@@ -89,6 +111,9 @@ export function presentCommunity(row: CommunityRow, live: CommunityStatus | 'sto
       nextSyncAt: status ? status.nextSyncAt : live === 'stopped' ? null : stored.nextSyncAt,
       lastError: status?.lastError ?? rowError,
       syncs: status?.syncs ?? stored.syncs,
+      reason: status?.reason ?? stored.reason ?? null,
+      consecutiveFailures: status?.consecutiveFailures ?? stored.consecutiveFailures,
+      postsPerHour: status?.postsPerHour ?? null,
     },
     lastUpdate: iso(row.last_update),
     createdAt: iso(row.created_at)!,

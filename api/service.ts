@@ -4,7 +4,9 @@ import { PrivateAddressError, assertPublicHost } from '../src/net/addresses.js';
 import { ping } from '../src/db/pool.js';
 import { communitiesPage, communityById, communityByRef, communityRefsByIds, type CommunityRow } from '../src/db/communities.js';
 import { communityPosts, newestPosts, type PostCursor } from '../src/db/posts.js';
-import { LemmyError, type LemmyClient } from '../src/lemmy/client.js';
+import { SourceError } from '../src/sources/errors.js';
+import type { SourceClients } from '../src/sources/factory.js';
+import type { DetectedSource, SourceTarget } from '../src/sources/types.js';
 import { liveStatus, startTracking } from '../src/tracking.js';
 import { ApiError, notFound } from './errors.js';
 import { catalogStatus, presentCommunity, presentPost, type CommunityJson, type PostJson } from './presenters.js';
@@ -12,11 +14,11 @@ import type { ApiDeps } from './deps.js';
 import { encodeCommunityCursor, parseRefParam, type AddInput } from './validation.js';
 
 export interface Services extends ApiDeps {
-  lemmy: LemmyClient;
+  sources: SourceClients;
 }
 
 export async function findCommunity(s: Services, rawRef: string): Promise<CommunityRow> {
-  const lookup = parseRefParam(rawRef);
+  const lookup = parseRefParam(rawRef, s.sources);
   const row =
     lookup.kind === 'id'
       ? lookup.id <= 2_147_483_647
@@ -48,62 +50,101 @@ export async function listWithStatus(s: Services, page: { limit: number; before?
   };
 }
 
-/** Checks that the instance is a reachable Lemmy with this community, then starts tracking. */
+/**
+ * Adds a source: already tracked under one of the refs it may be → that one (200). Otherwise the
+ * candidates are checked in order (a Lemmy community or Mastodon timeline before "any URL may be
+ * a feed"); the first that checks out is tracked (201). A candidate that is plainly not of its
+ * kind gives way to the next; any other failure (not found, unreachable) is the answer.
+ */
 export async function addCommunity(s: Services, input: AddInput): Promise<{ community: CommunityJson; created: boolean }> {
-  const existing = await communityByRef(s.catalog, input.ref);
-  if (!existing) await checkInstance(s, input);
-  const { row, created } = await startTracking(s, input);
-  return { community: await withStatus(s, row), created };
-}
-
-export async function checkInstance(s: Services, input: AddInput): Promise<void> {
-  if (!s.config.ALLOW_PRIVATE_INSTANCES) {
+  for (const candidate of input.candidates) {
+    const existing = await communityByRef(s.catalog, candidate.ref);
+    if (existing) return { community: await withStatus(s, existing), created: false };
+  }
+  let firstError: ApiError | undefined;
+  for (const candidate of input.candidates) {
     try {
-      await assertPublicHost(new URL(input.instance).hostname);
+      const checked = await checkSource(s, candidate);
+      const { row, created } = await startTracking(s, {
+        ...candidate,
+        refreshSeconds: input.refreshSeconds,
+        policy: input.policy,
+        metadata: checked.metadata,
+        state: checked.state,
+      });
+      return { community: await withStatus(s, row), created };
     } catch (err) {
-      if (err instanceof PrivateAddressError) {
-        throw new ApiError(
-          400,
-          'private_instance',
-          `${input.host} resolves to a loopback, private or link-local address, which is not allowed (ALLOW_PRIVATE_INSTANCES=false)`,
-        );
-      }
-      throw new ApiError(422, 'instance_unreachable', `Cannot resolve ${input.host}: ${(err as Error).message}`);
+      if (!(err instanceof SourceError)) throw err;
+      const apiError = sourceToApi(err, candidate);
+      firstError ??= apiError;
+      if (!NOT_THIS_KIND.includes(err.type)) throw firstError;
     }
   }
-  try {
-    await s.lemmy.getSite(input.instance);
-    await s.lemmy.getCommunity(input.instance, input.name);
-  } catch (err) {
-    if (err instanceof LemmyError) throw lemmyToApi(err, input);
-    throw err;
+  if (input.candidates.length > 1) {
+    throw new ApiError(
+      422,
+      'unsupported_source',
+      `${input.candidates[0].url ?? input.candidates[0].instance} is not a Lemmy community, an RSS/Atom/JSON feed or a Mastodon timeline (${firstError?.message ?? ''})`.slice(
+        0,
+        500,
+      ),
+    );
   }
+  throw firstError ?? new ApiError(422, 'unsupported_source', 'nothing to track');
 }
 
-function lemmyToApi(err: LemmyError, input: AddInput): ApiError {
+/** Failures that say "not a source of this kind", so the next kind may still fit. */
+const NOT_THIS_KIND: readonly string[] = ['NotLemmyApi', 'UnsupportedSource', 'InvalidResponse'];
+
+/** The add-time check: the host may be reached, and the source is there and is what we think. */
+export async function checkSource(s: Services, candidate: DetectedSource) {
+  if (!s.config.ALLOW_PRIVATE_INSTANCES) {
+    try {
+      await assertPublicHost(new URL(candidate.instance).hostname);
+    } catch (err) {
+      if (err instanceof PrivateAddressError) throw new SourceError('PrivateAddress', err.message);
+      throw new SourceError('NetworkError', `cannot resolve ${candidate.host}: ${(err as Error).message}`);
+    }
+  }
+  const target: SourceTarget = { ...candidate, state: {}, trackedSince: new Date() };
+  return s.sources.adapter(candidate.kind).check(target, {});
+}
+
+function sourceToApi(err: SourceError, c: DetectedSource): ApiError {
   const detail = err.message.slice(0, 300);
+  const what = c.url ?? c.instance;
   switch (err.type) {
     case 'CommunityNotFound':
-      return new ApiError(422, 'community_not_found', `${input.host} has no community named "${input.name}"`);
+      return new ApiError(422, 'community_not_found', `${c.host} has no community named "${c.name}"`);
+    case 'SourceGone':
+      return new ApiError(422, 'source_not_found', `${what} was not found (${detail})`);
     case 'NotLemmyApi':
     case 'InvalidResponse':
     case 'ResponseTooLarge':
-      return new ApiError(422, 'not_lemmy', `${input.instance} does not answer like a Lemmy instance (${detail})`);
+      return c.kind === 'lemmy'
+        ? new ApiError(422, 'not_lemmy', `${c.instance} does not answer like a Lemmy instance (${detail})`)
+        : new ApiError(
+            422,
+            'unsupported_source',
+            `${what} does not answer like a ${c.kind === 'rss' ? 'feed' : 'Mastodon server'} (${detail})`,
+          );
+    case 'UnsupportedSource':
+      return new ApiError(422, 'unsupported_source', detail);
     case 'InstanceRequiresLogin':
-      return new ApiError(422, 'instance_requires_login', `${input.instance} requires a login to read communities`);
+      return new ApiError(422, 'instance_requires_login', `${c.instance} requires a login to read this`);
     case 'PrivateAddress':
       return new ApiError(
         400,
         'private_instance',
-        `${input.host} resolves to a loopback, private or link-local address, which is not allowed (ALLOW_PRIVATE_INSTANCES=false)`,
+        `${c.host} resolves to a loopback, private or link-local address, which is not allowed (ALLOW_PRIVATE_INSTANCES=false)`,
       );
     case 'RateLimited':
-      return new ApiError(422, 'instance_rate_limited', `${input.instance} is rate limiting us; try again in a minute`);
+      return new ApiError(422, 'instance_rate_limited', `${c.instance} is rate limiting us; try again in a minute`);
     case 'NetworkError':
     case 'Timeout':
-      return new ApiError(422, 'instance_unreachable', `Cannot reach ${input.instance} (${detail})`);
+      return new ApiError(422, 'instance_unreachable', `Cannot reach ${c.instance} (${detail})`);
     default:
-      return new ApiError(422, 'instance_error', `${input.instance} answered with an error (${detail})`);
+      return new ApiError(422, 'instance_error', `${c.instance} answered with an error (${detail})`);
   }
 }
 

@@ -2,7 +2,11 @@
 import type { Context } from 'hono';
 import { z } from 'zod';
 import { decodeCursor, type PostCursor } from '../src/db/posts.js';
-import { normalizeInstance, normalizeName, parseCommunity, RefError } from '../src/lemmy/refs.js';
+import type { Config } from '../src/config.js';
+import { normalizeInstance, normalizeName, parseCommunity, RefError } from '../src/sources/lemmy/refs.js';
+import type { Sources } from '../src/sources/registry.js';
+import type { DetectedSource } from '../src/sources/types.js';
+import type { RefreshPolicy } from '../workflows/refreshPolicy.js';
 import { ApiError } from './errors.js';
 
 export const MAX_LIMIT = 100;
@@ -14,19 +18,54 @@ const refreshSeconds = z
   .min(1, 'must be at least 1')
   .max(86_400, 'must be at most 86400');
 
+/** How often to sync: a fixed interval, or adaptive within bounds (all optional). */
+const refreshFields = {
+  refreshSeconds: refreshSeconds.optional(),
+  refreshPolicy: z.enum(['fixed', 'adaptive'], { message: 'must be "fixed" or "adaptive"' }).optional(),
+  minRefreshSeconds: refreshSeconds.optional(),
+  maxRefreshSeconds: refreshSeconds.optional(),
+};
+
 export const addBodySchema = z.union([
-  z.strictObject({ instance: z.string().max(500), name: z.string().max(200), refreshSeconds: refreshSeconds.optional() }),
-  z.strictObject({ community: z.string().max(700), refreshSeconds: refreshSeconds.optional() }),
+  z.strictObject({ instance: z.string().max(500), name: z.string().max(200), ...refreshFields }),
+  z.strictObject({ community: z.string().max(700), ...refreshFields }),
+  z.strictObject({ url: z.string().max(2000, 'must be at most 2000 characters'), ...refreshFields }),
 ]);
 
-export const patchBodySchema = z.strictObject({ refreshSeconds });
+export const patchBodySchema = z
+  .strictObject(refreshFields)
+  .refine(
+    (b) => Object.values(b).some((v) => v !== undefined),
+    'expected refreshSeconds, refreshPolicy, minRefreshSeconds or maxRefreshSeconds',
+  );
+
+export type RefreshFields = Partial<Record<'refreshSeconds' | 'minRefreshSeconds' | 'maxRefreshSeconds', number>> & {
+  refreshPolicy?: 'fixed' | 'adaptive';
+};
 
 export interface AddInput {
-  instance: string;
-  host: string;
-  name: string;
-  ref: string;
-  refreshSeconds?: number;
+  /** What the user named, most specific kind first: the first that checks out is tracked. */
+  candidates: DetectedSource[];
+  refreshSeconds: number;
+  policy: RefreshPolicy;
+}
+
+/**
+ * The policy a request asks for, on top of the current one (or the defaults): an explicit
+ * refreshSeconds without a policy means fixed; otherwise adaptive for a new source.
+ */
+export function resolvePolicy(
+  config: Pick<Config, 'REFRESH_SECONDS' | 'ADAPTIVE_MIN_REFRESH_SECONDS' | 'ADAPTIVE_MAX_REFRESH_SECONDS'>,
+  req: RefreshFields,
+  current?: RefreshPolicy & { refreshSeconds: number },
+): RefreshPolicy & { refreshSeconds: number } {
+  const mode = req.refreshPolicy ?? (req.refreshSeconds !== undefined ? 'fixed' : (current?.mode ?? 'adaptive'));
+  const refreshSeconds = req.refreshSeconds ?? current?.refreshSeconds ?? config.REFRESH_SECONDS;
+  const defaultMin = Math.min(config.ADAPTIVE_MIN_REFRESH_SECONDS, config.ADAPTIVE_MAX_REFRESH_SECONDS);
+  const minSeconds = req.minRefreshSeconds ?? current?.minSeconds ?? Math.min(defaultMin, req.maxRefreshSeconds ?? Infinity);
+  const maxSeconds = req.maxRefreshSeconds ?? current?.maxSeconds ?? Math.max(config.ADAPTIVE_MAX_REFRESH_SECONDS, minSeconds);
+  if (minSeconds > maxSeconds) throw invalid('minRefreshSeconds', `must not be above maxRefreshSeconds (${minSeconds} > ${maxSeconds})`);
+  return { mode, refreshSeconds, minSeconds, maxSeconds };
 }
 
 export function invalid(field: string, message: string): ApiError {
@@ -59,7 +98,7 @@ function firstIssue(err: z.ZodError): z.core.$ZodIssue {
 function describeIssue(err: z.ZodError): string {
   const issue = firstIssue(err);
   if (issue.code === 'unrecognized_keys') return `unknown field(s) ${issue.keys.map((k) => JSON.stringify(k.slice(0, 50))).join(', ')}`;
-  if (issue.code === 'invalid_union') return 'expected {"instance","name"} or {"community":"name@host"}';
+  if (issue.code === 'invalid_union') return 'expected {"instance","name"}, {"community":"name@host"} or {"url":"https://…"}';
   return issue.message;
 }
 
@@ -89,16 +128,47 @@ export async function readJsonObject(c: Context): Promise<Record<string, unknown
   return value as Record<string, unknown>;
 }
 
-/** Turns a validated add body into a normalised community. */
-export function toAddInput(body: z.output<typeof addBodySchema>): AddInput {
+/** A URL a user gave to track: http(s), no credentials; anything else is a 400. */
+export function parseSourceUrl(raw: string): URL {
+  const text = raw.trim();
+  let url: URL;
   try {
-    if ('community' in body) {
-      const c = parseCommunity(body.community, 'community');
-      return { instance: c.instance, host: c.host, name: c.name, ref: c.ref, refreshSeconds: body.refreshSeconds };
+    url = new URL(text);
+  } catch {
+    throw invalid('url', `is not a valid URL: ${JSON.stringify(text.slice(0, 100))}`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw invalid('url', 'must be an http(s) URL');
+  if (url.username || url.password) throw invalid('url', 'must not contain credentials');
+  if (!url.hostname) throw invalid('url', 'has no host');
+  if (url.hostname.endsWith('.')) url.hostname = url.hostname.slice(0, -1);
+  if (!url.hostname || url.hostname.includes('..') || url.hostname.startsWith('.')) throw invalid('url', 'has an empty label in its host');
+  return url;
+}
+
+/** Turns a validated add body into the sources it may name and the policy asked for. */
+export function toAddInput(body: z.output<typeof addBodySchema>, sources: Sources, config: Config): AddInput {
+  const { refreshSeconds, ...policy } = resolvePolicy(config, body);
+  try {
+    if ('url' in body) {
+      const url = parseSourceUrl(body.url);
+      const candidates = sources.detect(url);
+      if (candidates.length === 0)
+        throw new ApiError(422, 'unsupported_source', `${url.href.slice(0, 200)} is not a source lemmy-fetcher can track`);
+      return { candidates, refreshSeconds, policy };
     }
-    const inst = normalizeInstance(body.instance, 'instance');
-    const name = normalizeName(body.name, 'name');
-    return { ...inst, name, ref: `${name}@${inst.host}`, refreshSeconds: body.refreshSeconds };
+    const c =
+      'community' in body
+        ? parseCommunity(body.community, 'community')
+        : (() => {
+            const inst = normalizeInstance(body.instance, 'instance');
+            const name = normalizeName(body.name, 'name');
+            return { ...inst, name, ref: `${name}@${inst.host}` };
+          })();
+    return {
+      candidates: [{ kind: 'lemmy', ref: c.ref, instance: c.instance, host: c.host, name: c.name, url: null }],
+      refreshSeconds,
+      policy,
+    };
   } catch (err) {
     if (err instanceof RefError) throw invalid(err.field, stripField(err.field, err.message));
     throw err;
@@ -111,15 +181,19 @@ function stripField(field: string, message: string): string {
 
 export type RefLookup = { kind: 'id'; id: number } | { kind: 'ref'; ref: string };
 
-/** `:ref` is a numeric id or `name@host`; anything else is a 400. */
-export function parseRefParam(raw: string): RefLookup {
+const REF_HELP = 'ref must be a numeric id, name@host (e.g. technology@lemmy.world), or a ref this API gave (rss:…, mastodon:…)';
+
+/** `:ref` is a numeric id, `name@host`, or another kind's ref (`rss:…@host`, `mastodon:…@host`); anything else is a 400. */
+export function parseRefParam(raw: string, sources: Pick<Sources, 'parseRef'>): RefLookup {
   if (/^\d{1,15}$/.test(raw)) return { kind: 'id', id: Number(raw) };
-  if (raw.length > 700) throw invalid('ref', 'must be a numeric id or name@host');
+  if (raw.length > 700) throw new ApiError(400, 'invalid_ref', REF_HELP);
+  const found = sources.parseRef(raw);
+  if (found) return { kind: 'ref', ref: found.ref };
   try {
+    // A community URL, "!name@host"…: what parseCommunity accepts.
     return { kind: 'ref', ref: parseCommunity(raw, 'ref').ref };
   } catch (err) {
-    if (err instanceof RefError)
-      throw new ApiError(400, 'invalid_ref', 'ref must be a numeric id or name@host, e.g. technology@lemmy.world');
+    if (err instanceof RefError) throw new ApiError(400, 'invalid_ref', REF_HELP);
     throw err;
   }
 }

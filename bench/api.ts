@@ -11,7 +11,7 @@ import { Pool } from 'undici';
 import { insertCommunity } from '../src/db/communities.js';
 import { upsertPosts, type PostInput } from '../src/db/posts.js';
 import { logicalShardOf } from '../src/db/sharding/router.js';
-import { communityRef } from '../src/lemmy/refs.js';
+import { communityRef } from '../src/sources/lemmy/refs.js';
 import { flag, freePort, hasFlag, startBenchEnv } from './support/env.js';
 import { sampleProc, treeCpuSeconds } from './support/proc.js';
 import { appendResults } from './support/results.js';

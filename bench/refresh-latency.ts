@@ -6,7 +6,7 @@
 import { createApp } from '../api/app.js';
 import { communityByRef } from '../src/db/communities.js';
 import { communityPosts } from '../src/db/posts.js';
-import { normalizeInstance } from '../src/lemmy/refs.js';
+import { normalizeInstance } from '../src/sources/lemmy/refs.js';
 import { requestRefresh, startTracking } from '../src/tracking.js';
 import { flag, hasFlag, startBenchEnv } from './support/env.js';
 import { appendResults } from './support/results.js';

@@ -6,7 +6,7 @@
 // lag, CPU/RSS per process and history events per sync. Each N runs in a fresh environment.
 import type { CommunityStatus } from '../workflows/trackCommunity.js';
 import { loadConfig } from '../src/config.js';
-import { normalizeInstance } from '../src/lemmy/refs.js';
+import { normalizeInstance } from '../src/sources/lemmy/refs.js';
 import { workflowIdOf } from '../workflows/trackCommunity.js';
 import { liveStatus, startTracking } from '../src/tracking.js';
 import { flag, hasFlag, startBenchEnv } from './support/env.js';

@@ -20,7 +20,7 @@ import { loadConfig } from '../src/config.js';
 import { deleteCommunityRow, insertCommunity } from '../src/db/communities.js';
 import { openStorage } from '../src/db/index.js';
 import { logicalShardOf } from '../src/db/sharding/router.js';
-import { normalizeInstance } from '../src/lemmy/refs.js';
+import { normalizeInstance } from '../src/sources/lemmy/refs.js';
 import { createLogger } from '../src/log.js';
 import { ensureTemporalCli } from '../src/temporal/cli.js';
 import { connectClient } from '../src/temporal/client.js';

@@ -140,6 +140,13 @@ const schema = z.object({
   HTTP_MAX_BYTES: int(1024, 100 * 1024 * 1024).default(4 * 1024 * 1024),
   SYNC_MAX_PAGES: int(1, 100).default(10),
   BACKFILL_PAGES: int(0, 100).default(0),
+  // Adaptive refresh: the bounds a new source gets (each can be changed per source), and how
+  // often metadata (title, subscribers…) is asked for, rather than on every sync.
+  ADAPTIVE_MIN_REFRESH_SECONDS: int(1, 86400).default(60),
+  ADAPTIVE_MAX_REFRESH_SECONDS: int(1, 86400).default(3600),
+  METADATA_REFRESH_SECONDS: int(0, 604_800).default(3600),
+  // When no source has answered for this long and several failed, the fault is ours (offline).
+  OFFLINE_WINDOW_SECONDS: int(10, 86400).default(120),
 
   WORKFLOW_BUNDLE_PATH: z.string().optional(),
   // Below the number of communities a worker serves, evicted workflows are replayed on every sync.

@@ -1,4 +1,4 @@
-// The one catalogue of sync failure types, shared by the Lemmy client (which raises them), the
+// The one catalogue of sync failure types, shared by the source adapters (which raise them), the
 // sync activity (which reports them as ApplicationFailure types), the workflow (retry policy and
 // status) and the catalog's status. Pure data with no imports: workflow code uses it too.
 
@@ -8,6 +8,8 @@ export const SYNC_FAILURE_TYPES = [
   'NotLemmyApi',
   'InstanceRequiresLogin',
   'PrivateAddress',
+  'SourceGone',
+  'UnsupportedSource',
   // Passing: retried by Temporal with backoff, honouring the source's Retry-After.
   'RateLimited',
   'ServerError',
@@ -19,6 +21,8 @@ export const SYNC_FAILURE_TYPES = [
   'BudgetExhausted',
   'ShardBusy',
   'ShardUnavailable',
+  // Every source failed at once: our own connectivity, not the source's (not counted against it).
+  'Offline',
 ] as const;
 
 export type SyncFailureType = (typeof SYNC_FAILURE_TYPES)[number];
@@ -29,10 +33,15 @@ export const PERMANENT_FAILURE_TYPES: readonly SyncFailureType[] = [
   'NotLemmyApi',
   'InstanceRequiresLogin',
   'PrivateAddress',
+  'SourceGone',
+  'UnsupportedSource',
 ];
 
 /** Shown as state `not_found` rather than `failing`. */
-export const NOT_FOUND_FAILURE_TYPES: readonly SyncFailureType[] = ['CommunityNotFound'];
+export const NOT_FOUND_FAILURE_TYPES: readonly SyncFailureType[] = ['CommunityNotFound', 'SourceGone'];
+
+/** Failures of the network path, which may be ours rather than the source's. */
+export const CONNECTIVITY_FAILURE_TYPES: readonly SyncFailureType[] = ['NetworkError', 'Timeout'];
 
 export function isPermanentFailure(type: string | undefined | null): boolean {
   return (PERMANENT_FAILURE_TYPES as readonly string[]).includes(type ?? '');

@@ -2,18 +2,19 @@
 // and posts they own. The API, the website and the tests all go through these functions.
 import { QueryRejectedError, WorkflowClient, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Config } from './config.js';
-import { deleteCommunity, deleteCommunityRow, insertCommunity, setRefreshSeconds, type CommunityRow } from './db/communities.js';
+import { deleteCommunity, deleteCommunityRow, insertCommunity, setRefreshPolicy, type CommunityRow } from './db/communities.js';
 import type { Sql } from './db/pool.js';
 import { logicalShardOf, type ShardRouter } from './db/sharding/router.js';
-import { communityRef } from './lemmy/refs.js';
+import type { DetectedSource, SourceMetadata, SourceState } from './sources/types.js';
 import {
   refreshSignal,
-  setRefreshIntervalSignal,
+  setRefreshPolicySignal,
   statusQuery,
   trackCommunity,
   workflowIdOf,
   type CommunityStatus,
 } from '../workflows/trackCommunity.js';
+import type { RefreshPolicy } from '../workflows/refreshPolicy.js';
 
 export interface TrackingDeps {
   config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'REFRESH_SECONDS'>;
@@ -29,11 +30,22 @@ function bounded<T>(deps: Pick<TrackingDeps, 'temporal'>, fn: () => Promise<T>):
   return deps.temporal.withDeadline(Date.now() + TEMPORAL_CALL_TIMEOUT_MS, fn);
 }
 
-export interface NewTracking {
-  instance: string;
-  host: string;
-  name: string;
+export interface NewTracking extends Omit<DetectedSource, 'ref' | 'kind' | 'url'> {
+  /** Default `name@host`, a Lemmy community. */
+  ref?: string;
+  kind?: DetectedSource['kind'];
+  url?: string | null;
+  /** The fixed interval (default REFRESH_SECONDS). */
   refreshSeconds?: number;
+  /** Default: fixed within the default bounds. */
+  policy?: RefreshPolicy;
+  /** What the add-time check learnt. */
+  metadata?: SourceMetadata;
+  state?: SourceState;
+}
+
+export function policyOf(row: CommunityRow): RefreshPolicy {
+  return { mode: row.refresh_policy, minSeconds: row.min_refresh_seconds, maxSeconds: row.max_refresh_seconds };
 }
 
 /**
@@ -45,7 +57,7 @@ function startWorkflow(deps: TrackingDeps, row: CommunityRow, fresh = false) {
   return deps.temporal.workflow.start(trackCommunity, {
     workflowId: workflowIdOf(row.ref),
     taskQueue: deps.config.TEMPORAL_TASK_QUEUE,
-    args: [{ ref: row.ref, instance: row.instance, name: row.name, refreshSeconds: row.refresh_seconds }],
+    args: [{ ref: row.ref, instance: row.instance, name: row.name, refreshSeconds: row.refresh_seconds, policy: policyOf(row) }],
     workflowIdConflictPolicy: fresh ? 'TERMINATE_EXISTING' : 'USE_EXISTING',
     staticSummary: `track ${row.ref}`,
   });
@@ -57,14 +69,21 @@ function startWorkflow(deps: TrackingDeps, row: CommunityRow, fresh = false) {
  * workflow, a row created by this call is removed again so a retry starts clean.
  */
 export async function startTracking(deps: TrackingDeps, c: NewTracking): Promise<{ row: CommunityRow; created: boolean }> {
-  const ref = communityRef(c.name, c.host);
+  const ref = c.ref ?? `${c.name}@${c.host}`;
   const { row, created } = await insertCommunity(deps.catalog, {
+    kind: c.kind ?? 'lemmy',
     ref,
     instance: c.instance,
     host: c.host,
     name: c.name,
+    url: c.url ?? null,
     refreshSeconds: c.refreshSeconds ?? deps.config.REFRESH_SECONDS,
+    refreshPolicy: c.policy?.mode ?? 'fixed',
+    minRefreshSeconds: c.policy?.minSeconds,
+    maxRefreshSeconds: c.policy?.maxSeconds,
     shard: logicalShardOf(ref),
+    metadata: c.metadata,
+    state: c.state,
   });
   try {
     await bounded(deps, () => startWorkflow(deps, row, created));
@@ -107,15 +126,25 @@ export async function requestRefresh(deps: TrackingDeps, row: CommunityRow): Pro
 }
 
 /**
- * The catalog row first (the sync reads the interval there), then the workflow. By signal, not the
- * validated update: the value is validated at the edge already, and a signal is accepted while
- * no worker runs (an update would wait for one), so a PATCH works during a worker restart too.
+ * A new refresh policy (and fixed interval): the catalog row first, then the workflow. By signal,
+ * not the validated update: the value is validated at the edge already, and a signal is accepted
+ * while no worker runs (an update would wait for one), so a PATCH works during a worker restart too.
  */
-export async function changeRefreshInterval(deps: TrackingDeps, row: CommunityRow, seconds: number): Promise<CommunityRow> {
-  const updated = (await setRefreshSeconds(deps.catalog, row.id, seconds)) ?? row;
+export async function changeRefreshPolicy(
+  deps: TrackingDeps,
+  row: CommunityRow,
+  change: RefreshPolicy & { refreshSeconds: number },
+): Promise<CommunityRow> {
+  const updated =
+    (await setRefreshPolicy(deps.catalog, row.id, {
+      mode: change.mode,
+      refreshSeconds: change.refreshSeconds,
+      minRefreshSeconds: change.minSeconds,
+      maxRefreshSeconds: change.maxSeconds,
+    })) ?? row;
   await bounded(deps, async () => {
     try {
-      await deps.temporal.workflow.getHandle(workflowIdOf(row.ref)).signal(setRefreshIntervalSignal, seconds);
+      await deps.temporal.workflow.getHandle(workflowIdOf(row.ref)).signal(setRefreshPolicySignal, change);
     } catch (err) {
       if (!(err instanceof WorkflowNotFoundError)) throw err;
       await startWorkflow(deps, updated);

@@ -14,7 +14,7 @@ import { createActivities } from '../activities/index.js';
 import type { Config } from './config.js';
 import type { Sql } from './db/pool.js';
 import type { ShardRouter } from './db/sharding/router.js';
-import { createLemmyClient } from './lemmy/factory.js';
+import { createSourceClients } from './sources/factory.js';
 import type { Logger } from './log.js';
 import { temporalLogger } from './temporal/logger.js';
 
@@ -56,7 +56,7 @@ export async function startWorker(opts: {
 }): Promise<WorkerHandle> {
   const { config, catalog, router, log } = opts;
   installTemporalRuntime(log);
-  const lemmy = createLemmyClient(config, catalog);
+  const sources = createSourceClients(config, catalog);
   const connection = await NativeConnection.connect({ address: opts.address });
   const started = Date.now();
   const bundle =
@@ -66,7 +66,7 @@ export async function startWorker(opts: {
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     workflowBundle: bundle,
-    activities: createActivities({ config, catalog, router, lemmy }),
+    activities: createActivities({ config, catalog, router, sources }),
     ...(opts.identity ? { identity: opts.identity } : {}),
     maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
     maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
@@ -80,7 +80,7 @@ export async function startWorker(opts: {
   });
   log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, address: opts.address, ms: Date.now() - started }, 'worker ready');
   const run = worker.run().finally(async () => {
-    await lemmy.close().catch(() => {});
+    await sources.close().catch(() => {});
     await connection.close().catch(() => {});
   });
   return {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../api/app.js';
 import { insertCommunity } from '../src/db/communities.js';
 import { logicalShardOf } from '../src/db/sharding/router.js';
-import { normalizeInstance } from '../src/lemmy/refs.js';
+import { normalizeInstance } from '../src/sources/lemmy/refs.js';
 import { createLogger } from '../src/log.js';
 import { startTracking } from '../src/tracking.js';
 import { FakeLemmy } from './fake-lemmy.js';

@@ -4,7 +4,7 @@
 // (well-behaved) instance keep syncing on time.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { communityByRef, type CommunityRow } from '../src/db/communities.js';
-import { normalizeInstance } from '../src/lemmy/refs.js';
+import { normalizeInstance } from '../src/sources/lemmy/refs.js';
 import { startTracking } from '../src/tracking.js';
 import { ProcMonitor, spawnWorkerProcess, type WorkerProcess } from '../bench/support/proc.js';
 import { FakeLemmy, type Fault } from './fake-lemmy.js';

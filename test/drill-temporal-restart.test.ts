@@ -8,7 +8,7 @@ import { afterAll, beforeAll, expect, it, inject } from 'vitest';
 import { createApp } from '../api/app.js';
 import { communityByRef, type CommunityRow } from '../src/db/communities.js';
 import { communityPosts } from '../src/db/posts.js';
-import { normalizeInstance } from '../src/lemmy/refs.js';
+import { normalizeInstance } from '../src/sources/lemmy/refs.js';
 import { createLogger } from '../src/log.js';
 import { TemporalDevServer } from '../src/temporal/devserver.js';
 import { startTracking } from '../src/tracking.js';

@@ -3,7 +3,7 @@
 // published is stored exactly once. CI size: 20 communities, 8 kills; DRILL_SIZE=large: 50, 20.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { communityByRef, type CommunityRow } from '../src/db/communities.js';
-import { normalizeInstance } from '../src/lemmy/refs.js';
+import { normalizeInstance } from '../src/sources/lemmy/refs.js';
 import { startTracking } from '../src/tracking.js';
 import { spawnWorkerProcess, type WorkerProcess } from '../bench/support/proc.js';
 import { FakeLemmy } from './fake-lemmy.js';

@@ -1,6 +1,10 @@
 /**
  * FakeLemmy: a real HTTP server (node:http) that imitates a Lemmy 0.19 instance
- * speaking the API v3 wire format, for integration tests and benchmarks.
+ * speaking the API v3 wire format, for integration tests and benchmarks. Started with
+ * `{ apiVersion: 'v4' }` it imitates Lemmy 1.0: /api/v4/* with v4 shapes (counts on the
+ * community and post, `published_at`, `ap_id`, `{items, next_page}` paged by `page_cursor`
+ * only), /api/v3 kept as its compatibility layer, and rate limiting as HTTP 429 with
+ * `retry-after` and `x-ratelimit-*` headers (also sent on every answer while a limit is set).
  *
  * Implemented endpoints (GET only):
  *   /api/v3/site
@@ -195,6 +199,18 @@ interface Answer {
   headers?: Record<string, string>;
 }
 
+/** v3 field names → v4: `published` → `published_at`, `updated` → `updated_at`, `actor_id` → `ap_id`. */
+function renameV4(o: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) {
+    if (k === 'published') out.published_at = v;
+    else if (k === 'updated') out.updated_at = v;
+    else if (k === 'actor_id') out.ap_id = v;
+    else out[k] = v;
+  }
+  return out;
+}
+
 function json(status: number, value: unknown, headers?: Record<string, string>): Answer {
   return { status, body: JSON.stringify(value), contentType: 'application/json', headers };
 }
@@ -237,7 +253,11 @@ export class FakeLemmy {
   private readonly counters = new Map<string, number>();
   private closed = false;
 
-  private constructor(server: http.Server, host: string, port: number, siteName: string) {
+  /** 'v4': a Lemmy 1.0 instance. */
+  readonly apiVersion: 'v3' | 'v4';
+
+  private constructor(server: http.Server, host: string, port: number, siteName: string, apiVersion: 'v3' | 'v4') {
+    this.apiVersion = apiVersion;
     this.server = server;
     this.host = host;
     this.siteName = siteName;
@@ -246,7 +266,7 @@ export class FakeLemmy {
     this.url = `http://${this.hostPort}`;
   }
 
-  static async start(opts: { host?: string; port?: number; siteName?: string } = {}): Promise<FakeLemmy> {
+  static async start(opts: { host?: string; port?: number; siteName?: string; apiVersion?: 'v3' | 'v4' } = {}): Promise<FakeLemmy> {
     const host = opts.host ?? '127.0.0.1';
     const server = http.createServer();
     server.keepAliveTimeout = 5_000;
@@ -259,7 +279,7 @@ export class FakeLemmy {
       });
     });
     const port = (server.address() as AddressInfo).port;
-    const fake = new FakeLemmy(server, host, port, opts.siteName ?? 'Fake Lemmy');
+    const fake = new FakeLemmy(server, host, port, opts.siteName ?? 'Fake Lemmy', opts.apiVersion ?? 'v3');
     fake.attach();
     return fake;
   }
@@ -546,10 +566,12 @@ export class FakeLemmy {
     const method = req.method ?? 'GET';
 
     let endpoint: Endpoint = null;
+    const v4 = this.apiVersion === 'v4' && path.startsWith('/api/v4/');
     if (method === 'GET' || method === 'HEAD') {
-      if (path === '/api/v3/site') endpoint = 'site';
-      else if (path === '/api/v3/community') endpoint = 'community';
-      else if (path === '/api/v3/post/list') endpoint = 'post/list';
+      const api = v4 ? '/api/v4' : '/api/v3';
+      if (path === `${api}/site`) endpoint = 'site';
+      else if (path === `${api}/community`) endpoint = 'community';
+      else if (path === `${api}/post/list`) endpoint = 'post/list';
     }
 
     let community: string | undefined;
@@ -580,10 +602,77 @@ export class FakeLemmy {
     }
 
     if (this.rateLimited(Date.now())) {
-      this.send(res, json(400, { error: 'rate_limit_error' }));
+      // 0.19: HTTP 400 and no headers; 1.0: 429 with retry-after and x-ratelimit-*.
+      if (this.apiVersion === 'v4') this.send(res, json(429, { error: 'rate_limit_error' }, this.quotaHeaders(Date.now(), true)));
+      else this.send(res, json(400, { error: 'rate_limit_error' }));
       return;
     }
-    this.send(res, this.answer(endpoint, query));
+    if (v4 && endpoint === 'post/list' && query.page !== undefined) {
+      this.send(res, json(400, { error: 'invalid_query', message: 'page was removed in v4: use page_cursor' }));
+      return;
+    }
+    const answer = this.answer(endpoint, query);
+    const quota = this.apiVersion === 'v4' && this.rateLimitPerMinute !== null ? this.quotaHeaders(Date.now(), false) : undefined;
+    this.send(
+      res,
+      v4 && answer.status === 200 ? this.toV4(endpoint, answer, quota) : { ...answer, headers: { ...answer.headers, ...quota } },
+    );
+  }
+
+  /** Lemmy 1.0's rate-limit headers: the window is the last minute; reset = seconds until its oldest request leaves it. */
+  private quotaHeaders(now: number, exhausted: boolean): Record<string, string> {
+    const limit = this.rateLimitPerMinute ?? 0;
+    const used = this.rateWindow.length - this.rateHead;
+    const oldest = this.rateWindow[this.rateHead] ?? now;
+    const resetSeconds = Math.max(1, Math.ceil((oldest + 60_000 - now) / 1000));
+    return {
+      ...(exhausted ? { 'retry-after': String(resetSeconds) } : {}),
+      'x-ratelimit-limit': String(limit),
+      'x-ratelimit-remaining': String(exhausted ? 0 : Math.max(0, limit - used)),
+      'x-ratelimit-reset': String(resetSeconds),
+    };
+  }
+
+  /** A v3 answer in Lemmy 1.0's v4 shapes. */
+  private toV4(endpoint: Endpoint, a: Answer, headers?: Record<string, string>): Answer {
+    const v3 = JSON.parse(a.body) as Record<string, unknown>;
+    if (endpoint === 'site') {
+      const site = (v3.site_view as { site: Record<string, unknown> }).site;
+      return json(200, { site_view: { site: renameV4(site) }, admins: [], version: '1.0.0', all_languages: [] }, headers);
+    }
+    if (endpoint === 'community') {
+      const view = v3.community_view as { community: Record<string, unknown>; counts: { subscribers: number; posts: number } };
+      const c = renameV4(view.community);
+      return json(
+        200,
+        {
+          community_view: {
+            community: {
+              ...c,
+              sidebar: c.description ?? null,
+              description: undefined,
+              subscribers: view.counts.subscribers,
+              posts: view.counts.posts,
+            },
+          },
+        },
+        headers,
+      );
+    }
+    const posts = v3.posts as Array<{ post: Record<string, unknown>; creator: Record<string, unknown>; counts: Record<string, number> }>;
+    const items = posts.map((v) => ({
+      post: {
+        ...renameV4(v.post),
+        score: v.counts.score,
+        upvotes: v.counts.upvotes,
+        downvotes: v.counts.downvotes,
+        comments: v.counts.comments,
+      },
+      creator: renameV4(v.creator),
+    }));
+    // Lemmy 1.0 sends no next_page on the last page.
+    const next = items.length > 0 ? (v3.next_page as string | undefined) : undefined;
+    return json(200, { items, ...(next ? { next_page: next } : {}) }, headers);
   }
 
   /** lower-cased name of the community referenced by a name or id parameter (name kept even if unknown) */

@@ -2,8 +2,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LemmyClient, LemmyError, parseRetryAfter } from '../src/lemmy/client.js';
-import { normalizeInstance, parseCommunity, RefError } from '../src/lemmy/refs.js';
+import { LemmyClient, parseRetryAfter } from '../src/sources/lemmy/client.js';
+import { SourceError as LemmyError } from '../src/sources/errors.js';
+import { normalizeInstance, parseCommunity, RefError } from '../src/sources/lemmy/refs.js';
 import { isPrivateAddress } from '../src/net/addresses.js';
 import { FakeLemmy } from './fake-lemmy.js';
 

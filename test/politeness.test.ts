@@ -3,7 +3,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { inject } from 'vitest';
 import { createLogger } from '../src/log.js';
-import { normalizeInstance } from '../src/lemmy/refs.js';
+import { normalizeInstance } from '../src/sources/lemmy/refs.js';
 import { startTracking } from '../src/tracking.js';
 import { startWorker, type WorkerHandle } from '../src/worker-runtime.js';
 import { FakeLemmy } from './fake-lemmy.js';

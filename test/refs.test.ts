@@ -2,7 +2,7 @@
 // way; malformed input is a RefError (a 400 at the edge), never another exception.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { normalizeInstance, parseCommunity, RefError } from '../src/lemmy/refs.js';
+import { normalizeInstance, parseCommunity, RefError } from '../src/sources/lemmy/refs.js';
 
 describe('parseCommunity', () => {
   it('parses name@host, !name@host and URLs, lower-casing host and name', () => {

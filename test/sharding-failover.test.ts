@@ -6,7 +6,7 @@ import { countPosts, newestPosts } from '../src/db/posts.js';
 import { EmbeddedPostgresNode } from '../src/db/embedded.js';
 import { communityByRef } from '../src/db/communities.js';
 import { logicalShardOf } from '../src/db/sharding/router.js';
-import { communityRef } from '../src/lemmy/refs.js';
+import { communityRef } from '../src/sources/lemmy/refs.js';
 import { createLogger } from '../src/log.js';
 import { startTracking } from '../src/tracking.js';
 import { FakeLemmy } from './fake-lemmy.js';

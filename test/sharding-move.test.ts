@@ -8,7 +8,7 @@ import { startRebalance } from '../src/rebalancing.js';
 import { communityByRef, insertCommunity } from '../src/db/communities.js';
 import { countPosts } from '../src/db/posts.js';
 import { logicalShardOf } from '../src/db/sharding/router.js';
-import { communityRef } from '../src/lemmy/refs.js';
+import { communityRef } from '../src/sources/lemmy/refs.js';
 import { createLogger } from '../src/log.js';
 import { startTracking } from '../src/tracking.js';
 import type { MoveShardResult } from '../workflows/moveShard.js';

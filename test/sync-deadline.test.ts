@@ -1,7 +1,7 @@
 // A sync never outlives what Temporal allows it: cancelling the workflow stops the request in
 // flight (the instance sees the connection closed), instead of leaving it running beside retries.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { normalizeInstance } from '../src/lemmy/refs.js';
+import { normalizeInstance } from '../src/sources/lemmy/refs.js';
 import { startTracking, stopTracking } from '../src/tracking.js';
 import { FakeLemmy } from './fake-lemmy.js';
 import { createStack, eventually, type Stack } from './support/stack.js';

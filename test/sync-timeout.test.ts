@@ -6,7 +6,7 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { communityByRef, insertCommunity } from '../src/db/communities.js';
 import { logicalShardOf } from '../src/db/sharding/router.js';
-import { normalizeInstance } from '../src/lemmy/refs.js';
+import { normalizeInstance } from '../src/sources/lemmy/refs.js';
 import { createLogger } from '../src/log.js';
 import { startWorker, type WorkerHandle } from '../src/worker-runtime.js';
 import { DEADLINE_MARGIN_MS } from '../activities/sync.js';

@@ -31,7 +31,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { insertCommunity } from '../src/db/communities.js';
 import { logicalShardOf } from '../src/db/sharding/router.js';
-import { normalizeInstance } from '../src/lemmy/refs.js';
+import { normalizeInstance } from '../src/sources/lemmy/refs.js';
 import {
   refreshSignal,
   setRefreshIntervalSignal,
@@ -288,7 +288,10 @@ async function runScenario(s: Scenario): Promise<void> {
   }
 
   // Sync starts as the instance saw them; sync ends from the history (every run).
-  const syncs = fake.requests.filter((r) => r.community === name && r.path === '/api/v3/community').map((r) => r.at);
+  // A sync starts with the newest page of posts (metadata is asked for only when stale).
+  const syncs = fake.requests
+    .filter((r) => r.community === name && r.path === '/api/v3/post/list' && r.query.page === '1' && r.query.limit === '20')
+    .map((r) => r.at);
   const events = await historyOfAllRuns(handle);
   const ends = events
     .filter(

@@ -6,7 +6,7 @@ import { inject } from 'vitest';
 import { communityByRef } from '../src/db/communities.js';
 import { countPosts } from '../src/db/posts.js';
 import { logicalShardOf } from '../src/db/sharding/router.js';
-import { normalizeInstance } from '../src/lemmy/refs.js';
+import { normalizeInstance } from '../src/sources/lemmy/refs.js';
 import { workflowIdOf } from '../workflows/trackCommunity.js';
 import { requestRefresh, startTracking, stopTracking } from '../src/tracking.js';
 import {
@@ -459,7 +459,8 @@ describe('changing the refresh interval', () => {
               syncs: 1,
               postsStored: 3,
               refreshSeconds: 300,
-            },
+              // as carried by a run from before refresh policies: the tracker fills in the rest
+            } as CommunityStatus,
             syncNow: false,
             waitStartedAt: startedAt - 600_000,
             cycles: 0,

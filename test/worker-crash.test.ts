@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { communityByRef } from '../src/db/communities.js';
-import { normalizeInstance } from '../src/lemmy/refs.js';
+import { normalizeInstance } from '../src/sources/lemmy/refs.js';
 import { workflowIdOf } from '../workflows/trackCommunity.js';
 import { startTracking } from '../src/tracking.js';
 import { refreshSignal } from '../workflows/trackCommunity.js';

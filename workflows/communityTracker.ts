@@ -3,8 +3,9 @@
 // the next run. Plain data and arithmetic on the workflow clock (Date.now() in a workflow is
 // Temporal's deterministic time); no Temporal calls, so the workflow file reads as its flow.
 import type { SyncSummary } from '../activities/sync.js';
+import { DORMANT_AFTER_FAILURES, intervalFor, nextRate, type RefreshMode, type RefreshPolicy } from './refreshPolicy.js';
 
-export type CommunityState = 'syncing' | 'waiting' | 'failing' | 'not_found';
+export type CommunityState = 'syncing' | 'waiting' | 'failing' | 'not_found' | 'dormant';
 
 export interface SyncError {
   code: string;
@@ -20,7 +21,16 @@ export interface CommunityStatus {
   lastError: SyncError | null;
   syncs: number;
   postsStored: number;
+  /** The current interval: the fixed one, the adapted one, or a failing source's back-off. */
   refreshSeconds: number;
+  refreshPolicy: RefreshMode;
+  minRefreshSeconds: number;
+  maxRefreshSeconds: number;
+  /** Why the interval is what it is, e.g. `adaptive: 0.4 posts/h → 900 s`. */
+  reason: string;
+  consecutiveFailures: number;
+  /** The source's observed posting rate; null until known. */
+  postsPerHour: number | null;
 }
 
 /** What one run hands to the next through continue-as-new. */
@@ -31,13 +41,18 @@ export interface CarriedState {
   /** When the current wait began (end of the last sync attempt), epoch ms. */
   waitStartedAt: number;
   cycles: number;
+  /** The source's last "not sooner than" hint (seconds). */
+  hintSeconds?: number;
 }
 
 export interface TrackCommunityInput {
   ref: string;
   instance: string;
   name: string;
+  /** The fixed interval (also kept while adaptive, for a switch back). */
   refreshSeconds: number;
+  /** Absent in runs started before adaptive refresh: fixed, within the default bounds. */
+  policy?: RefreshPolicy;
   /** Rolls over to a new run after this many syncs (default MAX_CYCLES_PER_RUN). */
   maxCyclesPerRun?: number;
   /** Set by continue-as-new only. */
@@ -57,6 +72,23 @@ export function refreshSecondsProblem(seconds: unknown): string | undefined {
   return undefined;
 }
 
+/** Bounds used when a run is started without a policy (runs started before policies existed). */
+export const DEFAULT_POLICY: RefreshPolicy = { mode: 'fixed', minSeconds: 60, maxSeconds: 3600 };
+
+/** Why a policy is refused, or undefined when it is fine. */
+export function refreshPolicyProblem(p: unknown): string | undefined {
+  const policy = p as Partial<RefreshPolicy> | null;
+  if (typeof policy !== 'object' || policy === null) return 'a refresh policy must be an object';
+  if (policy.mode !== 'fixed' && policy.mode !== 'adaptive')
+    return `refresh policy mode must be "fixed" or "adaptive", not ${JSON.stringify(policy.mode)}`;
+  for (const field of ['minSeconds', 'maxSeconds'] as const) {
+    const problem = refreshSecondsProblem(policy[field]);
+    if (problem) return problem.replace('refreshSeconds', field);
+  }
+  if ((policy.minSeconds as number) > (policy.maxSeconds as number)) return 'minSeconds must not be above maxSeconds';
+  return undefined;
+}
+
 const iso = (ms: number) => new Date(ms).toISOString();
 
 export class CommunityTracker {
@@ -69,10 +101,25 @@ export class CommunityTracker {
   cycles: number;
   /** Counts accepted interval changes: a wait in progress looks at its deadline again when it moves on. */
   intervalChanges = 0;
+  /** The fixed interval (seconds), kept while adaptive for a switch back. */
+  fixedSeconds: number;
+  policy: RefreshPolicy;
+  /** The source's last "not sooner than" hint (seconds). */
+  hintSeconds: number | undefined;
 
-  constructor(input: TrackCommunityInput) {
+  /**
+   * `adaptive`: the rules of policies, back-off and dormancy apply. False only while replaying
+   * runs started before them (the workflow asks `patched`), which keep their fixed intervals.
+   */
+  constructor(
+    input: TrackCommunityInput,
+    readonly adaptive = true,
+  ) {
     const seconds = refreshSecondsProblem(input.refreshSeconds) ? DEFAULT_REFRESH_SECONDS : input.refreshSeconds;
+    this.fixedSeconds = seconds;
+    this.policy = input.policy && !refreshPolicyProblem(input.policy) ? { ...input.policy } : { ...DEFAULT_POLICY };
     const carried = input.carried;
+    this.hintSeconds = carried?.hintSeconds;
     // A new run syncs at once; a run continued as new resumes the wait of the previous one (a
     // wait whose deadline has already passed ends at once: see waitForDeadline).
     this.refreshRequested = carried ? carried.syncNow : true;
@@ -86,8 +133,39 @@ export class CommunityTracker {
       syncs: 0,
       postsStored: 0,
       refreshSeconds: seconds,
+      refreshPolicy: this.policy.mode,
+      minRefreshSeconds: this.policy.minSeconds,
+      maxRefreshSeconds: this.policy.maxSeconds,
+      reason: '',
+      consecutiveFailures: 0,
+      postsPerHour: null,
     };
+    // A status carried from a run before policies existed lacks these.
+    this.status.consecutiveFailures ??= 0;
+    this.status.postsPerHour ??= null;
+    this.status.refreshPolicy = this.policy.mode;
+    this.status.minRefreshSeconds = this.policy.minSeconds;
+    this.status.maxRefreshSeconds = this.policy.maxSeconds;
+    if (!adaptive || !carried) {
+      this.status.refreshSeconds = seconds;
+      this.status.reason = `fixed: ${seconds} s`;
+    }
+    if (adaptive && !carried) this.planInterval();
+    else if (adaptive && carried && !this.status.reason) this.planInterval();
+  }
+
+  /** Chooses the current interval from the policy, the posting rate, failures and the source's hint. */
+  private planInterval(): void {
+    const { seconds, reason } = intervalFor({
+      policy: this.policy,
+      fixedSeconds: this.fixedSeconds,
+      rate: this.status.postsPerHour,
+      consecutiveFailures: this.status.consecutiveFailures,
+      hintSeconds: this.hintSeconds,
+      random: Math.random(), // the workflow's seeded PRNG: the same on replay
+    });
     this.status.refreshSeconds = seconds;
+    this.status.reason = reason;
   }
 
   get refreshSeconds(): number {
@@ -103,9 +181,33 @@ export class CommunityTracker {
     this.refreshRequested = true;
   }
 
-  /** A validated interval; counts from the end of the last sync, like the one it replaces. */
+  /** A validated fixed interval; counts from the end of the last sync, like the one it replaces. */
   setRefreshSeconds(seconds: number): CommunityStatus {
-    this.status.refreshSeconds = seconds;
+    this.fixedSeconds = seconds;
+    if (!this.adaptive) {
+      this.status.refreshSeconds = seconds;
+      this.status.reason = `fixed: ${seconds} s`;
+    } else {
+      this.policy.mode = 'fixed';
+      this.status.refreshPolicy = 'fixed';
+      this.planInterval();
+    }
+    return this.intervalChanged();
+  }
+
+  /** A validated policy (and, for `fixed`, maybe a new interval). */
+  setRefreshPolicy(policy: RefreshPolicy, fixedSeconds?: number): CommunityStatus {
+    if (fixedSeconds !== undefined) this.fixedSeconds = fixedSeconds;
+    this.policy = { ...policy };
+    this.status.refreshPolicy = policy.mode;
+    this.status.minRefreshSeconds = policy.minSeconds;
+    this.status.maxRefreshSeconds = policy.maxSeconds;
+    if (this.adaptive) this.planInterval();
+    else this.status.refreshSeconds = this.fixedSeconds;
+    return this.intervalChanged();
+  }
+
+  private intervalChanged(): CommunityStatus {
     this.intervalChanges += 1; // even to the same value: the wait restarts its timer, as it always has
     if (this.status.state !== 'syncing') this.status.nextSyncAt = iso(this.dueAt);
     return this.status;
@@ -117,6 +219,14 @@ export class CommunityTracker {
   }
 
   syncSucceeded(summary: SyncSummary): void {
+    if (this.adaptive) {
+      const previous = this.status.lastSyncAt ? Date.parse(this.status.lastSyncAt) : null;
+      const elapsedHours = previous === null ? null : (Date.now() - previous) / 3_600_000;
+      const rate = nextRate(this.status.postsPerHour, summary.inserted, elapsedHours, summary.sampleRatePerHour);
+      this.status.postsPerHour = rate === null ? null : Math.round(rate * 10_000) / 10_000;
+      this.status.consecutiveFailures = 0;
+      this.hintSeconds = summary.minIntervalSeconds;
+    }
     this.status.syncs += 1;
     this.status.lastSyncAt = iso(Date.now());
     this.status.lastError = null;
@@ -124,9 +234,14 @@ export class CommunityTracker {
     this.status.state = 'waiting';
   }
 
-  syncFailed(error: SyncError, notFound: boolean): void {
+  /** `counts`: false when the fault is ours (offline), which does not count against the source. */
+  syncFailed(error: SyncError, notFound: boolean, counts = true): void {
     this.status.lastError = error;
     this.status.state = notFound ? 'not_found' : 'failing';
+    if (this.adaptive && counts) {
+      this.status.consecutiveFailures += 1;
+      if (this.status.consecutiveFailures >= DORMANT_AFTER_FAILURES) this.status.state = 'dormant';
+    }
   }
 
   /** After a sync attempt, failed or not: the interval starts again from now. */
@@ -134,11 +249,18 @@ export class CommunityTracker {
     this.cycles += 1;
     this.waitStartedAt = Date.now();
     if (this.status.state === 'syncing') this.status.state = 'waiting';
+    if (this.adaptive) this.planInterval();
     this.status.nextSyncAt = iso(this.dueAt);
   }
 
   /** The state for the next run; a pending refresh goes with it, so none is lost. */
   carry(): CarriedState {
-    return { status: this.status, syncNow: this.refreshRequested, waitStartedAt: this.waitStartedAt, cycles: 0 };
+    return {
+      status: this.status,
+      syncNow: this.refreshRequested,
+      waitStartedAt: this.waitStartedAt,
+      cycles: 0,
+      ...(this.hintSeconds ? { hintSeconds: this.hintSeconds } : {}),
+    };
   }
 }

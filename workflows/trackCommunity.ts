@@ -16,19 +16,30 @@ import {
   defineUpdate,
   isCancellation,
   log,
+  patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { failureCode, isNotFoundFailure, PERMANENT_FAILURE_TYPES } from '../src/failures.js';
-import { CommunityTracker, refreshSecondsProblem, type CommunityStatus, type TrackCommunityInput } from './communityTracker.js';
+import {
+  CommunityTracker,
+  refreshPolicyProblem,
+  refreshSecondsProblem,
+  type CommunityStatus,
+  type TrackCommunityInput,
+} from './communityTracker.js';
+import type { RefreshPolicy } from './refreshPolicy.js';
 import { waitForDeadline } from './deadline.js';
 
 export {
+  DEFAULT_POLICY,
   DEFAULT_REFRESH_SECONDS,
   MAX_REFRESH_SECONDS,
   MIN_REFRESH_SECONDS,
+  refreshPolicyProblem,
   refreshSecondsProblem,
   type CarriedState,
   type CommunityState,
@@ -49,7 +60,20 @@ export const setRefreshIntervalSignal = defineSignal<[number]>('setRefreshInterv
  * the new status. Used by the API.
  */
 export const setRefreshIntervalUpdate = defineUpdate<CommunityStatus, [number]>('setRefreshInterval');
+/** A new refresh policy: `{mode, minSeconds, maxSeconds, refreshSeconds?}` (refreshSeconds: the fixed interval). */
+export interface RefreshPolicyChange extends RefreshPolicy {
+  refreshSeconds?: number;
+}
+/** By signal (the API: accepted while no worker runs); a bad value is logged and ignored. */
+export const setRefreshPolicySignal = defineSignal<[RefreshPolicyChange]>('setRefreshPolicy');
+/** By update (the CLI): a bad value is refused by the validator; a good one answers with the new status. */
+export const setRefreshPolicyUpdate = defineUpdate<CommunityStatus, [RefreshPolicyChange]>('setRefreshPolicy');
 export const statusQuery = defineQuery<CommunityStatus>('status');
+
+/** Why a policy change is refused, or undefined. */
+export function policyChangeProblem(change: RefreshPolicyChange): string | undefined {
+  return refreshPolicyProblem(change) ?? (change?.refreshSeconds === undefined ? undefined : refreshSecondsProblem(change.refreshSeconds));
+}
 
 /** Bound on sync cycles per run, in case the server never suggests continue-as-new. */
 export const MAX_CYCLES_PER_RUN = 200;
@@ -75,8 +99,15 @@ const SYNC_OPTIONS: ActivityOptions = {
   },
 };
 
+const SCHEDULE_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '5 seconds',
+  retry: { initialInterval: '1 second', maximumAttempts: 3 },
+};
+
 export async function trackCommunity(input: TrackCommunityInput): Promise<void> {
-  const tracker = new CommunityTracker(input);
+  // Runs started before refresh policies replay with fixed intervals and no schedule records.
+  const adaptive = patched('adaptive-refresh');
+  const tracker = new CommunityTracker(input, adaptive);
 
   setHandler(refreshSignal, () => tracker.requestRefresh());
   setHandler(setRefreshIntervalSignal, (seconds: number) => {
@@ -90,9 +121,23 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
       if (problem) throw new RangeError(problem);
     },
   });
+  const applyPolicy = (change: RefreshPolicyChange) =>
+    tracker.setRefreshPolicy({ mode: change.mode, minSeconds: change.minSeconds, maxSeconds: change.maxSeconds }, change.refreshSeconds);
+  setHandler(setRefreshPolicySignal, (change: RefreshPolicyChange) => {
+    const problem = policyChangeProblem(change);
+    if (problem) log.warn(`ignoring setRefreshPolicy: ${problem}`, { change });
+    else applyPolicy(change);
+  });
+  setHandler(setRefreshPolicyUpdate, applyPolicy, {
+    validator: (change: RefreshPolicyChange) => {
+      const problem = policyChangeProblem(change);
+      if (problem) throw new RangeError(problem);
+    },
+  });
   setHandler(statusQuery, () => tracker.status);
 
   const { syncCommunity } = proxyActivities<Activities>({ ...SYNC_OPTIONS, summary: `sync ${input.ref}` });
+  const { recordSchedule } = proxyLocalActivities<Activities>(SCHEDULE_OPTIONS);
   const maxCycles = input.maxCyclesPerRun ?? MAX_CYCLES_PER_RUN;
 
   // Every pass syncs (awaiting the activity) or waits (awaiting a timer or a message): a
@@ -105,12 +150,18 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
         return;
       }
       tracker.startWaiting();
+      if (adaptive) await saveSchedule();
     }
 
     if (tracker.cycles >= maxCycles || workflowInfo().continueAsNewSuggested) {
       // Let handlers finish, then carry everything over, including a refresh that arrived.
       await condition(allHandlersFinished);
-      await continueAsNew<typeof trackCommunity>({ ...input, refreshSeconds: tracker.refreshSeconds, carried: tracker.carry() });
+      await continueAsNew<typeof trackCommunity>({
+        ...input,
+        refreshSeconds: adaptive ? tracker.fixedSeconds : tracker.refreshSeconds,
+        ...(adaptive ? { policy: tracker.policy } : {}),
+        carried: tracker.carry(),
+      });
     }
 
     const changes = tracker.intervalChanges;
@@ -123,6 +174,26 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
     if (outcome === 'due') tracker.requestRefresh();
     // 'moved': the interval was changed; wait again for the new deadline (if it has passed
     // already, that is 'due' at once, and the next pass syncs).
+  }
+
+  /** The schedule as lists show it (the catalog); best effort, a list may lag a cycle. */
+  async function saveSchedule(): Promise<void> {
+    const st = tracker.status;
+    try {
+      await recordSchedule({
+        ref: input.ref,
+        state: st.state === 'syncing' ? 'waiting' : st.state,
+        lastSyncAt: st.lastSyncAt,
+        waitStartedAt: new Date(tracker.waitStartedAt).toISOString(),
+        intervalSeconds: st.refreshSeconds,
+        nextSyncAt: st.nextSyncAt ?? new Date(tracker.dueAt).toISOString(),
+        reason: st.reason,
+        consecutiveFailures: st.consecutiveFailures,
+      });
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      log.warn('could not record the schedule in the catalog', { message: (err as Error).message });
+    }
   }
 
   /** One sync attempt (with the activity's retries). Returns false when the community was removed from the catalog. */
@@ -138,7 +209,8 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
       const failure = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
       const code = failure?.type ? failureCode(failure.type) : 'sync_failed';
       const error = { code, message: failure?.message ?? (err as Error).message, at: new Date().toISOString() };
-      tracker.syncFailed(error, isNotFoundFailure(failure?.type));
+      // Offline: every source failed at once, so the fault is ours; it does not count against this one.
+      tracker.syncFailed(error, isNotFoundFailure(failure?.type), failure?.type !== 'Offline');
       log.warn('sync failed', { code, message: error.message });
     }
     return true;

@@ -1,7 +1,8 @@
-// /api/communities: add, list, get, posts, refresh, change interval, delete.
+// /api/communities: add (a Lemmy community, a feed or a Mastodon timeline), list, get, posts,
+// refresh, change the refresh policy, delete.
 import { Hono } from 'hono';
 import { addCommunity, findCommunity, listWithStatus, postsOf, withStatus, type Services } from '../service.js';
-import { changeRefreshInterval, requestRefresh, stopTracking } from '../../src/tracking.js';
+import { changeRefreshPolicy, policyOf, requestRefresh, stopTracking } from '../../src/tracking.js';
 import {
   addBodySchema,
   parseCommunitiesQuery,
@@ -9,6 +10,7 @@ import {
   parseWith,
   patchBodySchema,
   readJsonObject,
+  resolvePolicy,
   toAddInput,
 } from '../validation.js';
 
@@ -16,7 +18,7 @@ export function communityRoutes(s: Services): Hono {
   const app = new Hono();
 
   app.post('/', async (c) => {
-    const input = toAddInput(parseWith(addBodySchema, await readJsonObject(c)));
+    const input = toAddInput(parseWith(addBodySchema, await readJsonObject(c)), s.sources, s.config);
     const { community, created } = await addCommunity(s, input);
     if (created) c.header('Location', `/api/communities/${community.id}`);
     return c.json(community, created ? 201 : 200);
@@ -43,7 +45,8 @@ export function communityRoutes(s: Services): Hono {
   app.patch('/:ref', async (c) => {
     const body = parseWith(patchBodySchema, await readJsonObject(c));
     const row = await findCommunity(s, c.req.param('ref'));
-    const updated = await changeRefreshInterval(s, row, body.refreshSeconds);
+    const change = resolvePolicy(s.config, body, { ...policyOf(row), refreshSeconds: row.refresh_seconds });
+    const updated = await changeRefreshPolicy(s, row, change);
     return c.json(await withStatus(s, updated));
   });
 

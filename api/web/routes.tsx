@@ -81,7 +81,8 @@ export function webRoutes(s: Services, info: RequestInfo): Hono {
       refreshSeconds: str(raw.refreshSeconds)?.slice(0, 20),
     };
     const body: Record<string, unknown> = {};
-    if (values.community?.trim()) body.community = values.community;
+    // A URL may be a Lemmy community, a feed or a Mastodon timeline: detected like the API's {"url"}.
+    if (values.community?.trim()) body[/^\s*https?:\/\//i.test(values.community) ? 'url' : 'community'] = values.community;
     else {
       if (values.instance?.trim() || values.name?.trim()) {
         body.instance = values.instance ?? '';
@@ -89,7 +90,7 @@ export function webRoutes(s: Services, info: RequestInfo): Hono {
       }
     }
     const form: AddFormState = { values, errors: {} };
-    if (!('community' in body) && !('instance' in body)) {
+    if (!('community' in body) && !('url' in body) && !('instance' in body)) {
       form.errors.community = 'Enter name@host, or an instance URL and a community name';
       return home(c, form, 400);
     }
@@ -102,11 +103,12 @@ export function webRoutes(s: Services, info: RequestInfo): Hono {
       body.refreshSeconds = n;
     }
     try {
-      const { community, created } = await addCommunity(s, toAddInput(parseWith(addBodySchema, body)));
+      const { community, created } = await addCommunity(s, toAddInput(parseWith(addBodySchema, body), s.sources, s.config));
       return c.redirect(`/?flash=${created ? 'added' : 'exists'}&ref=${encodeURIComponent(community.ref)}`, 303);
     } catch (err) {
       if (!(err instanceof ApiError) || err.status >= 500 || err.status === 401 || err.status === 403) throw err;
-      const m = /^(community|instance|name|refreshSeconds): (.*)$/.exec(err.message);
+      const m = /^(community|instance|name|refreshSeconds|url): (.*)$/.exec(err.message);
+      if (m?.[1] === 'url') m[1] = 'community';
       if (m) form.errors[m[1]] = m[2];
       else form.general = err.message;
       return home(c, form, err.status === 422 ? 422 : 400);

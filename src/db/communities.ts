@@ -1,4 +1,5 @@
-// Catalog queries about tracked communities.
+// Catalog queries about tracked sources ("communities": a Lemmy community, a feed, a Mastodon timeline).
+import type { SourceKind, SourceMetadata, SourceState } from '../sources/types.js';
 import type { Sql } from './pool.js';
 import { deleteCommunityPosts } from './posts.js';
 import type { ShardRouter } from './sharding/router.js';
@@ -25,14 +26,26 @@ export interface CommunityRow {
   last_error_code: string | null;
   last_error_at: Date | null;
   /** Outcome of the last sync (null before the first one ends). */
-  sync_state: 'waiting' | 'failing' | 'not_found' | null;
+  sync_state: 'waiting' | 'failing' | 'not_found' | 'dormant' | null;
   last_attempt_at: Date | null;
   next_sync_at: Date | null;
   syncs: number;
   posts_stored: number;
   created_at: Date;
   updated_at: Date;
+  kind: SourceKind;
+  source_url: string | null;
+  source_state: SourceState;
+  metadata_fetched_at: Date | null;
+  refresh_policy: RefreshMode;
+  min_refresh_seconds: number;
+  max_refresh_seconds: number;
+  interval_seconds: number | null;
+  refresh_reason: string | null;
+  consecutive_failures: number;
 }
+
+export type RefreshMode = 'fixed' | 'adaptive';
 
 export interface NewCommunity {
   ref: string;
@@ -41,13 +54,30 @@ export interface NewCommunity {
   name: string;
   refreshSeconds: number;
   shard: number;
+  /** Default 'lemmy'. */
+  kind?: SourceKind;
+  url?: string | null;
+  /** Default 'fixed'. */
+  refreshPolicy?: RefreshMode;
+  /** Defaults 60 and 3600 (the catalog's). */
+  minRefreshSeconds?: number;
+  maxRefreshSeconds?: number;
+  /** What the add-time check learnt (metadata, the adapter's initial state). */
+  metadata?: SourceMetadata;
+  state?: SourceState;
 }
 
 /** Inserts the community unless its ref is already tracked; concurrent adds create one row. */
 export async function insertCommunity(sql: Sql, c: NewCommunity): Promise<{ row: CommunityRow; created: boolean }> {
   const [inserted] = await sql<CommunityRow[]>`
-    insert into communities (ref, instance, host, name, refresh_seconds, shard)
-    values (${c.ref}, ${c.instance}, ${c.host}, ${c.name}, ${c.refreshSeconds}, ${c.shard})
+    insert into communities (kind, ref, instance, host, name, source_url, source_state, refresh_seconds, refresh_policy,
+      min_refresh_seconds, max_refresh_seconds, shard, title, description, icon, banner, nsfw, subscribers, posts_count,
+      lemmy_id, actor_id, metadata_fetched_at)
+    values (${c.kind ?? 'lemmy'}, ${c.ref}, ${c.instance}, ${c.host}, ${c.name}, ${c.url ?? null}, ${sql.json(c.state ?? {})},
+      ${c.refreshSeconds}, ${c.refreshPolicy ?? 'fixed'}, ${c.minRefreshSeconds ?? 60}, ${c.maxRefreshSeconds ?? 3600}, ${c.shard}, ${c.metadata?.title ?? null},
+      ${c.metadata?.description ?? null}, ${c.metadata?.icon ?? null}, ${c.metadata?.banner ?? null}, ${c.metadata?.nsfw ?? false},
+      ${c.metadata?.subscribers ?? null}, ${c.metadata?.postsCount ?? null}, ${c.metadata?.remoteId ?? null},
+      ${c.metadata?.actorId ?? null}, ${c.metadata ? sql`now()` : null})
     on conflict (ref) do nothing
     returning *`;
   if (inserted) return { row: inserted, created: true };
@@ -84,29 +114,34 @@ export async function communitiesPage(
   return { rows: page, nextBeforeId: more ? page[page.length - 1].id : null };
 }
 
-export interface CommunityMetadata {
-  lemmyId: number;
-  actorId: string;
-  title: string;
-  description: string | null;
-  icon: string | null;
-  banner: string | null;
-  nsfw: boolean;
-  subscribers: number;
-  postsCount: number;
+export interface SyncOutcome {
+  /** Fresh metadata, when this sync fetched it. */
+  metadata?: SourceMetadata;
+  /** The adapter's state after the sync (its cursor, validators). */
+  state: SourceState;
+  /** Posts this sync inserted (the stored count grows by as many). */
+  inserted: number;
 }
 
-/** A successful sync: the metadata and the list's status, in one statement. */
-export async function saveSyncSuccess(sql: Sql, id: number, m: CommunityMetadata, postsStored: number): Promise<void> {
-  await sql`
+/** A successful sync: metadata (when fetched), the adapter's state and the list's status, in one statement. */
+export async function saveSyncSuccess(sql: Sql, id: number, o: SyncOutcome): Promise<{ postsStored: number } | undefined> {
+  const m = o.metadata;
+  const [row] = await sql<{ posts_stored: number }[]>`
     update communities set
-      lemmy_id = ${m.lemmyId}, actor_id = ${m.actorId}, title = ${m.title}, description = ${m.description},
+      ${
+        m
+          ? sql`lemmy_id = ${m.remoteId}, actor_id = ${m.actorId}, title = ${m.title}, description = ${m.description},
       icon = ${m.icon}, banner = ${m.banner}, nsfw = ${m.nsfw}, subscribers = ${m.subscribers},
-      posts_count = ${m.postsCount}, last_update = now(), last_error = null, last_error_code = null,
-      last_error_at = null, sync_state = 'waiting', last_attempt_at = now(),
-      next_sync_at = now() + refresh_seconds * interval '1 second', syncs = syncs + 1,
-      posts_stored = ${postsStored}, updated_at = now()
-    where id = ${id}`;
+      posts_count = ${m.postsCount}, metadata_fetched_at = now(),`
+          : sql``
+      }
+      source_state = ${sql.json(o.state)}, last_update = now(), last_error = null, last_error_code = null,
+      last_error_at = null, sync_state = 'waiting', last_attempt_at = now(), consecutive_failures = 0,
+      next_sync_at = now() + coalesce(interval_seconds, refresh_seconds) * interval '1 second', syncs = syncs + 1,
+      posts_stored = posts_stored + ${o.inserted}, updated_at = now()
+    where id = ${id}
+    returning posts_stored`;
+  return row ? { postsStored: row.posts_stored } : undefined;
 }
 
 /**
@@ -121,19 +156,67 @@ export async function saveSyncError(
 ): Promise<void> {
   await sql`
     update communities set last_error = ${e.message}, last_error_code = ${e.type}, last_error_at = now(),
-      sync_state = ${e.state}, last_attempt_at = now(), next_sync_at = now() + refresh_seconds * interval '1 second',
-      updated_at = now()
+      sync_state = case when sync_state = 'dormant' then sync_state else ${e.state} end, last_attempt_at = now(),
+      next_sync_at = now() + coalesce(interval_seconds, refresh_seconds) * interval '1 second', updated_at = now()
     where id = ${id}`;
 }
 
-/** The new interval counts from the last sync attempt, as the workflow counts it. */
-export async function setRefreshSeconds(sql: Sql, id: number, seconds: number): Promise<CommunityRow | undefined> {
+export interface RefreshPolicyRow {
+  mode: RefreshMode;
+  /** The fixed interval (kept while adaptive, for a switch back). */
+  refreshSeconds: number;
+  minRefreshSeconds: number;
+  maxRefreshSeconds: number;
+}
+
+/**
+ * A new policy. A fixed interval counts from the last sync attempt, as the workflow counts it; an
+ * adaptive one is chosen by the workflow (which writes it back with saveSchedule).
+ */
+export async function setRefreshPolicy(sql: Sql, id: number, p: RefreshPolicyRow): Promise<CommunityRow | undefined> {
+  const fixed = p.mode === 'fixed';
   const [row] = await sql<CommunityRow[]>`
-    update communities set refresh_seconds = ${seconds}, updated_at = now(),
+    update communities set refresh_seconds = ${p.refreshSeconds}, refresh_policy = ${p.mode},
+      min_refresh_seconds = ${p.minRefreshSeconds}, max_refresh_seconds = ${p.maxRefreshSeconds}, updated_at = now()
+      ${
+        fixed
+          ? sql`, interval_seconds = ${p.refreshSeconds}, refresh_reason = ${`fixed: ${p.refreshSeconds} s`},
       next_sync_at = case when last_attempt_at is null then next_sync_at
-                          else greatest(now(), last_attempt_at + ${seconds} * interval '1 second') end
+                          else greatest(now(), last_attempt_at + ${p.refreshSeconds} * interval '1 second') end`
+          : sql``
+      }
     where id = ${id} returning *`;
   return row;
+}
+
+export interface Schedule {
+  state: 'waiting' | 'failing' | 'not_found' | 'dormant';
+  /** The workflow's clock: the last success, and the end of the last attempt (the interval counts from there). */
+  lastSyncAt: string | null;
+  waitStartedAt: string;
+  intervalSeconds: number;
+  nextSyncAt: string;
+  reason: string;
+  consecutiveFailures: number;
+}
+
+/** What the workflow decided after a sync: shown by lists, which do not ask every workflow. */
+export async function saveSchedule(sql: Sql, ref: string, s: Schedule): Promise<void> {
+  await sql`
+    update communities set sync_state = ${s.state}, interval_seconds = ${s.intervalSeconds}, next_sync_at = ${s.nextSyncAt},
+      refresh_reason = ${s.reason}, consecutive_failures = ${s.consecutiveFailures}, last_attempt_at = ${s.waitStartedAt},
+      last_update = coalesce(${s.lastSyncAt}::timestamptz, last_update), updated_at = now()
+    where ref = ${ref}`;
+}
+
+/** Whether the metadata is older than `maxAgeSeconds` (or was never fetched). */
+export function metadataIsStale(
+  row: Pick<CommunityRow, 'metadata_fetched_at' | 'last_update'>,
+  maxAgeSeconds: number,
+  now = Date.now(),
+): boolean {
+  const at = row.metadata_fetched_at ?? null;
+  return !at || now - at.getTime() >= maxAgeSeconds * 1000;
 }
 
 export async function deleteCommunityRow(sql: Sql, id: number): Promise<boolean> {

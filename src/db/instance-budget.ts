@@ -44,10 +44,41 @@ export class InstanceBudget {
     throw new BudgetExhaustedError(host, Math.max(1000, (booked?.ahead_ms ?? 0) - this.opts.maxWaitMs));
   }
 
+  /**
+   * A host told us what is left of its quota (X-RateLimit-*): once less than half is left, spread
+   * what remains evenly until the reset, for every worker. Writes nothing while there is plenty.
+   */
+  async observeQuota(host: string, quota: { limit?: number; remaining: number; resetInMs: number }): Promise<void> {
+    const plenty = quota.limit !== undefined ? quota.remaining >= quota.limit / 2 : quota.remaining > 50;
+    if (plenty) return;
+    await this.pushBack(host, quota.resetInMs / (quota.remaining + 1));
+  }
+
   /** The instance said "slow down": nobody sends to it before `delayMs` from now. */
   async pushBack(host: string, delayMs: number): Promise<void> {
     await this.catalog`
       insert into instance_budget as b (host, next_slot) values (${host}, clock_timestamp() + ${delayMs} * interval '1 millisecond')
       on conflict (host) do update set next_slot = greatest(b.next_slot, excluded.next_slot)`;
   }
+}
+
+/** The host answered (`ok`) or could not be reached; see connectivityLost. */
+export async function recordHostOutcome(catalog: Sql, host: string, ok: boolean): Promise<void> {
+  await catalog`
+    insert into instance_budget (host, next_slot, last_ok_at, last_failure_at)
+    values (${host}, now(), ${ok ? catalog`now()` : null}, ${ok ? null : catalog`now()`})
+    on conflict (host) do update set
+      ${ok ? catalog`last_ok_at = now()` : catalog`last_failure_at = now()`}`;
+}
+
+/**
+ * True when, in the last `windowSeconds`, no host answered and at least two could not be reached:
+ * every source failing at once is our own connectivity, not theirs.
+ */
+export async function connectivityLost(catalog: Sql, windowSeconds: number): Promise<boolean> {
+  const [row] = await catalog<{ ok: number; failed: number }[]>`
+    select count(*) filter (where last_ok_at > now() - ${windowSeconds} * interval '1 second')::int as ok,
+           count(*) filter (where last_failure_at > now() - ${windowSeconds} * interval '1 second')::int as failed
+    from instance_budget`;
+  return row.ok === 0 && row.failed >= 2;
 }

@@ -1,4 +1,5 @@
 // Post queries on the shard nodes. All access goes through the ShardRouter.
+import { createHash } from 'node:crypto';
 import type { Sql } from './pool.js';
 import { isConnectionError, type ShardRouter } from './sharding/router.js';
 
@@ -43,6 +44,35 @@ export interface PostRow {
   published_iso: string;
 }
 
+/** A hash of everything stored of a post: equal hashes, nothing to write. */
+export function contentHashOf(p: PostInput): string {
+  const fields = [
+    p.apId,
+    p.title,
+    p.url,
+    p.body,
+    p.author,
+    p.thumbnail,
+    p.published,
+    p.updated,
+    p.score,
+    p.upvotes,
+    p.downvotes,
+    p.comments,
+    p.nsfw,
+    p.featured,
+  ];
+  return createHash('sha256').update(JSON.stringify(fields)).digest('base64url').slice(0, 22);
+}
+
+/** The stored content hash of these posts (null for posts stored before hashes were kept). */
+export async function storedHashes(sql: Sql, communityId: number, lemmyIds: number[]): Promise<Map<number, string | null>> {
+  if (lemmyIds.length === 0) return new Map();
+  const rows = await sql<{ lemmy_id: string | number; content_hash: string | null }[]>`
+    select lemmy_id, content_hash from posts where community_id = ${communityId} and lemmy_id = any(${lemmyIds}::bigint[])`;
+  return new Map(rows.map((r) => [Number(r.lemmy_id), r.content_hash]));
+}
+
 /**
  * Inserts new posts and updates re-fetched ones in one statement; rows whose content did not
  * change are not rewritten. Returns how many were inserted and updated.
@@ -72,6 +102,7 @@ export async function upsertPosts(
     comments: p.comments,
     nsfw: p.nsfw,
     featured: p.featured,
+    content_hash: contentHashOf(p),
   }));
   const result = await sql<{ inserted: boolean }[]>`
     insert into posts ${sql(rows)}
@@ -80,13 +111,8 @@ export async function upsertPosts(
       author = excluded.author, thumbnail = excluded.thumbnail, published = excluded.published,
       updated = excluded.updated, score = excluded.score, upvotes = excluded.upvotes,
       downvotes = excluded.downvotes, comments = excluded.comments, nsfw = excluded.nsfw,
-      featured = excluded.featured, fetched_at = now()
-    where (posts.title, posts.url, posts.body, posts.updated, posts.score, posts.upvotes, posts.downvotes,
-           posts.comments, posts.nsfw, posts.featured, posts.thumbnail, posts.author, posts.published)
-      is distinct from
-          (excluded.title, excluded.url, excluded.body, excluded.updated, excluded.score, excluded.upvotes,
-           excluded.downvotes, excluded.comments, excluded.nsfw, excluded.featured, excluded.thumbnail,
-           excluded.author, excluded.published)
+      featured = excluded.featured, content_hash = excluded.content_hash, fetched_at = now()
+    where posts.content_hash is distinct from excluded.content_hash
     returning (xmax = 0) as inserted`;
   const inserted = result.filter((r) => r.inserted).length;
   return { inserted, updated: result.length - inserted };

@@ -41,7 +41,7 @@ function AddForm({ form }: { form: AddFormState }) {
         </p>
       )}
       <form class="add" method="post" action="/communities">
-        <Field label="Community (name@host)" name="community" form={form} placeholder="technology@lemmy.world" />
+        <Field label="Community (name@host), or a feed or Mastodon URL" name="community" form={form} placeholder="technology@lemmy.world" />
         <Field label="…or instance URL" name="instance" form={form} placeholder="https://lemmy.world" />
         <Field label="and community name" name="name" form={form} placeholder="technology" />
         <Field label="Refresh every (seconds)" name="refreshSeconds" form={form} placeholder="300" type="number" />

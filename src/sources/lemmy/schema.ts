@@ -84,6 +84,102 @@ export const siteResponseSchema = z.object({
   version: text(100).nullish(),
 });
 
+// ---- Lemmy 1.0 (API v4): counts moved onto the community and the post, `published_at`,
+// `ap_id`, paged `{items, next_page}`. Transformed into the v3 shapes above, so that one mapping
+// serves both versions.
+
+const communityV4Schema = z.object({
+  id: z.number().int(),
+  name: text(255),
+  title: optionalText(1000),
+  sidebar: optionalText(100_000),
+  summary: optionalText(10_000),
+  icon: optionalText(2000),
+  banner: optionalText(2000),
+  nsfw: z
+    .boolean()
+    .nullish()
+    .transform((v) => v ?? false),
+  ap_id: text(2000),
+  subscribers: count,
+  posts: count,
+});
+
+export const communityResponseV4Schema = z
+  .object({ community_view: z.object({ community: communityV4Schema }) })
+  .transform(({ community_view: { community: c } }) => ({
+    community_view: {
+      community: {
+        id: c.id,
+        name: c.name,
+        title: c.title ?? c.name,
+        description: c.summary ?? c.sidebar,
+        icon: c.icon,
+        banner: c.banner,
+        nsfw: c.nsfw,
+        actor_id: c.ap_id,
+      },
+      counts: { subscribers: c.subscribers, posts: c.posts },
+    },
+  }));
+
+const postViewV4Schema = z
+  .object({
+    post: z.object({
+      id: z.number().int(),
+      name: text(2000),
+      url: optionalText(4000),
+      body: optionalText(200_000),
+      published_at: timestamp,
+      updated_at: timestamp.nullish().transform((v) => v ?? null),
+      nsfw: z
+        .boolean()
+        .nullish()
+        .transform((v) => v ?? false),
+      thumbnail_url: optionalText(4000),
+      ap_id: text(2000),
+      featured_community: z
+        .boolean()
+        .nullish()
+        .transform((v) => v ?? false),
+      featured_local: z
+        .boolean()
+        .nullish()
+        .transform((v) => v ?? false),
+      score: count,
+      upvotes: count,
+      downvotes: count,
+      comments: count,
+    }),
+    creator: z.object({ name: text(255) }).nullish(),
+  })
+  .transform(({ post: p, creator }) => ({
+    post: {
+      id: p.id,
+      name: p.name,
+      url: p.url,
+      body: p.body,
+      published: p.published_at,
+      updated: p.updated_at,
+      nsfw: p.nsfw,
+      thumbnail_url: p.thumbnail_url,
+      ap_id: p.ap_id,
+      featured_community: p.featured_community,
+      featured_local: p.featured_local,
+    },
+    creator,
+    counts: { score: p.score, upvotes: p.upvotes, downvotes: p.downvotes, comments: p.comments },
+  }));
+
+export const postsResponseV4Schema = z.object({
+  items: z.array(postViewV4Schema).max(1000),
+  next_page: z
+    .string()
+    .max(2000)
+    .nullish()
+    .transform((v) => v ?? null),
+});
+
 export type LemmyCommunity = z.infer<typeof communityResponseSchema>['community_view'];
 export type LemmyPost = z.infer<typeof postViewSchema>;
 export type LemmySite = z.infer<typeof siteResponseSchema>;

@@ -1,18 +1,19 @@
-// The Lemmy client as the worker and the API use it: configured from the environment and tied
-// to the per-instance request budget in the catalog. Kept apart from the worker runtime so the
-// API process does not load the Temporal worker (and its native bridge) just to check an instance.
+// The sources as the worker and the API use them: one HTTP transport configured from the
+// environment and tied to the per-host request budget in the catalog. Kept apart from the worker
+// runtime so the API process does not load the Temporal worker just to check a source.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config.js';
 import type { Sql } from '../db/pool.js';
 import { InstanceBudget } from '../db/instance-budget.js';
-import { LemmyClient } from './client.js';
+import { SourceHttp } from './http.js';
+import { createSources, type Sources } from './registry.js';
 
-export function createLemmyClient(config: Config, catalog: Sql): LemmyClient {
+export function createSourceHttp(config: Config, catalog: Sql): SourceHttp {
   const budget = new InstanceBudget(catalog, {
     requestsPerSecond: config.INSTANCE_REQUESTS_PER_SECOND,
     maxWaitMs: config.INSTANCE_BUDGET_MAX_WAIT_SECONDS * 1000,
   });
-  return new LemmyClient({
+  return new SourceHttp({
     userAgent: config.LEMMY_USER_AGENT,
     connectTimeoutMs: config.HTTP_CONNECT_TIMEOUT_MS,
     timeoutMs: config.HTTP_TIMEOUT_MS,
@@ -25,5 +26,16 @@ export function createLemmyClient(config: Config, catalog: Sql): LemmyClient {
       if (waitMs > 0) await sleep(waitMs, undefined, signal ? { signal } : {});
     },
     onRateLimited: (host, ms) => budget.pushBack(host, ms),
+    onQuota: (host, quota) => budget.observeQuota(host, quota),
   });
+}
+
+export interface SourceClients extends Sources {
+  http: SourceHttp;
+  close(): Promise<void>;
+}
+
+export function createSourceClients(config: Config, catalog: Sql): SourceClients {
+  const http = createSourceHttp(config, catalog);
+  return { ...createSources(http), http, close: () => http.close() };
 }

@@ -1,0 +1,79 @@
+// The rules of refresh policies on their own (the workflow applies them; test/adaptive-refresh
+// covers that end to end): the interval follows the posting rate within its bounds, is jittered,
+// backs off on failures, and honours the source's hints.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { DORMANT_AFTER_FAILURES, intervalFor, JITTER, nextRate, type RefreshPolicy } from '../workflows/refreshPolicy.js';
+
+const adaptive: RefreshPolicy = { mode: 'adaptive', minSeconds: 60, maxSeconds: 3600 };
+const base = { policy: adaptive, fixedSeconds: 300, rate: null, consecutiveFailures: 0, random: 0.5 };
+
+describe('refresh policy', () => {
+  it('syncs a busy source often and a quiet one rarely, and says why', () => {
+    const busy = intervalFor({ ...base, rate: 60 }); // a post a minute
+    expect(busy).toEqual({ seconds: 60, reason: 'adaptive: 60 posts/h → 60 s' });
+    const moderate = intervalFor({ ...base, rate: 4 });
+    expect(moderate.seconds).toBe(900);
+    expect(moderate.reason).toBe('adaptive: 4.0 posts/h → 900 s');
+    const quiet = intervalFor({ ...base, rate: 1 / 24 }); // a post a day
+    expect(quiet.seconds).toBe(3600);
+    expect(intervalFor({ ...base, rate: 0 }).seconds).toBe(3600);
+  });
+
+  it('stays within its bounds, whatever the rate and the jitter', () => {
+    fc.assert(
+      fc.property(
+        fc.double({ min: 0, max: 1e6, noNaN: true }),
+        fc.double({ min: 0, max: 0.999999, noNaN: true }),
+        fc.integer({ min: 1, max: 86_400 }),
+        fc.integer({ min: 1, max: 86_400 }),
+        (rate, random, a, b) => {
+          const policy: RefreshPolicy = { mode: 'adaptive', minSeconds: Math.min(a, b), maxSeconds: Math.max(a, b) };
+          const { seconds } = intervalFor({ ...base, policy, rate, random });
+          expect(seconds).toBeGreaterThanOrEqual(policy.minSeconds);
+          expect(seconds).toBeLessThanOrEqual(policy.maxSeconds);
+          expect(Number.isInteger(seconds)).toBe(true);
+        },
+      ),
+    );
+  });
+
+  it('jitters adaptive intervals by up to ±10 %, fixed ones not at all', () => {
+    const at = (random: number) => intervalFor({ ...base, rate: 4, random }).seconds;
+    expect(at(0)).toBe(Math.round(900 * (1 - JITTER)));
+    expect(at(0.999999)).toBe(Math.round(900 * (1 + JITTER)));
+    expect(intervalFor({ ...base, policy: { ...adaptive, mode: 'fixed' }, random: 0 })).toEqual({ seconds: 300, reason: 'fixed: 300 s' });
+  });
+
+  it('learns the rate: a burst raises it at once, silence lowers it sync by sync', () => {
+    expect(nextRate(null, 20, null, 2.5)).toBe(2.5); // first sync: the page's own publication times
+    let rate = nextRate(0.1, 30, 0.5)!; // 30 new posts in half an hour
+    expect(rate).toBeGreaterThan(15);
+    const intervals: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      rate = nextRate(rate, 0, 1)!;
+      intervals.push(intervalFor({ ...base, rate }).seconds);
+    }
+    for (let i = 1; i < intervals.length; i++) expect(intervals[i]).toBeGreaterThanOrEqual(intervals[i - 1]);
+    expect(intervals.at(-1)).toBeGreaterThan(intervals[0] * 5);
+  });
+
+  it('backs off a failing source exponentially up to the max, dormant after a few failures', () => {
+    const after = (consecutiveFailures: number) => intervalFor({ ...base, rate: 60, consecutiveFailures });
+    expect(after(1)).toEqual({ seconds: 120, reason: 'backing off: 1 failed sync in a row → 120 s' });
+    expect(after(2).seconds).toBe(240);
+    expect(after(DORMANT_AFTER_FAILURES).reason).toMatch(/^dormant: 3 failed syncs in a row/);
+    expect(after(40).seconds).toBe(3600);
+    // A fixed interval longer than the max is not shortened by a back-off.
+    expect(intervalFor({ ...base, policy: { ...adaptive, mode: 'fixed' }, fixedSeconds: 7200, consecutiveFailures: 2 }).seconds).toBe(7200);
+  });
+
+  it("honours the source's own hint (ttl, Cache-Control, Retry-After), even past the max", () => {
+    expect(intervalFor({ ...base, rate: 60, hintSeconds: 1800 })).toEqual({
+      seconds: 1800,
+      reason: 'adaptive: 60 posts/h → 60 s; the source asks for at least 1800 s',
+    });
+    expect(intervalFor({ ...base, rate: 60, hintSeconds: 30 }).seconds).toBe(60);
+    expect(intervalFor({ ...base, rate: 60, hintSeconds: 7200 }).seconds).toBe(7200);
+  });
+});

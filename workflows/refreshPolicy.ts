@@ -1,0 +1,86 @@
+// How often to sync a source: a fixed interval, or one adapted to how often the source posts.
+// Pure arithmetic (no Temporal calls) so that the workflow stays deterministic and these rules
+// can be tested on their own (test/refresh-policy.test.ts).
+
+export type RefreshMode = 'fixed' | 'adaptive';
+
+export interface RefreshPolicy {
+  mode: RefreshMode;
+  /** Bounds of an adaptive interval, and of the back-off of a failing source, in seconds. */
+  minSeconds: number;
+  maxSeconds: number;
+}
+
+/** New items one sync should find on average: the interval is the expected time between posts. */
+export const TARGET_POSTS_PER_SYNC = 1;
+/** Weight of the latest observation in the posting rate (an exponentially weighted average). */
+export const RATE_SMOOTHING = 0.3;
+/** ± share of the interval added at random, so that sources added together do not sync together. */
+export const JITTER = 0.1;
+/** After this many failed syncs in a row a source is `dormant`: tried rarely, never given up. */
+export const DORMANT_AFTER_FAILURES = 3;
+/** An adaptive source's interval before its posting rate is known. */
+export const UNKNOWN_RATE_SECONDS = 300;
+
+export const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x));
+
+/**
+ * The posting rate (posts per hour) after a successful sync that found `newPosts` in
+ * `elapsedHours`; `sample` is the rate read from the publication times of a first sync's page.
+ */
+export function nextRate(previous: number | null, newPosts: number, elapsedHours: number | null, sample?: number): number | null {
+  if (elapsedHours === null || !(elapsedHours > 0)) return sample ?? previous;
+  const observed = newPosts / elapsedHours;
+  if (previous === null) return sample ?? observed;
+  return previous + RATE_SMOOTHING * (observed - previous);
+}
+
+export interface IntervalInput {
+  policy: RefreshPolicy;
+  /** The fixed interval (seconds). */
+  fixedSeconds: number;
+  /** Posts per hour; null when not known yet. */
+  rate: number | null;
+  consecutiveFailures: number;
+  /** The source asks not to be asked sooner (seconds). */
+  hintSeconds?: number;
+  /** A uniform random number in [0, 1): the workflow's own Math.random(), deterministic on replay. */
+  random: number;
+}
+
+export interface Interval {
+  seconds: number;
+  reason: string;
+}
+
+const fmtRate = (r: number) => (r >= 10 ? r.toFixed(0) : r >= 1 ? r.toFixed(1) : r >= 0.01 ? r.toFixed(2) : r.toExponential(1));
+
+/** The next interval and why, e.g. `adaptive: 0.4 posts/h → 900 s`. */
+export function intervalFor(i: IntervalInput): Interval {
+  const { minSeconds, maxSeconds } = i.policy;
+  let seconds: number;
+  let reason: string;
+  if (i.policy.mode === 'fixed') {
+    seconds = i.fixedSeconds;
+    reason = `fixed: ${seconds} s`;
+  } else {
+    const base = i.rate === null ? UNKNOWN_RATE_SECONDS : i.rate > 0 ? (3600 * TARGET_POSTS_PER_SYNC) / i.rate : maxSeconds;
+    // Jittered within the bounds: thousands of sources started together spread out.
+    seconds = Math.round(clamp(base * (1 + JITTER * (2 * i.random - 1)), minSeconds, maxSeconds));
+    reason =
+      i.rate === null ? `adaptive: posting rate not known yet → ${seconds} s` : `adaptive: ${fmtRate(i.rate)} posts/h → ${seconds} s`;
+  }
+  if (i.consecutiveFailures > 0) {
+    // Exponential back-off up to the max interval (or the fixed one, if that is longer).
+    const cap = Math.max(maxSeconds, i.policy.mode === 'fixed' ? i.fixedSeconds : 0);
+    const backedOff = Math.round(Math.min(cap, seconds * 2 ** Math.min(i.consecutiveFailures, 30)));
+    const failures = `${i.consecutiveFailures} failed sync${i.consecutiveFailures === 1 ? '' : 's'} in a row`;
+    reason = `${i.consecutiveFailures >= DORMANT_AFTER_FAILURES ? 'dormant' : 'backing off'}: ${failures} → ${backedOff} s`;
+    seconds = backedOff;
+  }
+  if (i.hintSeconds && i.hintSeconds > seconds) {
+    seconds = Math.min(Math.round(i.hintSeconds), 86_400);
+    reason += `; the source asks for at least ${seconds} s`;
+  }
+  return { seconds: Math.max(1, seconds), reason };
+}
