@@ -140,10 +140,8 @@ export function createRssAdapter(http: SourceHttp): SourceAdapter {
           throw new SourceError('UnsupportedSource', err.message, { cause: err });
         throw err;
       }
-      return {
-        metadata: metadataOf(feed, source),
-        state: { etag: res.headers.etag ?? null, lastModified: res.headers['last-modified'] ?? null },
-      };
+      // No validators in the state: the first sync must fetch (and store) the items this check only read.
+      return { metadata: metadataOf(feed, source), state: {} };
     },
 
     async fetchMetadata() {
