@@ -33,6 +33,7 @@ import {
   refreshSignal,
   setRefreshIntervalSignal,
   setRefreshIntervalUpdate,
+  setRefreshPolicySignal,
   statusQuery,
   trackCommunity,
   workflowIdOf,
@@ -154,6 +155,11 @@ try {
   await signals.signal(setRefreshIntervalSignal, 1); // 2.5 s waited: due at once
   await syncs(signals, 4);
   await signals.signal(setRefreshIntervalSignal, 300);
+  // Adaptive within 1–2 s (a fresh burst of posts), then a bad policy (ignored), then a sync by it.
+  fake.addPosts('signals', 3);
+  await signals.signal(setRefreshPolicySignal, { mode: 'adaptive', minSeconds: 1, maxSeconds: 2 });
+  await signals.signal(setRefreshPolicySignal, { mode: 'adaptive', minSeconds: 5, maxSeconds: 1 });
+  await syncs(signals, 5);
   await signals.cancel();
   await signals.result().catch(() => undefined);
   await save('signals', signals);

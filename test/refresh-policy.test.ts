@@ -3,6 +3,7 @@
 // backs off on failures, and honours the source's hints.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { CommunityTracker } from '../workflows/communityTracker.js';
 import { DORMANT_AFTER_FAILURES, intervalFor, JITTER, nextRate, type RefreshPolicy } from '../workflows/refreshPolicy.js';
 
 const adaptive: RefreshPolicy = { mode: 'adaptive', minSeconds: 60, maxSeconds: 3600 };
@@ -75,5 +76,44 @@ describe('refresh policy', () => {
     });
     expect(intervalFor({ ...base, rate: 60, hintSeconds: 30 }).seconds).toBe(60);
     expect(intervalFor({ ...base, rate: 60, hintSeconds: 7200 }).seconds).toBe(7200);
+  });
+});
+
+describe('CommunityTracker failures', () => {
+  const input = { ref: 'x@h', instance: 'https://h', name: 'x', refreshSeconds: 300, policy: adaptive };
+  const error = { code: 'network_error', message: 'down', at: new Date().toISOString() };
+
+  it('counts failures in a row, turns dormant, and starts over on a success', () => {
+    const t = new CommunityTracker(input);
+    for (let i = 1; i <= 3; i++) {
+      t.startSync();
+      t.syncFailed(error, false);
+      t.startWaiting();
+      expect(t.status.consecutiveFailures).toBe(i);
+    }
+    expect(t.status.state).toBe('dormant');
+    expect(t.status.refreshSeconds).toBeGreaterThan(300);
+    t.startSync();
+    t.syncSucceeded({ tracked: true, fetched: 0, inserted: 0, updated: 0, pages: 1, postsStored: 0 });
+    t.startWaiting();
+    expect(t.status).toMatchObject({ state: 'waiting', consecutiveFailures: 0, lastError: null });
+  });
+
+  it('does not count a failure that is our own connectivity (offline)', () => {
+    const t = new CommunityTracker(input);
+    t.startSync();
+    t.syncFailed({ ...error, code: 'offline' }, false, false);
+    t.startWaiting();
+    expect(t.status).toMatchObject({ state: 'failing', consecutiveFailures: 0 });
+  });
+
+  it('replays runs from before refresh policies unchanged: fixed interval, no back-off', () => {
+    const t = new CommunityTracker({ ...input, policy: undefined }, false);
+    for (let i = 0; i < 5; i++) {
+      t.startSync();
+      t.syncFailed(error, false);
+      t.startWaiting();
+    }
+    expect(t.status).toMatchObject({ state: 'failing', refreshSeconds: 300, consecutiveFailures: 0 });
   });
 });

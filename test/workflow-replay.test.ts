@@ -7,7 +7,8 @@
 // The fixtures (test/fixtures/histories/*.json) come from real runs on a dev server:
 //   npm run record-histories     (scripts/record-histories.ts; then commit the JSON files)
 // Unprefixed files are from the current code; `v1-*` from the version before the interval fix
-// (git ec78da1^, the one whose loop could spin), `v2-*` from its first rework (ec78da1..4db4106).
+// (git ec78da1^, the one whose loop could spin), `v2-*` from its first rework (ec78da1..4db4106),
+// `v3-*` from the last fixed-interval version (before adaptive refresh, e0bb64a).
 // Workflows started by those versions may still be running, so their histories stay here. Record
 // new ones when the workflow gains a path worth guarding (give the previous files a prefix);
 // never re-record to make this test pass.
@@ -23,7 +24,12 @@ const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() 
 
 /** What the fixtures must cover; a missing one means the recording script changed or failed. */
 const SCENARIOS = ['signals.json', 'rollover-run1.json', 'rollover-run2.json', 'not-found.json', 'retried.json', 'removed.json'];
-const EXPECTED = [...SCENARIOS, ...SCENARIOS.map((f) => `v1-${f}`), ...SCENARIOS.filter((f) => f !== 'removed.json').map((f) => `v2-${f}`)];
+const EXPECTED = [
+  ...SCENARIOS,
+  ...SCENARIOS.map((f) => `v1-${f}`),
+  ...SCENARIOS.filter((f) => f !== 'removed.json').map((f) => `v2-${f}`),
+  ...SCENARIOS.map((f) => `v3-${f}`),
+];
 
 function histories() {
   return readdirSync(FIXTURES)
