@@ -39,6 +39,11 @@ export function CommunityPage(props: {
           <StateBadge state={status.state} /> · last sync <Time iso={status.lastSyncAt} /> · next sync{' '}
           <Time iso={status.nextSyncAt} future /> · every {community.refreshSeconds}s
         </p>
+        <p class="muted refresh-policy">
+          {community.kind} · {community.refreshPolicy} refresh
+          {status.reason ? ` (${status.reason})` : ''}
+          {status.consecutiveFailures > 0 ? ` · ${status.consecutiveFailures} failed syncs in a row` : ''}
+        </p>
         {status.lastError && (
           <p class="error">
             {status.lastError.code}: {status.lastError.message}

@@ -203,3 +203,14 @@ export function describeZodError(err: z.ZodError): string {
     })
     .join('; ');
 }
+
+// The same check against Lemmy 1.0's own types (lemmy-js-client 1.0, installed as lemmy-js-client-v4).
+export type _CheckCommunityV4 = Assignable<
+  z.input<typeof communityResponseV4Schema>['community_view'],
+  import('lemmy-js-client-v4').GetCommunityResponse['community_view']
+>;
+export type _CheckPostV4 = Assignable<z.input<typeof postViewV4Schema>, import('lemmy-js-client-v4').PostView>;
+export type _CheckPostsV4 = Assignable<
+  z.input<typeof postsResponseV4Schema>,
+  import('lemmy-js-client-v4').PagedResponse<import('lemmy-js-client-v4').PostView>
+>;
