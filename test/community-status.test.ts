@@ -8,9 +8,7 @@ import { createApp } from '../api/app.js';
 import { createLogger } from '../src/log.js';
 import { FakeLemmy } from './fake-lemmy.js';
 import { createStack, eventually, type Stack } from './support/stack.js';
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Json = any;
+import { call, type Json } from './support/api.js';
 
 let stack: Stack;
 let fake: FakeLemmy;
@@ -28,15 +26,6 @@ afterAll(async () => {
   await stack?.stop();
   await fake?.close();
 });
-
-async function call(a: Hono, method: string, path: string, body?: unknown): Promise<{ status: number; json: Json }> {
-  const res = await a.request(path, {
-    method,
-    ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : undefined };
-}
 
 describe("one community without its workflow's answer", () => {
   it('Temporal down: state "unknown", with the catalog\'s postsStored, syncs, lastSyncAt and nextSyncAt (as the list shows them)', async () => {

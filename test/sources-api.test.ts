@@ -11,9 +11,7 @@ import { FakeLemmy } from './fake-lemmy.js';
 import { FakeFeed } from './fakes/fake-feed.js';
 import { FakeMastodon } from './fakes/fake-mastodon.js';
 import { createStack, eventually, queryStatus, type Stack } from './support/stack.js';
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Json = any;
+import { call, type Json } from './support/api.js';
 
 let stack: Stack;
 let app: Hono;
@@ -40,15 +38,6 @@ afterAll(async () => {
   await stack?.stop();
   await Promise.all([lemmy?.close(), lemmy1?.close(), feeds.close(), mastodon.close()]);
 });
-
-async function call(a: Hono, method: string, path: string, body?: unknown): Promise<{ status: number; json: Json }> {
-  const res = await a.request(path, {
-    method,
-    ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : undefined };
-}
 
 const postsOf = async (ref: string) =>
   (await call(app, 'GET', `/api/communities/${encodeURIComponent(ref)}/posts?limit=100`)).json.posts as Json[];

@@ -8,9 +8,7 @@ import { createApp } from '../api/app.js';
 import { createLogger } from '../src/log.js';
 import { FakeLemmy } from './fake-lemmy.js';
 import { createStack, eventually, type Stack } from './support/stack.js';
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Json = any;
+import { call, type Json } from './support/api.js';
 
 let stack: Stack;
 let fake: FakeLemmy;
@@ -29,15 +27,6 @@ afterAll(async () => {
   await stack?.stop();
   await fake?.close();
 });
-
-async function call(a: Hono, method: string, path: string, body?: unknown): Promise<{ status: number; json: Json }> {
-  const res = await a.request(path, {
-    method,
-    ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : undefined };
-}
 
 const listed = async (name: string): Promise<Json> =>
   ((await call(listApp, 'GET', '/api/communities?limit=100')).json.communities as Json[]).find((c) => c.name === name);

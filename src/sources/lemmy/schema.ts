@@ -2,6 +2,7 @@
 // required; the compile-time checks below keep them assignable from lemmy-js-client@0.19's types.
 import type { CommunityView, GetSiteResponse, PostView } from 'lemmy-js-client';
 import { z } from 'zod';
+export { describeZodError } from '../zod-errors.js';
 
 /** Lemmy 0.18 sends naive UTC timestamps ("2023-06-01T12:00:00.123456"); 0.19 adds "Z". */
 const timestamp = z
@@ -45,28 +46,29 @@ export const communityResponseSchema = z.object({
   }),
 });
 
+const flag = z
+  .boolean()
+  .nullish()
+  .transform((v) => v ?? false);
+
+/** Post fields both API versions share. */
+const postFields = {
+  id: z.number().int(),
+  name: text(2000),
+  url: optionalText(4000),
+  body: optionalText(200_000),
+  nsfw: flag,
+  thumbnail_url: optionalText(4000),
+  ap_id: text(2000),
+  featured_community: flag,
+  featured_local: flag,
+};
+
 export const postViewSchema = z.object({
   post: z.object({
-    id: z.number().int(),
-    name: text(2000),
-    url: optionalText(4000),
-    body: optionalText(200_000),
+    ...postFields,
     published: timestamp,
     updated: timestamp.nullish().transform((v) => v ?? null),
-    nsfw: z
-      .boolean()
-      .nullish()
-      .transform((v) => v ?? false),
-    thumbnail_url: optionalText(4000),
-    ap_id: text(2000),
-    featured_community: z
-      .boolean()
-      .nullish()
-      .transform((v) => v ?? false),
-    featured_local: z
-      .boolean()
-      .nullish()
-      .transform((v) => v ?? false),
   }),
   creator: z.object({ name: text(255) }).nullish(),
   counts: z
@@ -126,26 +128,9 @@ export const communityResponseV4Schema = z
 const postViewV4Schema = z
   .object({
     post: z.object({
-      id: z.number().int(),
-      name: text(2000),
-      url: optionalText(4000),
-      body: optionalText(200_000),
+      ...postFields,
       published_at: timestamp,
       updated_at: timestamp.nullish().transform((v) => v ?? null),
-      nsfw: z
-        .boolean()
-        .nullish()
-        .transform((v) => v ?? false),
-      thumbnail_url: optionalText(4000),
-      ap_id: text(2000),
-      featured_community: z
-        .boolean()
-        .nullish()
-        .transform((v) => v ?? false),
-      featured_local: z
-        .boolean()
-        .nullish()
-        .transform((v) => v ?? false),
       score: count,
       upvotes: count,
       downvotes: count,
@@ -189,20 +174,6 @@ type Assignable<From, To extends From> = To;
 export type _CheckCommunity = Assignable<z.input<typeof communityResponseSchema>['community_view'], CommunityView>;
 export type _CheckPost = Assignable<z.input<typeof postViewSchema>, PostView>;
 export type _CheckSite = Assignable<z.input<typeof siteResponseSchema>, GetSiteResponse>;
-
-/** "posts[3].post.published: Invalid input" style messages naming the bad field. */
-export function describeZodError(err: z.ZodError): string {
-  return err.issues
-    .slice(0, 5)
-    .map((i) => {
-      const where = i.path.reduce<string>(
-        (acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)),
-        '',
-      );
-      return `${where || '(root)'}: ${i.message}`;
-    })
-    .join('; ');
-}
 
 // The same check against Lemmy 1.0's own types (lemmy-js-client 1.0, installed as lemmy-js-client-v4).
 export type _CheckCommunityV4 = Assignable<

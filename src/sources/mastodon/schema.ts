@@ -1,6 +1,7 @@
 // Shapes of the Mastodon 4.x public API responses we read, validated at the edge. Only the fields
 // we use are required; Pleroma, Akkoma and GoToSocial answer the same shapes for these endpoints.
 import { z } from 'zod';
+export { describeZodError } from '../zod-errors.js';
 
 /** Status and account ids are snowflakes beyond 2^53: kept as decimal strings, compared as BigInt. */
 export const snowflake = z.string().regex(/^\d{1,30}$/, 'is not a numeric id');
@@ -103,17 +104,3 @@ export type MastodonInstance = z.infer<typeof instanceSchema>;
 export type MastodonTag = z.infer<typeof tagSchema>;
 export type MastodonAccount = z.infer<typeof accountSchema>;
 export type MastodonStatus = z.infer<typeof statusSchema>;
-
-/** "[3].created_at: is not a timestamp" style messages naming the bad field. */
-export function describeZodError(err: z.ZodError): string {
-  return err.issues
-    .slice(0, 5)
-    .map((i) => {
-      const where = i.path.reduce<string>(
-        (acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)),
-        '',
-      );
-      return `${where || '(root)'}: ${i.message}`;
-    })
-    .join('; ');
-}
