@@ -7,11 +7,11 @@ import { communityPosts, newestPosts, type PostCursor } from '../src/db/posts.js
 import { SourceError } from '../src/sources/errors.js';
 import type { SourceClients } from '../src/sources/factory.js';
 import type { DetectedSource, SourceTarget } from '../src/sources/types.js';
-import { liveStatus, startTracking } from '../src/tracking.js';
+import { changeRefreshPolicy, liveStatus, policyOf, startTracking } from '../src/tracking.js';
 import { ApiError, notFound } from './errors.js';
 import { catalogStatus, presentCommunity, presentPost, type CommunityJson, type PostJson } from './presenters.js';
 import type { ApiDeps } from './deps.js';
-import { encodeCommunityCursor, parseRefParam, type AddInput } from './validation.js';
+import { encodeCommunityCursor, parseRefParam, resolvePolicy, type AddInput, type RefreshFields } from './validation.js';
 
 export interface Services extends ApiDeps {
   sources: SourceClients;
@@ -146,6 +146,12 @@ function sourceToApi(err: SourceError, c: DetectedSource): ApiError {
     default:
       return new ApiError(422, 'instance_error', `${c.instance} answered with an error (${detail})`);
   }
+}
+
+/** A new refresh policy (or fixed interval), on top of the current one: the API's PATCH and the website's form. */
+export async function changeRefresh(s: Services, row: CommunityRow, fields: RefreshFields): Promise<CommunityRow> {
+  const change = resolvePolicy(s.config, fields, { ...policyOf(row), refreshSeconds: row.refresh_seconds });
+  return changeRefreshPolicy(s, row, change);
 }
 
 export interface PostsPage {

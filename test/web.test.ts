@@ -4,7 +4,7 @@ import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../api/app.js';
 import type { ApiDeps } from '../api/server.js';
-import { listCommunities } from '../src/db/communities.js';
+import { communityByRef, listCommunities } from '../src/db/communities.js';
 import { createLogger } from '../src/log.js';
 import { stopTracking } from '../src/tracking.js';
 import { FakeLemmy } from './fake-lemmy.js';
@@ -172,6 +172,33 @@ describe('website', () => {
     const offsite = await post(app, `/c/${ref}/refresh`, { back: '//evil.example/' });
     expect(offsite.location).toMatch(/^\/\?flash=refreshing/);
     expect((await get(app, r.location!)).html).toContain('Refresh of nice@');
+  });
+
+  it('changes the refresh policy from the community page, and says why a bad one is refused', async () => {
+    const ref = encodeURIComponent(`nice@${fake.hostPort}`);
+    const page = await get(app, `/c/${ref}`);
+    expect(page.html).toContain(`<form class="policy" method="post" action="/c/${ref}/refresh-policy">`);
+    expect(page.html).toMatch(/lemmy · fixed refresh \(fixed: 120 s\)/);
+    const r = await post(app, `/c/${ref}/refresh-policy`, {
+      refreshPolicy: 'adaptive',
+      refreshSeconds: '',
+      minRefreshSeconds: '5',
+      maxRefreshSeconds: '50',
+    });
+    expect(r.status).toBe(303);
+    expect(r.location).toBe(`/c/${ref}?flash=policy-saved&ref=${ref}`);
+    const row = await communityByRef(deps.catalog, `nice@${fake.hostPort}`);
+    expect(row).toMatchObject({ refresh_policy: 'adaptive', min_refresh_seconds: 5, max_refresh_seconds: 50 });
+    const bad = await post(app, `/c/${ref}/refresh-policy`, {
+      refreshPolicy: 'adaptive',
+      minRefreshSeconds: '60',
+      maxRefreshSeconds: '10',
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.html).toContain('Not saved: minRefreshSeconds: must not be above maxRefreshSeconds');
+    const back = await post(app, `/c/${ref}/refresh-policy`, { refreshPolicy: 'fixed', refreshSeconds: '120' });
+    expect(back.status).toBe(303);
+    expect(await communityByRef(deps.catalog, `nice@${fake.hostPort}`)).toMatchObject({ refresh_policy: 'fixed', refresh_seconds: 120 });
   });
 
   it('/posts shows the newest posts across communities', async () => {

@@ -1,8 +1,8 @@
 // /api/communities: add (a Lemmy community, a feed or a Mastodon timeline), list, get, posts,
 // refresh, change the refresh policy, delete.
 import { Hono } from 'hono';
-import { addCommunity, findCommunity, listWithStatus, postsOf, withStatus, type Services } from '../service.js';
-import { changeRefreshPolicy, policyOf, requestRefresh, stopTracking } from '../../src/tracking.js';
+import { addCommunity, changeRefresh, findCommunity, listWithStatus, postsOf, withStatus, type Services } from '../service.js';
+import { requestRefresh, stopTracking } from '../../src/tracking.js';
 import {
   addBodySchema,
   parseCommunitiesQuery,
@@ -10,7 +10,6 @@ import {
   parseWith,
   patchBodySchema,
   readJsonObject,
-  resolvePolicy,
   toAddInput,
 } from '../validation.js';
 
@@ -45,8 +44,7 @@ export function communityRoutes(s: Services): Hono {
   app.patch('/:ref', async (c) => {
     const body = parseWith(patchBodySchema, await readJsonObject(c));
     const row = await findCommunity(s, c.req.param('ref'));
-    const change = resolvePolicy(s.config, body, { ...policyOf(row), refreshSeconds: row.refresh_seconds });
-    const updated = await changeRefreshPolicy(s, row, change);
+    const updated = await changeRefresh(s, row, body);
     return c.json(await withStatus(s, updated));
   });
 

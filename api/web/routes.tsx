@@ -9,9 +9,9 @@ import { requireWebToken, TOKEN_COOKIE, tokenMatches } from '../auth.js';
 import { ApiError } from '../errors.js';
 import type { RequestInfo } from '../guards.js';
 import { LoginLimiter } from '../login-limiter.js';
-import { addCommunity, findCommunity, listWithStatus, newest, postsOf, withStatus, type Services } from '../service.js';
+import { addCommunity, changeRefresh, findCommunity, listWithStatus, newest, postsOf, withStatus, type Services } from '../service.js';
 import { requestRefresh, stopTracking } from '../../src/tracking.js';
-import { addBodySchema, parseCommunitiesQuery, parsePageQuery, parseWith, toAddInput } from '../validation.js';
+import { addBodySchema, parseCommunitiesQuery, parsePageQuery, parseWith, patchBodySchema, toAddInput } from '../validation.js';
 import { communityPath, pageContext } from './components.js';
 import { CommunityPage } from './pages/community.js';
 import { ConfirmRemovePage } from './pages/confirm-remove.js';
@@ -32,6 +32,7 @@ const FLASH: Record<string, (ref: string) => string> = {
   added: (ref) => `Now tracking ${ref}. The first sync is under way.`,
   exists: (ref) => `${ref} was already tracked.`,
   refreshing: (ref) => `Refresh of ${ref} requested.`,
+  'policy-saved': (ref) => `Refresh policy of ${ref} saved.`,
   removed: (ref) => `Stopped tracking ${ref} and deleted its posts.`,
   'logged-in': () => 'Logged in.',
   'logged-out': () => 'Logged out.',
@@ -138,6 +139,38 @@ export function webRoutes(s: Services, info: RequestInfo): Hono {
     await requestRefresh(s, row);
     const back = localPath(raw.back).split(/[?#]/)[0];
     return c.redirect(`${back}?flash=refreshing&ref=${encodeURIComponent(row.ref)}`, 303);
+  });
+
+  app.post('/c/:ref/refresh-policy', async (c) => {
+    const raw = await c.req.parseBody();
+    const row = await findCommunity(s, c.req.param('ref'));
+    // Form fields are strings; an empty one means "keep what it is".
+    const fields: Record<string, unknown> = {};
+    for (const key of ['refreshPolicy', 'refreshSeconds', 'minRefreshSeconds', 'maxRefreshSeconds'] as const) {
+      const v = str(raw[key])?.trim().slice(0, 20);
+      if (v) fields[key] = key === 'refreshPolicy' ? v : /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v;
+    }
+    // A policy of fixed without an interval keeps the current fixed one.
+    try {
+      await changeRefresh(s, row, parseWith(patchBodySchema, fields));
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.status !== 400) throw err;
+      const page = parsePageQuery({});
+      const [community, posts] = await Promise.all([withStatus(s, row), postsOf(s, row, page.limit)]);
+      c.status(400);
+      return c.render(
+        <CommunityPage
+          ctx={pageContext(s, c)}
+          community={community}
+          posts={posts.posts}
+          next={posts.next}
+          flash={`Not saved: ${err.message}`}
+          limit={page.limit}
+        />,
+        { title: community.title ?? community.ref },
+      );
+    }
+    return c.redirect(`${communityPath(row.ref)}?flash=policy-saved&ref=${encodeURIComponent(row.ref)}`, 303);
   });
 
   app.get('/c/:ref/remove', async (c) => {

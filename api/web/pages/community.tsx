@@ -62,12 +62,38 @@ export function CommunityPage(props: {
           <a class="button" href={workflowUrl(ctx, community.workflowId)} target="_blank" rel="noopener noreferrer">
             Workflow in Temporal UI
           </a>
-          {safeUrl(community.instance) && (
-            <a class="button" href={`${community.instance}/c/${encodeURIComponent(community.name)}`} rel="noopener noreferrer">
+          {safeUrl(community.url) && (
+            <a class="button" href={safeUrl(community.url)} rel="noopener noreferrer">
               On {community.host}
             </a>
           )}
         </div>
+        <form class="policy" method="post" action={`${path}/refresh-policy`}>
+          <label>
+            Refresh
+            <select name="refreshPolicy">
+              <option value="adaptive" selected={community.refreshPolicy === 'adaptive'}>
+                adaptive (as often as it posts)
+              </option>
+              <option value="fixed" selected={community.refreshPolicy === 'fixed'}>
+                fixed
+              </option>
+            </select>
+          </label>
+          <label>
+            every (s, fixed)
+            <input name="refreshSeconds" type="number" min="1" max="86400" placeholder={String(community.refreshSeconds)} />
+          </label>
+          <label>
+            min (s)
+            <input name="minRefreshSeconds" type="number" min="1" max="86400" value={String(community.minRefreshSeconds)} />
+          </label>
+          <label>
+            max (s)
+            <input name="maxRefreshSeconds" type="number" min="1" max="86400" value={String(community.maxRefreshSeconds)} />
+          </label>
+          <button type="submit">Save</button>
+        </form>
       </section>
       <section class="card">
         <PostList posts={props.posts} />
