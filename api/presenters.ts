@@ -65,7 +65,7 @@ export function catalogStatus(row: CommunityRow): CommunityStatus {
     maxRefreshSeconds: row.max_refresh_seconds,
     reason: row.refresh_reason ?? (row.refresh_policy === 'fixed' ? `fixed: ${row.refresh_seconds} s` : ''),
     consecutiveFailures: row.consecutive_failures,
-    postsPerHour: null,
+    postsPerHour: row.posts_per_hour,
   };
 }
 
@@ -113,7 +113,7 @@ export function presentCommunity(row: CommunityRow, live: CommunityStatus | 'sto
       syncs: status?.syncs ?? stored.syncs,
       reason: status?.reason ?? stored.reason ?? null,
       consecutiveFailures: status?.consecutiveFailures ?? stored.consecutiveFailures,
-      postsPerHour: status?.postsPerHour ?? null,
+      postsPerHour: status ? status.postsPerHour : stored.postsPerHour,
     },
     lastUpdate: iso(row.last_update),
     createdAt: iso(row.created_at)!,

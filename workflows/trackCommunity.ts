@@ -189,6 +189,7 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
         nextSyncAt: st.nextSyncAt ?? new Date(tracker.dueAt).toISOString(),
         reason: st.reason,
         consecutiveFailures: st.consecutiveFailures,
+        postsPerHour: st.postsPerHour,
       });
     } catch (err) {
       if (isCancellation(err)) throw err;

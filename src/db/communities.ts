@@ -43,6 +43,7 @@ export interface CommunityRow {
   interval_seconds: number | null;
   refresh_reason: string | null;
   consecutive_failures: number;
+  posts_per_hour: number | null;
 }
 
 export type RefreshMode = 'fixed' | 'adaptive';
@@ -198,13 +199,15 @@ export interface Schedule {
   nextSyncAt: string;
   reason: string;
   consecutiveFailures: number;
+  postsPerHour: number | null;
 }
 
 /** What the workflow decided after a sync: shown by lists, which do not ask every workflow. */
 export async function saveSchedule(sql: Sql, ref: string, s: Schedule): Promise<void> {
   await sql`
     update communities set sync_state = ${s.state}, interval_seconds = ${s.intervalSeconds}, next_sync_at = ${s.nextSyncAt},
-      refresh_reason = ${s.reason}, consecutive_failures = ${s.consecutiveFailures}, last_attempt_at = ${s.waitStartedAt},
+      refresh_reason = ${s.reason}, consecutive_failures = ${s.consecutiveFailures}, posts_per_hour = ${s.postsPerHour ?? null},
+      last_attempt_at = ${s.waitStartedAt},
       last_update = coalesce(${s.lastSyncAt}::timestamptz, last_update), updated_at = now()
     where ref = ${ref}`;
 }
