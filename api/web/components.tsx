@@ -24,6 +24,11 @@ export function pageContext(deps: Pick<ApiDeps, 'config'>, c?: Context): PageCon
   };
 }
 
+/** A path on this site to go back to after a form (never another site: no `//host`, no `/\\host`). */
+export function localPath(v: unknown): string {
+  return typeof v === 'string' && /^\/(?![/\\])[^\s]*$/.test(v) && v.length < 1000 ? v : '/';
+}
+
 /** Only http(s) URLs become links or images; anything else (javascript:, data:) is dropped. */
 export function safeUrl(u: string | null | undefined): string | undefined {
   if (!u) return undefined;

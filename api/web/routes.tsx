@@ -12,7 +12,9 @@ import { LoginLimiter } from '../login-limiter.js';
 import { addCommunity, changeRefresh, findCommunity, listWithStatus, newest, postsOf, withStatus, type Services } from '../service.js';
 import { requestRefresh, stopTracking } from '../../src/tracking.js';
 import { addBodySchema, parseCommunitiesQuery, parsePageQuery, parseWith, patchBodySchema, toAddInput } from '../validation.js';
-import { communityPath, pageContext } from './components.js';
+import { communityPath, localPath, pageContext } from './components.js';
+import { isFollowing } from '../users.js';
+import { userWebRoutes, viewerOf } from './user-routes.js';
 import { CommunityPage } from './pages/community.js';
 import { ConfirmRemovePage } from './pages/confirm-remove.js';
 import { HomePage, type AddFormState } from './pages/home.js';
@@ -20,10 +22,6 @@ import { LoginPage } from './pages/login.js';
 import { PostsPage } from './pages/posts.js';
 
 /** A same-site path to go back to after a form; anything else becomes "/". */
-function localPath(v: unknown): string {
-  return typeof v === 'string' && /^\/(?![/\\])[^\s]*$/.test(v) && v.length < 1000 ? v : '/';
-}
-
 function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
@@ -72,6 +70,7 @@ export function webRoutes(s: Services, info: RequestInfo): Hono {
   };
 
   app.get('/', (c) => home(c, { values: {}, errors: {} }));
+  app.route('/', userWebRoutes(s, { isTls: (c) => info.isTls(c) }));
 
   app.post('/communities', async (c) => {
     const raw = await c.req.parseBody();
@@ -119,7 +118,7 @@ export function webRoutes(s: Services, info: RequestInfo): Hono {
   app.get('/c/:ref', async (c) => {
     const page = parsePageQuery({ limit: c.req.query('limit'), before: c.req.query('before') });
     const row = await findCommunity(s, c.req.param('ref'));
-    const [community, posts] = await Promise.all([withStatus(s, row), postsOf(s, row, page.limit, page.before)]);
+    const [community, posts, viewer] = await Promise.all([withStatus(s, row), postsOf(s, row, page.limit, page.before), viewerOf(s, c)]);
     return c.render(
       <CommunityPage
         ctx={pageContext(s, c)}
@@ -128,6 +127,7 @@ export function webRoutes(s: Services, info: RequestInfo): Hono {
         next={posts.next}
         flash={flashOf(c)}
         limit={page.limit}
+        viewer={viewer ? { name: viewer.name, following: await isFollowing(s, viewer, row) } : undefined}
       />,
       { title: community.title ?? community.ref },
     );

@@ -21,6 +21,8 @@ export function CommunityPage(props: {
   next: string | null;
   flash?: string;
   limit: number;
+  /** The user signed in on this browser, and whether they follow this community. */
+  viewer?: { name: string; following: boolean };
 }) {
   const { community, ctx } = props;
   const { status } = community;
@@ -56,6 +58,16 @@ export function CommunityPage(props: {
         )}
         <div class="actions">
           <RefreshButton community={community} back={path} />
+          {props.viewer && (
+            <form method="post" action={`/u/${encodeURIComponent(props.viewer.name)}/follows`} id="follow">
+              <input type="hidden" name="community" value={community.ref} />
+              <input type="hidden" name="action" value={props.viewer.following ? 'unfollow' : 'follow'} />
+              <input type="hidden" name="back" value={path} />
+              <button type="submit" class={props.viewer.following ? '' : 'primary'}>
+                {props.viewer.following ? `Unfollow (as ${props.viewer.name})` : `Follow (as ${props.viewer.name})`}
+              </button>
+            </form>
+          )}
           <a class="button" href={`${path}/remove`}>
             Remove
           </a>
