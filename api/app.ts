@@ -15,6 +15,8 @@ import { communityRoutes } from './routes/communities.js';
 import { healthRoutes } from './routes/health.js';
 import { postRoutes } from './routes/posts.js';
 import { shardRoutes } from './routes/shards.js';
+import { streamRoutes } from './routes/stream.js';
+import { userRoutes } from './routes/users.js';
 import type { ApiDeps } from './deps.js';
 import type { Services } from './service.js';
 import { staticFiles } from './web/assets.js';
@@ -45,6 +47,8 @@ export function createApp(deps: ApiDeps, opts: AppOptions = {}): Hono {
       contentSecurityPolicy: {
         defaultSrc: ["'none'"],
         styleSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        connectSrc: ["'self'"],
         imgSrc: ['https:', 'http:', 'data:'],
         formAction: ["'self'"],
         baseUri: ["'none'"],
@@ -66,7 +70,7 @@ export function createApp(deps: ApiDeps, opts: AppOptions = {}): Hono {
       '/api/*',
       cors({
         origin: corsOrigins.includes('*') ? '*' : corsOrigins,
-        allowMethods: ['GET', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
+        allowMethods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
         allowHeaders: ['Content-Type', 'Authorization'],
         maxAge: 600,
       }),
@@ -83,12 +87,17 @@ export function createApp(deps: ApiDeps, opts: AppOptions = {}): Hono {
   app.use('*', async (c, next) => (c.req.method === 'GET' || c.req.method === 'HEAD' ? next() : limit(c, next)));
 
   app.use('*', crossSiteGuard(info, corsOrigins, isApiPath));
-  app.use('/api/*', requireBearer(config.API_TOKEN));
+  // A user's own writes (under /api/users/:name/) take that user's key or the API token: checked by userRoutes.
+  const adminOnly = requireBearer(config.API_TOKEN);
+  app.use('/api/*', async (c, next) => (/^\/api\/users\/[^/]+\/./.test(c.req.path) ? next() : adminOnly(c, next)));
   app.use('/api/*', jsonBodiesOnly);
   app.use('/static/*', ...staticFiles());
   app.route('/api/communities', communityRoutes(s));
   app.route('/api/posts', postRoutes(s));
   app.route('/api/shards', shardRoutes(deps));
+  // GET /api/stream (server-sent events) and /api/ws (WebSocket): the live stream of posts.
+  app.route('/api', streamRoutes(s));
+  app.route('/api/users', userRoutes(s));
   app.route('/healthz', healthRoutes(s));
   app.route('/', webRoutes(s, info));
 

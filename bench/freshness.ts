@@ -107,7 +107,8 @@ async function runMode(mode: Mode, n: number, minutes: number): Promise<ModeResu
       await sleep(500);
     }
 
-    const syncsNow = async () => (await be.storage.catalog<{ s: number }[]>`select coalesce(sum(syncs), 0)::int as s from communities`)[0].s;
+    const syncsNow = async () =>
+      (await be.storage.catalog<{ s: number }[]>`select coalesce(sum(syncs), 0)::int as s from communities`)[0].s;
     const pgPids = be.nodes.map((x) => x.pid!).filter(Boolean);
     const monitor = new ProcMonitor({ worker: worker.pid, temporal: be.temporal.pid }, 1000).start();
     const windowStart = Date.now();

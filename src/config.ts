@@ -165,6 +165,14 @@ const schema = z.object({
   ALLOWED_HOSTS: hostList.default(['localhost', '127.0.0.1', '[::1]']),
   // Peers whose X-Forwarded-Proto / X-Forwarded-For are believed (TLS detection, client IP).
   TRUSTED_PROXIES: cidrList.default(['127.0.0.0/8', '::1/128']),
+
+  // Live stream of posts (/api/stream, /api/ws): a keep-alive comment this often; events held for a
+  // client that does not keep up before it is dropped (reset "slow"); how long and how many post
+  // events each shard node keeps for resumes (older cursors get reset "expired").
+  STREAM_HEARTBEAT_SECONDS: int(1, 3600).default(15),
+  STREAM_CLIENT_BUFFER: int(1, 1_000_000).default(1000),
+  STREAM_RETENTION_SECONDS: int(60, 90 * 86400).default(86400),
+  STREAM_RETENTION_MAX_EVENTS: int(1, 1_000_000_000).default(1_000_000),
 });
 
 /** Every environment variable the service reads (README's table, docker-compose.yml). */

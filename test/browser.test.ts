@@ -6,9 +6,9 @@ import path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer, type ApiDeps } from '../api/server.js';
-import { listCommunities } from '../src/db/communities.js';
+import { communityByRef, listCommunities } from '../src/db/communities.js';
 import { createLogger } from '../src/log.js';
-import { stopTracking } from '../src/tracking.js';
+import { requestRefresh, stopTracking } from '../src/tracking.js';
 import { FakeLemmy } from './fake-lemmy.js';
 import { createStack, eventually, type Stack, queryStatus } from './support/stack.js';
 
@@ -136,6 +136,14 @@ describe.skipIf(!haveChromium)('website in a real browser', () => {
       expect(await page.locator('li[data-post-id] .title a').first().getAttribute('href')).toMatch(new RegExp(`^${fake.url}/post/\\d+$`));
       await page.screenshot({ path: path.join(ARTIFACTS, 'browser-community.png'), fullPage: true });
 
+      // live: a post synced while the page is open appears without a reload (EventSource, /api/stream)
+      await page.locator('ul[data-stream][data-live="open"]').waitFor({ timeout: 10_000 });
+      fake.addPosts('gardening', 1, () => ({ title: 'Live one' }));
+      await requestRefresh(deps, (await communityByRef(deps.catalog, ref))!);
+      await page.locator('li[data-post-id] .title', { hasText: 'Live one' }).waitFor({ timeout: 20_000 });
+      expect(await page.locator('li[data-post-id]').count()).toBe(7);
+      expect(await page.locator('li[data-post-id] .title').first().textContent()).toContain('Live one');
+
       // refresh now: new posts arrive
       fake.addPosts('gardening', 2, (i) => ({ title: `Fresh ${i}` }));
       const syncsBefore = (await queryStatus(deps, ref))!.syncs;
@@ -144,7 +152,7 @@ describe.skipIf(!haveChromium)('website in a real browser', () => {
       expect(await page.locator('.flash').textContent()).toContain(`Refresh of ${ref} requested`);
       await eventually(async () => ((await queryStatus(deps, ref))?.syncs ?? 0) > syncsBefore, 20_000);
       await page.reload();
-      expect(await page.locator('li[data-post-id]').count()).toBe(8);
+      expect(await page.locator('li[data-post-id]').count()).toBe(9);
       expect(await page.locator('li[data-post-id] .title').first().textContent()).toContain('Fresh');
 
       // remove: confirmation page first, then gone

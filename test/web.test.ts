@@ -65,7 +65,9 @@ describe('website', () => {
     expect(r.headers.get('content-type')).toMatch(/text\/html/);
     expect(r.html).toContain('<form class="add" method="post" action="/communities">');
     expect(r.html).toContain('id="empty"');
-    expect(r.html).not.toMatch(/<script|<style/i); // no JS, no inline CSS
+    expect(r.html).not.toMatch(/<style|<script>/i); // no inline CSS or JS
+    const scripts = [...r.html.matchAll(/<script[^>]*>/g)].map((m) => m[0]);
+    expect(scripts).toEqual([expect.stringMatching(/^<script src="\/static\/live\.js\?v=[0-9a-f]{12}" defer="">$/)]); // one same-origin enhancement
     const sheets = [...r.html.matchAll(/<link[^>]*rel="stylesheet"[^>]*>/g)].map((m) => m[0]);
     expect(sheets).toHaveLength(1); // one same-origin stylesheet, no CDN
     expect(sheets[0]).toMatch(/href="\/static\/app\.css\?v=[0-9a-f]{12}"/);

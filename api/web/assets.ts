@@ -35,6 +35,7 @@ export function assetUrl(urlPath: string): string {
 }
 
 export const STYLESHEET = assetUrl('/static/app.css');
+export const LIVE_SCRIPT = assetUrl('/static/live.js');
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 

@@ -89,47 +89,55 @@ export function RefreshButton({ community, back }: { community: CommunityJson; b
   );
 }
 
-export function PostList({ posts, showCommunity }: { posts: PostJson[]; showCommunity?: boolean }) {
-  if (posts.length === 0) return <p class="muted">No posts stored yet.</p>;
+/** `stream`: an /api/stream URL; live.js then adds new posts to the list as they are stored. */
+export function PostList({ posts, showCommunity, stream }: { posts: PostJson[]; showCommunity?: boolean; stream?: string }) {
+  if (posts.length === 0 && !stream) return <p class="muted">No posts stored yet.</p>;
   return (
-    <ul class="posts">
-      {posts.map((p) => {
-        const original = safeUrl(p.apId);
-        const link = safeUrl(p.url);
-        return (
-          <li data-post-id={p.id}>
-            <div class="title">
-              {original ? (
-                <a href={original} rel="noopener noreferrer nofollow">
-                  {p.title}
-                </a>
-              ) : (
-                p.title
-              )}
-            </div>
-            <div class="muted">
-              {showCommunity && p.communityRef && (
-                <>
-                  <a href={communityPath(p.communityRef)}>{p.communityRef}</a>
-                  {' · '}
-                </>
-              )}
-              {p.author ?? 'unknown'} · <Time iso={p.published} /> · {p.score} points · {p.comments} comments
-              {p.nsfw && ' · NSFW'}
-              {link && (
-                <>
-                  {' · '}
-                  <a href={link} rel="noopener noreferrer nofollow">
-                    {new URL(link).host}
+    <>
+      {posts.length === 0 && (
+        <p class="muted" data-empty-posts>
+          No posts stored yet.
+        </p>
+      )}
+      <ul class="posts" data-stream={stream} data-show-community={showCommunity ? '' : undefined}>
+        {posts.map((p) => {
+          const original = safeUrl(p.apId);
+          const link = safeUrl(p.url);
+          return (
+            <li data-post-id={p.id}>
+              <div class="title">
+                {original ? (
+                  <a href={original} rel="noopener noreferrer nofollow">
+                    {p.title}
                   </a>
-                </>
-              )}
-            </div>
-            {p.body && <div class="muted">{p.body.length > 280 ? `${p.body.slice(0, 280)}…` : p.body}</div>}
-          </li>
-        );
-      })}
-    </ul>
+                ) : (
+                  p.title
+                )}
+              </div>
+              <div class="muted">
+                {showCommunity && p.communityRef && (
+                  <>
+                    <a href={communityPath(p.communityRef)}>{p.communityRef}</a>
+                    {' · '}
+                  </>
+                )}
+                {p.author ?? 'unknown'} · <Time iso={p.published} /> · {p.score} points · {p.comments} comments
+                {p.nsfw && ' · NSFW'}
+                {link && (
+                  <>
+                    {' · '}
+                    <a href={link} rel="noopener noreferrer nofollow">
+                      {new URL(link).host}
+                    </a>
+                  </>
+                )}
+              </div>
+              {p.body && <div class="muted">{p.body.length > 280 ? `${p.body.slice(0, 280)}…` : p.body}</div>}
+            </li>
+          );
+        })}
+      </ul>
+    </>
   );
 }
 

@@ -1,11 +1,11 @@
 /** @jsxImportSource hono/jsx */
 // The page frame, installed with Hono's jsxRenderer: every website route renders its page with
-// `c.render(<Page …/>, { title })` and gets the doctype, head (one same-origin stylesheet, no
-// script) and the top bar around it.
+// `c.render(<Page …/>, { title })` and gets the doctype, head (one same-origin stylesheet, and one
+// same-origin script that only enhances: live posts) and the top bar around it.
 import type { Child } from 'hono/jsx';
 import { jsxRenderer } from 'hono/jsx-renderer';
 import type { ApiDeps } from '../deps.js';
-import { STYLESHEET } from './assets.js';
+import { LIVE_SCRIPT, STYLESHEET } from './assets.js';
 import { pageContext, type PageContext } from './components.js';
 
 declare module 'hono' {
@@ -22,6 +22,7 @@ export function Layout(props: { ctx: PageContext; title: string; children?: Chil
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>{`${props.title} · lemmy-fetcher`}</title>
         <link rel="stylesheet" href={STYLESHEET} />
+        <script src={LIVE_SCRIPT} defer></script>
       </head>
       <body>
         <header class="top">

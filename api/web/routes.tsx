@@ -127,6 +127,7 @@ export function webRoutes(s: Services, info: RequestInfo): Hono {
         next={posts.next}
         flash={flashOf(c)}
         limit={page.limit}
+        live={!page.before}
         viewer={viewer ? { name: viewer.name, following: await isFollowing(s, viewer, row) } : undefined}
       />,
       { title: community.title ?? community.ref },

@@ -90,6 +90,7 @@ export function userWebRoutes(s: Services, opts: { isTls?: (c: Context) => boole
           activities={activities.activities}
           olderActivities={older}
           limit={page.limit}
+          live={!page.before}
           signedIn={viewer?.name === user.name}
         />,
         { title: profile.name },

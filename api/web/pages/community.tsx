@@ -21,6 +21,8 @@ export function CommunityPage(props: {
   next: string | null;
   flash?: string;
   limit: number;
+  /** The newest page: new posts are added live (live.js). */
+  live?: boolean;
   /** The user signed in on this browser, and whether they follow this community. */
   viewer?: { name: string; following: boolean };
 }) {
@@ -108,7 +110,7 @@ export function CommunityPage(props: {
         </form>
       </section>
       <section class="card">
-        <PostList posts={props.posts} />
+        <PostList posts={props.posts} stream={props.live ? `/api/stream?communities=${encodeURIComponent(community.ref)}` : undefined} />
         <OlderLink href={props.next ? `${path}?before=${encodeURIComponent(props.next)}&limit=${props.limit}` : undefined} />
       </section>
     </>

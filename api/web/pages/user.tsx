@@ -46,6 +46,8 @@ export function UserPage(props: {
   /** Query string of the older activities, if there are more. */
   olderActivities: string | null;
   limit: number;
+  /** The newest page of the feed: new posts are added live (live.js). */
+  live?: boolean;
   /** This browser is signed in as this user (follow buttons work). */
   signedIn?: boolean;
 }) {
@@ -82,7 +84,11 @@ export function UserPage(props: {
         {profile.follows.communities === 0 ? (
           <p class="muted">Follows no communities yet.</p>
         ) : (
-          <PostList posts={feed.posts} showCommunity />
+          <PostList
+            posts={feed.posts}
+            showCommunity
+            stream={props.live ? `/api/stream?user=${encodeURIComponent(profile.name)}` : undefined}
+          />
         )}
         <OlderLink href={feed.next ? `${path}?before=${encodeURIComponent(feed.next)}&limit=${props.limit}` : undefined} />
       </section>

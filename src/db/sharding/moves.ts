@@ -56,10 +56,15 @@ const UPSERT_ALL = `
  * column, timestamps with their microseconds included, arrives exactly as stored.
  */
 async function insertJsonRows(target: Sql, json: string): Promise<number> {
-  const res = await target.unsafe(`insert into posts select * from json_populate_recordset(null::posts, $1::text::json) ${UPSERT_ALL}`, [
-    json,
-  ]);
-  return res.count;
+  // Copies are not new posts: the post_events trigger skips them (shard migration 003).
+  const count = await target.begin(async (tx) => {
+    await tx`set local lemmy_fetcher.replaying = 'on'`;
+    const res = await tx.unsafe(`insert into posts select * from json_populate_recordset(null::posts, $1::text::json) ${UPSERT_ALL}`, [
+      json,
+    ]);
+    return res.count;
+  });
+  return count as number;
 }
 
 /** The node shard_map gives a logical shard. */
