@@ -135,6 +135,7 @@ describe('sources by URL', () => {
       [`${feeds.url}/missing.xml`, 422, 'source_not_found'],
       ['http://127.0.0.1:1/feed.xml', 422, 'instance_unreachable'],
       [`${lemmy.url}/c/nosuch`, 422, 'community_not_found'],
+      [`${lemmy.url}/c/te%zz`, 400, 'invalid_input'], // a malformed escape in a community URL
       [`${feeds.url}/tags/rust`, 422, 'unsupported_source'], // a /tags/ path on a server that is not Mastodon
     ];
     for (const [url, status, code] of cases) {

@@ -66,7 +66,11 @@ export function createLemmyAdapter(lemmy: LemmyClient): SourceAdapter {
     kind: 'lemmy',
 
     fromUrl(url) {
-      return /^\/c\/[^/]+\/?$/.test(url.pathname) && !url.search && !url.hash ? detected(url.href) : undefined;
+      if (!/^\/c\/[^/]+\/?$/.test(url.pathname) || url.search || url.hash) return undefined;
+      // A malformed %-escape in a community path is the user's mistake to hear about (a RefError,
+      // a 400), not a feed to try; a path whose name is no Lemmy name may still be a feed.
+      if (/%(?![0-9a-f]{2})/i.test(url.pathname)) parseCommunity(url.href, 'url');
+      return detected(url.href);
     },
 
     parseRef(ref) {
