@@ -144,7 +144,8 @@ export async function run(argv: string[]): Promise<void> {
     log(`${clients} clients connected; API RSS ${mb(rssBefore)} → ${mb(rssConnected)}`);
 
     // Writes: a batch per community per tick, like syncs finding new posts.
-    const tickMs = 100;
+    // Ticks of 100 ms, or longer for rates under 10 posts/s.
+    const tickMs = Math.max(100, Math.round(1000 / rate));
     const perTick = Math.max(1, Math.round((rate * tickMs) / 1000));
     const cpu0 = sampleProc(apiPid)?.cpuSeconds ?? 0;
     const t0 = Date.now();
@@ -203,7 +204,7 @@ export async function run(argv: string[]): Promise<void> {
           fmt(written / writeSeconds),
           fmt(percentile(latencies, 50)),
           fmt(percentile(latencies, 99)),
-          fmt(latencies.length ? Math.max(...latencies) : Number.NaN),
+          fmt(latencies.length ? latencies.reduce((a, b) => (b > a ? b : a), -Infinity) : Number.NaN),
           fmt(delivered / seconds),
           fmt(cpu),
           `${fmt((rssConnected - rssBefore) / Math.max(1, clients) / 1024, 1)} kB`,

@@ -3,7 +3,9 @@
 // post a sync inserts or changes, for the communities asked for (or a user's follows), each with
 // its cursor as id; a client resumes after a cursor (Last-Event-ID / ?after / "after") without
 // gap or duplicate. Bad input is a JSON 4xx before anything is streamed.
+import type { ServerResponse } from 'node:http';
 import { upgradeWebSocket } from '@hono/node-server';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono, type Context } from 'hono';
 import { streamSSE, type SSEStreamingApi } from 'hono/streaming';
 import type { WebSocket as WsSocket } from 'ws';
@@ -36,6 +38,22 @@ export function streamRoutes(s: Services): Hono {
     // Registered before the response starts: once the client has the headers, it misses nothing.
     const sub = await hub().subscribe(communityIds, { cursor, buffer });
     c.header('X-Accel-Buffering', 'no');
+    const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
+    if (outgoing && !s.config.CORS_ORIGINS) {
+      // Served by @hono/node-server: events go straight onto the socket, with no web-stream layer
+      // per event; the fan-out to thousands of clients is the hot path. (With CORS configured, the
+      // middleware's headers are wanted: the streamSSE path below keeps them.)
+      outgoing.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+        'x-content-type-options': 'nosniff',
+      });
+      outgoing.flushHeaders(); // the client's EventSource is open now, not at the first event
+      pumpSocket(outgoing, sub, heartbeatMs).catch((err) => replayFailed(s, err));
+      return RESPONSE_ALREADY_SENT;
+    }
     return streamSSE(c, (stream) =>
       pumpSse(stream, sub, heartbeatMs, () => dropConnection(c, stream)).catch((err) => replayFailed(s, err)),
     );
@@ -156,6 +174,46 @@ async function pumpSse(stream: SSEStreamingApi, sub: Subscription, heartbeatMs: 
   } finally {
     clearInterval(beat);
     sub.close();
+  }
+}
+
+// The same field order as streamSSE writes.
+const postFrame = (item: { id: string; data: string }) => `event: post\ndata: ${item.data}\nid: ${item.id}\n\n`;
+
+/**
+ * As pumpSse, on a Node response: the posts queued for this client go out in one write, and a
+ * write the socket does not take (a client that does not read) waits for 'drain', so its buffer
+ * fills and it is dropped as slow.
+ */
+async function pumpSocket(res: ServerResponse, sub: Subscription, heartbeatMs: number): Promise<void> {
+  const write = (chunk: string) =>
+    res.write(chunk)
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          res.once('drain', resolve);
+          res.once('close', resolve);
+        });
+  res.once('close', () => sub.close());
+  const beat = setInterval(() => {
+    if (res.writableLength === 0) res.write(': keep-alive\n\n');
+  }, heartbeatMs);
+  try {
+    for (let item = await sub.next(); item && !res.destroyed; item = await sub.next()) {
+      if (item.type === 'post') {
+        let chunk = postFrame(item);
+        for (const more of sub.takeReady(256)) chunk += postFrame(more);
+        await write(chunk);
+        continue;
+      }
+      const cutOff = setTimeout(() => res.destroy(), heartbeatMs);
+      await write(`event: reset\ndata: ${JSON.stringify(resetBody(item))}\n\n`);
+      clearTimeout(cutOff);
+      break;
+    }
+  } finally {
+    clearInterval(beat);
+    sub.close();
+    if (!res.destroyed) res.end();
   }
 }
 

@@ -126,6 +126,22 @@ export class Subscription {
     }
   }
 
+  /**
+   * Live posts already queued, without waiting (at most `max`): the caller sends them with the one
+   * `next()` gave, in one write. Empty while replaying or ending (next() handles those).
+   */
+  takeReady(max: number): Array<Extract<StreamItem, { type: 'post' }>> {
+    const out: Array<Extract<StreamItem, { type: 'post' }>> = [];
+    if (this.ending || this.replay) return out;
+    while (out.length < max) {
+      const event = this.shift();
+      if (!event) break;
+      const item = this.fromLive(event);
+      if (item?.type === 'post') out.push(item);
+    }
+    return out;
+  }
+
   private end(ending: Ending): void {
     if (this.ending) return;
     this.ending = ending;
@@ -186,7 +202,7 @@ export class Subscription {
     return undefined;
   }
 
-  private fromLive(event: LiveEvent): StreamItem | undefined {
+  private fromLive(event: LiveEvent): Extract<StreamItem, { type: 'post' }> | undefined {
     const given = this.ahead.get(event.node);
     if (given !== undefined && event.seq <= given) return undefined;
     for (const [node, seq] of this.ahead) if ((event.position.get(node) ?? -1) >= seq) this.ahead.delete(node);
