@@ -11,6 +11,7 @@ import type { RequestInfo } from '../guards.js';
 import { LoginLimiter } from '../login-limiter.js';
 import { addCommunity, changeRefresh, findCommunity, listWithStatus, newest, postsOf, withStatus, type Services } from '../service.js';
 import { requestRefresh, stopTracking } from '../../src/tracking.js';
+import type { CommunityRow } from '../../src/db/communities.js';
 import { addBodySchema, parseCommunitiesQuery, parsePageQuery, parseWith, patchBodySchema, toAddInput } from '../validation.js';
 import { communityPath, localPath, pageContext } from './components.js';
 import { isFollowing } from '../users.js';
@@ -115,24 +116,27 @@ export function webRoutes(s: Services, info: RequestInfo): Hono {
     }
   });
 
-  app.get('/c/:ref', async (c) => {
+  /** A community page: the newest posts (live) or an older page; a flash or an error status on top. */
+  const communityPage = async (c: Context, row: CommunityRow, opts: { flash?: string; status?: 400 } = {}) => {
     const page = parsePageQuery({ limit: c.req.query('limit'), before: c.req.query('before') });
-    const row = await findCommunity(s, c.req.param('ref'));
     const [community, posts, viewer] = await Promise.all([withStatus(s, row), postsOf(s, row, page.limit, page.before), viewerOf(s, c)]);
+    if (opts.status) c.status(opts.status);
     return c.render(
       <CommunityPage
         ctx={pageContext(s, c)}
         community={community}
         posts={posts.posts}
         next={posts.next}
-        flash={flashOf(c)}
+        flash={opts.flash ?? flashOf(c)}
         limit={page.limit}
         live={!page.before}
         viewer={viewer ? { name: viewer.name, following: await isFollowing(s, viewer, row) } : undefined}
       />,
       { title: community.title ?? community.ref },
     );
-  });
+  };
+
+  app.get('/c/:ref', async (c) => communityPage(c, await findCommunity(s, c.req.param('ref'))));
 
   app.post('/c/:ref/refresh', async (c) => {
     const raw = await c.req.parseBody();
@@ -156,20 +160,7 @@ export function webRoutes(s: Services, info: RequestInfo): Hono {
       await changeRefresh(s, row, parseWith(patchBodySchema, fields));
     } catch (err) {
       if (!(err instanceof ApiError) || err.status !== 400) throw err;
-      const page = parsePageQuery({});
-      const [community, posts] = await Promise.all([withStatus(s, row), postsOf(s, row, page.limit)]);
-      c.status(400);
-      return c.render(
-        <CommunityPage
-          ctx={pageContext(s, c)}
-          community={community}
-          posts={posts.posts}
-          next={posts.next}
-          flash={`Not saved: ${err.message}`}
-          limit={page.limit}
-        />,
-        { title: community.title ?? community.ref },
-      );
+      return communityPage(c, row, { flash: `Not saved: ${err.message}`, status: 400 });
     }
     return c.redirect(`${communityPath(row.ref)}?flash=policy-saved&ref=${encodeURIComponent(row.ref)}`, 303);
   });

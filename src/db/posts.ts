@@ -201,21 +201,31 @@ export interface MergedPostPage extends PostPage {
   missingNodes: string[];
 }
 
+/** Which posts of a node a merged read takes: those of its logical shards, or of some communities. */
+export type NodeFilter = { shards: number[] } | { communityIds: number[] };
+
 /**
- * Newest posts across every node: each node returns its next `limit + 1` rows past the cursor
- * (only from the logical shards the map gives it, so rows mid-move are not seen twice), then a
- * merge keeps the newest `limit`. A node that does not answer is reported, not fatal.
+ * Newest posts across nodes: each node returns its next `limit + 1` rows past the cursor (of the
+ * logical shards the map gives it, so rows mid-move are not seen twice, or of the communities
+ * asked for), all nodes at once, then the per-node lists (each sorted already) are merged and the
+ * newest `limit` kept. Either filter walks the posts_newest index from the cursor and stops after
+ * `limit + 1` matches: the work is bounded by nodes × limit. A node that does not answer is
+ * reported, not fatal.
  */
-export async function newestPosts(router: ShardRouter, limit: number, before?: PostCursor): Promise<MergedPostPage> {
-  const placements = await router.placements();
+export async function newestAcrossNodes(
+  router: ShardRouter,
+  filters: ReadonlyMap<string, NodeFilter>,
+  limit: number,
+  before?: PostCursor,
+): Promise<MergedPostPage> {
   const missingNodes: string[] = [];
   const perNode = await Promise.all(
-    placements.map(async ({ node, shards }) => {
+    [...filters].map(async ([node, filter]) => {
       try {
         const sql = router.pool(node);
         return await sql<PostRow[]>`
           select *, ${publishedIso(sql)} as published_iso from posts
-          where shard = any(${shards}::int[])
+          where ${'shards' in filter ? sql`shard = any(${filter.shards}::int[])` : sql`community_id = any(${filter.communityIds}::bigint[])`}
             ${before ? sql`and (published, community_id, lemmy_id) < (${before.published}::timestamptz, ${before.communityId}, ${before.lemmyId})` : sql``}
           order by published desc, community_id desc, lemmy_id desc
           limit ${limit + 1}`;
@@ -226,15 +236,35 @@ export async function newestPosts(router: ShardRouter, limit: number, before?: P
       }
     }),
   );
-  const merged = perNode.flat().sort(comparePostsDesc);
+  const merged = mergeNewestFirst(perNode, limit + 1);
   const posts = merged.slice(0, limit);
-  const more = merged.length > limit;
   return {
     posts,
-    next: more ? encodeCursor(cursorOf(posts[posts.length - 1])) : null,
+    next: merged.length > limit ? encodeCursor(cursorOf(posts[posts.length - 1])) : null,
     partial: missingNodes.length > 0,
     missingNodes: missingNodes.sort(),
   };
+}
+
+/** Newest posts across every node. */
+export async function newestPosts(router: ShardRouter, limit: number, before?: PostCursor): Promise<MergedPostPage> {
+  const placements = await router.placements();
+  return newestAcrossNodes(router, new Map(placements.map(({ node, shards }) => [node, { shards }])), limit, before);
+}
+
+/** Merges lists sorted newest first into one, keeping the first `take`. */
+export function mergeNewestFirst(lists: readonly PostRow[][], take: number): PostRow[] {
+  const heads = lists.map(() => 0);
+  const out: PostRow[] = [];
+  while (out.length < take) {
+    let best = -1;
+    for (let i = 0; i < lists.length; i++) {
+      if (heads[i] < lists[i].length && (best < 0 || comparePostsDesc(lists[i][heads[i]], lists[best][heads[best]]) < 0)) best = i;
+    }
+    if (best < 0) break;
+    out.push(lists[best][heads[best]++]);
+  }
+  return out;
 }
 
 function comparePostsDesc(a: PostRow, b: PostRow): number {
