@@ -44,6 +44,7 @@ export interface CommunityRow {
   refresh_reason: string | null;
   consecutive_failures: number;
   posts_per_hour: number | null;
+  policy_changed_at: Date | null;
 }
 
 export type RefreshMode = 'fixed' | 'adaptive';
@@ -178,7 +179,8 @@ export async function setRefreshPolicy(sql: Sql, id: number, p: RefreshPolicyRow
   const fixed = p.mode === 'fixed';
   const [row] = await sql<CommunityRow[]>`
     update communities set refresh_seconds = ${p.refreshSeconds}, refresh_policy = ${p.mode},
-      min_refresh_seconds = ${p.minRefreshSeconds}, max_refresh_seconds = ${p.maxRefreshSeconds}, updated_at = now()
+      min_refresh_seconds = ${p.minRefreshSeconds}, max_refresh_seconds = ${p.maxRefreshSeconds}, updated_at = now(),
+      policy_changed_at = now()
       ${
         fixed
           ? sql`, interval_seconds = ${p.refreshSeconds}, refresh_reason = ${`fixed: ${p.refreshSeconds} s`},
@@ -205,10 +207,16 @@ export interface Schedule {
 /** What the workflow decided after a sync: shown by lists, which do not ask every workflow. */
 export async function saveSchedule(sql: Sql, ref: string, s: Schedule): Promise<void> {
   await sql`
-    update communities set sync_state = ${s.state}, interval_seconds = ${s.intervalSeconds}, next_sync_at = ${s.nextSyncAt},
-      refresh_reason = ${s.reason}, consecutive_failures = ${s.consecutiveFailures}, posts_per_hour = ${s.postsPerHour ?? null},
-      last_attempt_at = ${s.waitStartedAt},
-      last_update = coalesce(${s.lastSyncAt}::timestamptz, last_update), updated_at = now()
+    update communities set sync_state = ${s.state}, consecutive_failures = ${s.consecutiveFailures}, posts_per_hour = ${s.postsPerHour ?? null},
+      -- A policy changed after this decision (a PATCH as the sync ended) is newer: keep what it wrote
+      -- (the interval and the times it counted from); the workflow has the change and agrees.
+      interval_seconds = case when policy_changed_at > ${s.waitStartedAt}::timestamptz then interval_seconds else ${s.intervalSeconds} end,
+      next_sync_at = case when policy_changed_at > ${s.waitStartedAt}::timestamptz then next_sync_at else ${s.nextSyncAt}::timestamptz end,
+      refresh_reason = case when policy_changed_at > ${s.waitStartedAt}::timestamptz then refresh_reason else ${s.reason} end,
+      last_attempt_at = case when policy_changed_at > ${s.waitStartedAt}::timestamptz then last_attempt_at else ${s.waitStartedAt}::timestamptz end,
+      last_update = case when policy_changed_at > ${s.waitStartedAt}::timestamptz then last_update
+                         else coalesce(${s.lastSyncAt}::timestamptz, last_update) end,
+      updated_at = now()
     where ref = ${ref}`;
 }
 

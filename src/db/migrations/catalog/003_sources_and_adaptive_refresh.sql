@@ -11,6 +11,7 @@ alter table communities
   add column refresh_reason       text,                          -- why, e.g. "adaptive: 0.4 posts/h → 900 s"
   add column consecutive_failures integer not null default 0,
   add column posts_per_hour       double precision,              -- the posting rate the workflow observed
+  add column policy_changed_at    timestamptz,                   -- a schedule decided before this is stale
   add constraint communities_refresh_bounds check (min_refresh_seconds <= max_refresh_seconds);
 
 alter table communities drop constraint communities_sync_state_check;
