@@ -137,6 +137,8 @@ export function createSyncActivity(deps: SyncDeps) {
       const saved = await saveSyncSuccess(catalog, row.id, { metadata: metadata ?? fetched.metadata, state: fetched.state, inserted });
       if (!saved) return untracked;
       await recordHostOutcome(catalog, row.host, true).catch(() => {});
+      // A first sync's page tells how often the source posts (later syncs count new posts instead).
+      const sampleRate = row.syncs === 0 ? postingRateOf(posts) : undefined;
       return {
         tracked: true,
         fetched: posts.length,
@@ -145,7 +147,7 @@ export function createSyncActivity(deps: SyncDeps) {
         pages: requests,
         postsStored: saved.postsStored,
         ...(fetched.notModified ? { notModified: true } : {}),
-        ...(row.syncs === 0 && postingRateOf(posts) !== undefined ? { sampleRatePerHour: postingRateOf(posts) } : {}),
+        ...(sampleRate !== undefined ? { sampleRatePerHour: sampleRate } : {}),
         ...(fetched.minIntervalSeconds ? { minIntervalSeconds: fetched.minIntervalSeconds } : {}),
       };
     } catch (err) {

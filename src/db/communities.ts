@@ -221,11 +221,7 @@ export async function saveSchedule(sql: Sql, ref: string, s: Schedule): Promise<
 }
 
 /** Whether the metadata is older than `maxAgeSeconds` (or was never fetched). */
-export function metadataIsStale(
-  row: Pick<CommunityRow, 'metadata_fetched_at' | 'last_update'>,
-  maxAgeSeconds: number,
-  now = Date.now(),
-): boolean {
+export function metadataIsStale(row: Pick<CommunityRow, 'metadata_fetched_at'>, maxAgeSeconds: number, now = Date.now()): boolean {
   const at = row.metadata_fetched_at ?? null;
   return !at || now - at.getTime() >= maxAgeSeconds * 1000;
 }
