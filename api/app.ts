@@ -23,13 +23,25 @@ import { staticFiles } from './web/assets.js';
 import { pageRenderer } from './web/layout.js';
 import { renderErrorPage } from './web/pages/error.js';
 import { webRoutes } from './web/routes.js';
+import { adminWebRoutes } from './web/admin-routes.js';
+import { adminRoutes } from './routes/admin.js';
+import { graphqlRoutes } from './graphql/index.js';
+import { httpCache } from './http-cache.js';
+import { httpMetrics, metricsRoutes } from './metrics.js';
+import { rateLimit } from './rate-limit.js';
 
 export interface AppOptions {
   /** Source clients for add-time checks; made with the shared per-host budget if absent. */
   sources?: SourceClients;
 }
 
-const isApiPath = (path: string) => path === '/api' || path.startsWith('/api/') || path === '/healthz' || path.startsWith('/healthz/');
+const isApiPath = (path: string) =>
+  path === '/api' ||
+  path.startsWith('/api/') ||
+  path === '/healthz' ||
+  path.startsWith('/healthz/') ||
+  path === '/graphql' ||
+  path === '/metrics';
 
 export function createApp(deps: ApiDeps, opts: AppOptions = {}): Hono {
   const s: Services = { ...deps, sources: opts.sources ?? createSourceClients(deps.config, deps.catalog) };
@@ -40,6 +52,11 @@ export function createApp(deps: ApiDeps, opts: AppOptions = {}): Hono {
     .map((o) => o.trim())
     .filter(Boolean);
   const app = new Hono();
+
+  // First, so that it times every answer, refusals included.
+  app.use('*', httpMetrics());
+  // Prometheus scrapes: before the host, token and rate-limit checks (restricted to METRICS_ALLOWED_NETWORKS).
+  app.route('/metrics', metricsRoutes(s, info));
 
   app.use(
     '*',
@@ -91,6 +108,10 @@ export function createApp(deps: ApiDeps, opts: AppOptions = {}): Hono {
   const adminOnly = requireBearer(config.API_TOKEN);
   app.use('/api/*', async (c, next) => (/^\/api\/users\/[^/]+\/./.test(c.req.path) ? next() : adminOnly(c, next)));
   app.use('/api/*', jsonBodiesOnly);
+  // Keys and limits, then conditional GETs and the response cache (health and metrics are exempt).
+  app.use('/api/*', rateLimit(s, info));
+  app.use('/graphql', rateLimit(s, info));
+  app.use('/api/*', httpCache(s));
   app.use('/static/*', ...staticFiles());
   app.route('/api/communities', communityRoutes(s));
   app.route('/api/posts', postRoutes(s));
@@ -99,6 +120,9 @@ export function createApp(deps: ApiDeps, opts: AppOptions = {}): Hono {
   app.route('/api', streamRoutes(s));
   app.route('/api/users', userRoutes(s));
   app.route('/healthz', healthRoutes(s));
+  app.route('/api/admin', adminRoutes(s));
+  app.route('/graphql', graphqlRoutes(s));
+  app.route('/admin', adminWebRoutes(s, info));
   app.route('/', webRoutes(s, info));
 
   app.notFound((c) => {
