@@ -17,6 +17,7 @@ import { contentHashOf, newestStored, storedHashes, storedLemmyIds, upsertPosts,
 import { ShardUnavailableError, type ShardRouter } from '../src/db/sharding/router.js';
 import { BudgetExhaustedError, connectivityLost, recordHostOutcome } from '../src/db/instance-budget.js';
 import { SourceError } from '../src/sources/errors.js';
+import { observeScheduleLag, postsInserted, postsUpdated, recordSync } from '../src/metrics/index.js';
 import type { Sources } from '../src/sources/registry.js';
 import { postingRateOf, type SourceTarget, type SyncContext } from '../src/sources/types.js';
 
@@ -97,8 +98,15 @@ export function createSyncActivity(deps: SyncDeps) {
       AbortSignal.timeout(Math.max(1000, ctx.info.startToCloseTimeoutMs - DEADLINE_MARGIN_MS)),
     ]);
     const untracked: SyncSummary = { tracked: false, fetched: 0, inserted: 0, updated: 0, pages: 0, postsStored: 0 };
+    const started = performance.now();
     const row = await communityByRef(catalog, input.ref);
-    if (!row) return untracked;
+    const done = (outcome: string, errorType = 'none') =>
+      recordSync(row?.kind ?? 'unknown', outcome, errorType, (performance.now() - started) / 1000);
+    if (!row) {
+      done('untracked');
+      return untracked;
+    }
+    observeScheduleLag(row.kind, row.next_sync_at, ctx.info.attempt);
     // Heartbeat while slow requests are in flight too, so a dead worker is noticed within the
     // heartbeat timeout rather than the start-to-close timeout.
     const ticker = setInterval(() => ctx.heartbeat(), 2000);
@@ -131,11 +139,20 @@ export function createSyncActivity(deps: SyncDeps) {
           if (!(await lockCommunityForWrite(tx, row.id))) return undefined;
           return upsertPosts(sql, row.shard, row.id, changed);
         });
-        if (!written) return untracked;
+        if (!written) {
+          done('untracked');
+          return untracked;
+        }
         ({ inserted, updated } = written);
       }
       const saved = await saveSyncSuccess(catalog, row.id, { metadata: metadata ?? fetched.metadata, state: fetched.state, inserted });
-      if (!saved) return untracked;
+      if (!saved) {
+        done('untracked');
+        return untracked;
+      }
+      done(fetched.notModified ? 'not_modified' : 'ok');
+      postsInserted.inc({ kind: row.kind }, inserted);
+      postsUpdated.inc({ kind: row.kind }, updated);
       await recordHostOutcome(catalog, row.host, true).catch(() => {});
       // A first sync's page tells how often the source posts (later syncs count new posts instead).
       const sampleRate = row.syncs === 0 ? postingRateOf(posts) : undefined;
@@ -154,7 +171,10 @@ export function createSyncActivity(deps: SyncDeps) {
       // Cancelled (the community was removed, its run terminated, or the heartbeat timed out):
       // this attempt is abandoned, not a sync outcome. Nothing is recorded, and Temporal is told
       // it was cancelled rather than that it failed.
-      if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+      if (ctx.cancellationSignal.aborted) {
+        done('cancelled', 'Cancelled');
+        throw ctx.cancellationSignal.reason;
+      }
       let failure = toFailure(err);
       const type = failure.type ?? 'Error';
       if ((CONNECTIVITY_FAILURE_TYPES as readonly string[]).includes(type)) {
@@ -172,6 +192,7 @@ export function createSyncActivity(deps: SyncDeps) {
         message: failure.message,
         state: isNotFoundFailure(type) ? 'not_found' : 'failing',
       }).catch(() => {});
+      done('failed', failure.type ?? type);
       throw failure;
     } finally {
       clearInterval(ticker);

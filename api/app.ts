@@ -3,7 +3,9 @@
 // In front of every route: security headers (CSP), the page renderer, the Host allowlist, CORS,
 // the body limit, the cross-site check, and for /api the bearer token and JSON-only bodies
 // (guards.ts, auth.ts); /static/* serves public/static (web/assets.ts).
-import { Hono } from 'hono';
+import { OpenAPIHono } from '@hono/zod-openapi';
+import type { Hono } from 'hono';
+import type { BlankEnv } from 'hono/types';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { secureHeaders } from 'hono/secure-headers';
@@ -29,6 +31,8 @@ import { graphqlRoutes } from './graphql/index.js';
 import { httpCache } from './http-cache.js';
 import { httpMetrics, metricsRoutes } from './metrics.js';
 import { rateLimit } from './rate-limit.js';
+import { docsSecureHeaders, isDocsPath, mountDocs, openApiDocument } from './openapi/document.js';
+import { validationHook } from './validation.js';
 
 export interface AppOptions {
   /** Source clients for add-time checks; made with the shared per-host budget if absent. */
@@ -51,33 +55,37 @@ export function createApp(deps: ApiDeps, opts: AppOptions = {}): Hono {
     .split(',')
     .map((o) => o.trim())
     .filter(Boolean);
-  const app = new Hono();
+  // An OpenAPIHono: the sub-apps' createRoute definitions merge into its OpenAPI document (GET
+  // /openapi.json), and a request failing a route's zod schemas becomes an ApiError (validationHook).
+  const app = new OpenAPIHono<BlankEnv>({ defaultHook: validationHook });
 
   // First, so that it times every answer, refusals included.
   app.use('*', httpMetrics());
   // Prometheus scrapes: before the host, token and rate-limit checks (restricted to METRICS_ALLOWED_NETWORKS).
   app.route('/metrics', metricsRoutes(s, info));
 
-  app.use(
-    '*',
-    secureHeaders({
-      contentSecurityPolicy: {
-        defaultSrc: ["'none'"],
-        styleSrc: ["'self'"],
-        scriptSrc: ["'self'"],
-        connectSrc: ["'self'"],
-        imgSrc: ['https:', 'http:', 'data:'],
-        formAction: ["'self'"],
-        baseUri: ["'none'"],
-        frameAncestors: ["'none'"],
-      },
-      // Not "no-referrer": with it browsers send `Origin: null` on same-site form posts, which the
-      // website's cross-site check must refuse. "same-origin" still leaks nothing to other sites.
-      referrerPolicy: 'same-origin',
-      crossOriginResourcePolicy: false,
-      crossOriginEmbedderPolicy: false,
-    }),
-  );
+  const siteHeaders = secureHeaders({
+    contentSecurityPolicy: {
+      defaultSrc: ["'none'"],
+      styleSrc: ["'self'"],
+      scriptSrc: ["'self'"],
+      connectSrc: ["'self'"],
+      imgSrc: ['https:', 'http:', 'data:'],
+      formAction: ["'self'"],
+      baseUri: ["'none'"],
+      frameAncestors: ["'none'"],
+    },
+    // Not "no-referrer": with it browsers send `Origin: null` on same-site form posts, which the
+    // website's cross-site check must refuse. "same-origin" still leaks nothing to other sites.
+    referrerPolicy: 'same-origin',
+    crossOriginResourcePolicy: false,
+    crossOriginEmbedderPolicy: false,
+  });
+  // /docs (Swagger UI) and GraphiQL (GET /graphql) alone also allow inline styles and data: images
+  // and fonts (api/openapi/document.ts): their editors style themselves inline. Scripts stay 'self'.
+  const docsHeaders = docsSecureHeaders();
+  const isGraphiql = (p: string) => p === '/graphql' || p.startsWith('/graphql/');
+  app.use('*', (c, next) => (isDocsPath(c.req.path) || isGraphiql(c.req.path) ? docsHeaders(c, next) : siteHeaders(c, next)));
   // Website pages render inside the layout (c.render); error pages too, so it comes first.
   app.use('*', pageRenderer(deps));
   app.use('*', hostAllowlist(config.ALLOWED_HOSTS));
@@ -122,6 +130,8 @@ export function createApp(deps: ApiDeps, opts: AppOptions = {}): Hono {
   app.route('/healthz', healthRoutes(s));
   app.route('/api/admin', adminRoutes(s));
   app.route('/graphql', graphqlRoutes(s));
+  // GET /openapi.json (generated from the routes above) and GET /docs (Swagger UI, offline).
+  mountDocs(app, openApiDocument(app));
   app.route('/admin', adminWebRoutes(s, info));
   app.route('/', webRoutes(s, info));
 

@@ -1,7 +1,129 @@
-// Conditional GETs (ETag, Cache-Control) and the response cache: placeholder until it lands.
-import type { MiddlewareHandler } from 'hono';
-import type { Services } from './service.js';
+// Conditional GETs and the response cache, for GET (and HEAD) under /api:
+//  - `ETag` on every 200 JSON answer (Hono's etag(): a SHA-1 of the body), `If-None-Match` with a
+//    matching tag → 304 without a body;
+//  - `Cache-Control: no-cache`: a client (or a shared cache) may keep the answer but must ask
+//    again before each use, a question a 304 answers cheaply. No max-age: posts pages and statuses
+//    change with every sync, at times nobody can predict, and a stale page after a sync is what
+//    this avoids;
+//  - posts pages (GET /api/communities/:ref/posts, GET /api/posts) come from the response cache
+//    (api/response-cache.ts, invalidated by change events) when they are there: the stored JSON
+//    and the ETag computed when it was stored, so a hit costs no query, no validation, no
+//    serialization and no hashing (etag() finds the tag set and only compares).
+//    `X-Cache: hit` or `miss` says which. API_RESPONSE_CACHE=false turns the cache off.
+// The live streams (/api/stream, /api/ws) are left alone: their body never ends.
+import { createHash } from 'node:crypto';
+import type { Context, MiddlewareHandler, Next } from 'hono';
+import { etag, RETAINED_304_HEADERS } from 'hono/etag';
+import { streamHub } from '../src/stream/hub.js';
+import { ResponseCache } from './response-cache.js';
+import { findCommunity, type Services } from './service.js';
 
-export function httpCache(_s: Services): MiddlewareHandler {
-  return async (_c, next) => next();
+export const CACHE_CONTROL = 'no-cache';
+
+const COMMUNITY_POSTS = /^\/api\/communities\/([^/]+)\/posts\/?$/;
+const COMMUNITY = /^\/api\/communities\/([^/]+)\/?$/;
+const isStream = (path: string) => path === '/api/stream' || path === '/api/ws' || path.startsWith('/api/stream/');
+
+/** A path segment as the routes see it (percent-decoded); undefined when it cannot be decoded. */
+function decoded(segment: string | undefined): string | undefined {
+  if (segment === undefined || !segment.includes('%')) return segment;
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The response cache of an app (absent when off): its hits, misses and size, for metrics. */
+export const responseCaches = new WeakMap<Services, ResponseCache>();
+
+export function httpCache(s: Services): MiddlewareHandler {
+  const tag = etag({ retainedHeaders: [...RETAINED_304_HEADERS, 'x-cache'] });
+  const cache =
+    s.config.API_RESPONSE_CACHE && s.config.API_RESPONSE_CACHE_MAX_BYTES > 0
+      ? new ResponseCache(
+          { hub: streamHub({ router: s.router, catalog: s.catalog, log: s.log, config: s.config }), catalog: s.catalog, log: s.log },
+          s.config.API_RESPONSE_CACHE_MAX_BYTES,
+        )
+      : undefined;
+  if (cache) responseCaches.set(s, cache);
+
+  const fresh = async (c: Context, next: Next) => {
+    await next();
+    if (c.res.status === 200 && !c.res.headers.has('cache-control')) c.res.headers.set('Cache-Control', CACHE_CONTROL);
+  };
+
+  return async (c, next) => {
+    const method = c.req.method;
+    if (method === 'DELETE' && cache) return removal(cache, c, next);
+    if ((method !== 'GET' && method !== 'HEAD') || isStream(c.req.path)) return next();
+    if (!cache) return tag(c, () => fresh(c, next));
+    return tag(c, async () => {
+      const hit = await cached(s, cache, c, () => fresh(c, next));
+      if (hit) c.res = hit;
+    });
+  };
+}
+
+/**
+ * A community removed through this app: its pages go as soon as the removal is answered (other
+ * replicas hear it from the catalog's NOTIFY, as this one does a moment later).
+ */
+async function removal(cache: ResponseCache, c: Context, next: Next): Promise<void> {
+  await next();
+  const ref = decoded(COMMUNITY.exec(c.req.path)?.[1]);
+  if (ref === undefined || c.res.status >= 300) return;
+  const id = cache.refId(ref) ?? (/^\d{1,15}$/.test(ref) ? Number(ref) : undefined);
+  if (id === undefined) cache.flush();
+  else cache.removed(id);
+}
+
+/** A posts page from the cache, or filled into it; anything else straight through. */
+async function cached(s: Services, cache: ResponseCache, c: Context, next: () => Promise<void>): Promise<Response | void> {
+  const path = c.req.path;
+  const community = decoded(COMMUNITY_POSTS.exec(path)?.[1]);
+  const cross = path === '/api/posts' || path === '/api/posts/';
+  if ((!cross && community === undefined) || !cache.usable()) return next();
+  const before = c.req.query('before') ?? '';
+  const page = `${c.req.query('limit') ?? ''}|${before}`;
+  const since = cache.now();
+  let communityId: number | undefined;
+  if (community !== undefined) {
+    communityId = cache.refId(community);
+    if (communityId === undefined) {
+      try {
+        communityId = (await findCommunity(s, community)).id;
+      } catch {
+        return next(); // a bad or unknown ref: the route answers it
+      }
+      cache.rememberRef(community, communityId, since);
+    }
+  }
+  const key = communityId === undefined ? `p|${page}` : `c${communityId}|${page}`;
+  const hit = cache.get(key);
+  if (hit) {
+    return c.body(hit.body as Uint8Array<ArrayBuffer>, 200, {
+      'Content-Type': hit.contentType,
+      ETag: hit.etag,
+      'Cache-Control': CACHE_CONTROL,
+      'X-Cache': 'hit',
+    });
+  }
+  await next();
+  const res = c.res;
+  const contentType = res.headers.get('content-type') ?? '';
+  if (res.status !== 200 || !contentType.startsWith('application/json')) return;
+  const body = new Uint8Array(await res.arrayBuffer());
+  const tagValue = `"${createHash('sha1').update(body).digest('hex')}"`;
+  // A merged page that missed a node is not the page: answered, not kept.
+  const partial = communityId === undefined && (JSON.parse(Buffer.from(body).toString('utf8')) as { partial?: boolean }).partial === true;
+  if (!partial && cache.usable())
+    cache.put(key, { body, etag: tagValue, contentType, communityId }, since, { admitOnSecond: before !== '' });
+  const headers = new Headers(res.headers);
+  headers.set('ETag', tagValue);
+  headers.set('X-Cache', 'miss');
+  // Assigned over an existing answer, Hono copies it into one with a streamed body, which
+  // @hono/node-server writes the slow way; cleared first, the bytes are written at once.
+  c.res = undefined;
+  c.res = new Response(body, { status: 200, headers });
 }

@@ -47,13 +47,14 @@ export interface CommunityJson {
 
 /**
  * The status the catalog keeps (written by each sync): what lists show, without a Temporal query.
- * Before the first sync has ended, the state is "syncing".
+ * Before the first sync has ended, the state is "syncing"; while paused it is "paused", with no
+ * next sync.
  */
 export function catalogStatus(row: CommunityRow): CommunityStatus {
   return {
-    state: row.sync_state ?? 'syncing',
+    state: row.paused_at ? 'paused' : (row.sync_state ?? 'syncing'),
     lastSyncAt: iso(row.last_update),
-    nextSyncAt: iso(row.next_sync_at),
+    nextSyncAt: row.paused_at ? null : iso(row.next_sync_at),
     lastError: row.last_error
       ? { code: failureCode(row.last_error_code ?? 'SyncFailed'), message: row.last_error, at: iso(row.last_error_at) ?? '' }
       : null,

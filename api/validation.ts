@@ -1,13 +1,15 @@
-// Validation at the edge: zod schemas for every body and query, turned into 400s naming the field.
-import type { Context } from 'hono';
-import { z } from 'zod';
+// Validation at the edge: zod schemas for every body, query and path parameter, turned into 400s
+// naming the field. The same schemas describe the requests in the OpenAPI document (api/openapi/):
+// routes declare them with createRoute, and validationHook turns a failure into an ApiError.
+import type { Context, MiddlewareHandler } from 'hono';
+import { z } from '@hono/zod-openapi';
 import { decodeCursor, type PostCursor } from '../src/db/posts.js';
 import type { Config } from '../src/config.js';
 import { normalizeInstance, normalizeName, parseCommunity, RefError } from '../src/sources/lemmy/refs.js';
 import type { Sources } from '../src/sources/registry.js';
 import type { DetectedSource } from '../src/sources/types.js';
 import type { RefreshPolicy } from '../workflows/refreshPolicy.js';
-import { ApiError } from './errors.js';
+import { ApiError, UNSUPPORTED_MEDIA_TYPE_MESSAGE } from './errors.js';
 
 export const MAX_LIMIT = 100;
 export const DEFAULT_LIMIT = 20;
@@ -26,18 +28,24 @@ const refreshFields = {
   maxRefreshSeconds: refreshSeconds.optional(),
 };
 
-export const addBodySchema = z.union([
-  z.strictObject({ instance: z.string().max(500), name: z.string().max(200), ...refreshFields }),
-  z.strictObject({ community: z.string().max(700), ...refreshFields }),
-  z.strictObject({ url: z.string().max(2000, 'must be at most 2000 characters'), ...refreshFields }),
-]);
+export const addBodySchema = z
+  .union([
+    z.strictObject({ instance: z.string().max(500), name: z.string().max(200), ...refreshFields }),
+    z.strictObject({ community: z.string().max(700), ...refreshFields }),
+    z.strictObject({ url: z.string().max(2000, 'must be at most 2000 characters'), ...refreshFields }),
+  ])
+  .openapi('AddCommunity', {
+    description:
+      'An instance and a community name, a `name@host`, or a URL (a Lemmy community, an RSS/Atom/JSON feed, a Mastodon hashtag or account); an optional refresh policy: `refreshSeconds` alone means fixed, otherwise adaptive between `minRefreshSeconds` and `maxRefreshSeconds`.',
+  });
 
 export const patchBodySchema = z
   .strictObject(refreshFields)
   .refine(
     (b) => Object.values(b).some((v) => v !== undefined),
     'expected refreshSeconds, refreshPolicy, minRefreshSeconds or maxRefreshSeconds',
-  );
+  )
+  .openapi('ChangeRefresh', { description: 'At least one of the fields', minProperties: 1 });
 
 export type RefreshFields = Partial<Record<'refreshSeconds' | 'minRefreshSeconds' | 'maxRefreshSeconds', number>> & {
   refreshPolicy?: 'fixed' | 'adaptive';
@@ -68,15 +76,44 @@ export function resolvePolicy(
   return { mode, refreshSeconds, minSeconds, maxSeconds };
 }
 
+/** 400 invalid_input; the message starts with the field (`name: must be …`), and `field` names it. */
 export function invalid(field: string, message: string): ApiError {
-  return new ApiError(400, 'invalid_input', `${field}: ${message}`);
+  return new ApiError(400, 'invalid_input', `${field}: ${message}`, { field });
+}
+
+/** The part of an invalid_input message after its `field: ` prefix (what a form shows next to the field). */
+export function fieldMessage(err: ApiError): string {
+  return err.field !== undefined && err.message.startsWith(`${err.field}: `) ? err.message.slice(err.field.length + 2) : err.message;
 }
 
 /** Parses a value with a schema or throws a 400 naming the first offending field. */
 export function parseWith<S extends z.ZodType>(schema: S, value: unknown, what = 'body'): z.output<S> {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
-  throw invalid(describeIssuePath(r.error, what), describeIssue(r.error));
+  throw zodError(r.error, what);
+}
+
+/** Query parameters with their own error code (the same on every route that takes them). */
+const QUERY_ERRORS: Record<string, () => ApiError> = {
+  limit: () => new ApiError(400, 'invalid_limit', `limit must be a whole number from 1 to ${MAX_LIMIT}`, { field: 'limit' }),
+  before: () => new ApiError(400, 'invalid_cursor', 'before must be a cursor returned as "next" by this API', { field: 'before' }),
+};
+
+/** The ApiError for a failed zod parse of a request part (`body`, `query`, `path`). */
+export function zodError(err: z.ZodError, what: string): ApiError {
+  const field = describeIssuePath(err, what);
+  if (what === 'query' && QUERY_ERRORS[field]) return QUERY_ERRORS[field]();
+  return invalid(field, describeIssue(err));
+}
+
+const TARGETS: Record<string, string> = { json: 'body', query: 'query', param: 'path', header: 'header', cookie: 'cookie', form: 'body' };
+
+/**
+ * The defaultHook of every OpenAPIHono (app.ts): a request that fails its route's zod schemas is
+ * an ApiError (400 invalid_input naming the field, or the parameter's own code), thrown to onError.
+ */
+export function validationHook(result: { success: boolean; error?: unknown; target: string }): void {
+  if (!result.success) throw zodError(result.error as z.ZodError, TARGETS[result.target] ?? result.target);
 }
 
 function describeIssuePath(err: z.ZodError, what: string): string {
@@ -108,7 +145,7 @@ export function isJsonContentType(type: string | undefined): boolean {
 }
 
 export function unsupportedMediaType(): ApiError {
-  return new ApiError(415, 'unsupported_media_type', 'The request body must be JSON, sent with Content-Type: application/json');
+  return new ApiError(415, 'unsupported_media_type', UNSUPPORTED_MEDIA_TYPE_MESSAGE);
 }
 
 /** Reads a JSON object body; another Content-Type is a 415, malformed JSON a 400 invalid_json. */
@@ -127,6 +164,16 @@ export async function readJsonObject(c: Context): Promise<Record<string, unknown
   }
   return value as Record<string, unknown>;
 }
+
+/**
+ * Route middleware (before the zod body validator): the body must be a JSON object, sent as
+ * application/json (415 otherwise; malformed JSON is 400 invalid_json). The validator reads the
+ * same body again from Hono's cache.
+ */
+export const jsonObjectBody: MiddlewareHandler = async (c, next) => {
+  await readJsonObject(c);
+  await next();
+};
 
 /** A URL a user gave to track: http(s), no credentials; anything else is a 400. */
 export function parseSourceUrl(raw: string): URL {
@@ -203,34 +250,62 @@ export interface PageQuery {
   before?: PostCursor;
 }
 
+const CURSOR_HELP = 'A cursor returned as "next" by the previous page (opaque)';
+
+/** `limit` 1..100, default 20; empty means the default. */
+export const limitParam = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    if (v === undefined || v === '') return DEFAULT_LIMIT;
+    if (/^\d{1,6}$/.test(v) && Number(v) >= 1 && Number(v) <= MAX_LIMIT) return Number(v);
+    ctx.addIssue({ code: 'custom', message: `must be a whole number from 1 to ${MAX_LIMIT}` });
+    return z.NEVER;
+  })
+  .openapi({ type: 'integer', minimum: 1, maximum: MAX_LIMIT, default: DEFAULT_LIMIT, description: 'Items per page' });
+
+/** A string cursor decoded by `decode`; empty means "from the start". */
+const cursorParam = <T>(decode: (raw: string) => T | undefined) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx): T | undefined => {
+      if (v === undefined || v === '') return undefined;
+      const decoded = decode(v);
+      if (decoded === undefined) ctx.addIssue({ code: 'custom', message: 'must be a cursor returned as "next" by this API' });
+      return decoded;
+    })
+    .openapi({ type: 'string', description: CURSOR_HELP });
+
+/** Keyset pages of posts: `limit` and an opaque `before` cursor. */
+export const pageQuerySchema = z.object({ limit: limitParam, before: cursorParam((raw) => decodeCursor(raw) ?? undefined) });
+
 /** `limit` 1..100 (default 20) and an opaque `before` cursor. */
 export function parsePageQuery(q: { limit?: string; before?: string }): PageQuery {
-  let limit = DEFAULT_LIMIT;
-  if (q.limit !== undefined && q.limit !== '') {
-    if (!/^\d{1,6}$/.test(q.limit) || Number(q.limit) < 1 || Number(q.limit) > MAX_LIMIT) {
-      throw new ApiError(400, 'invalid_limit', `limit must be a whole number from 1 to ${MAX_LIMIT}`);
-    }
-    limit = Number(q.limit);
-  }
-  let before: PostCursor | undefined;
-  if (q.before !== undefined && q.before !== '') {
-    before = decodeCursor(q.before);
-    if (!before) throw new ApiError(400, 'invalid_cursor', 'before must be a cursor returned as "next" by this API');
-  }
-  return { limit, before };
+  return parseWith(pageQuerySchema, q, 'query');
 }
+
+/** Lists paged by id (communities `c`, activities `a`): the cursor is the prefixed last id shown, base64url. */
+export function encodeIdCursor(prefix: string, id: number): string {
+  return Buffer.from(`${prefix}${id}`).toString('base64url');
+}
+
+function decodeIdCursor(prefix: string, raw: string): number | undefined {
+  const m = new RegExp(`^${prefix}(\\d{1,15})$`).exec(Buffer.from(raw, 'base64url').toString('latin1'));
+  return m && encodeIdCursor(prefix, Number(m[1])) === raw ? Number(m[1]) : undefined;
+}
+
+/** A page of a list paged by id. */
+export const idPageQuerySchema = (prefix: string) =>
+  z.object({ limit: limitParam, before: cursorParam((raw) => decodeIdCursor(prefix, raw)) });
 
 /** Communities are paged by id: the cursor is the last id shown, opaque to clients. */
 export function encodeCommunityCursor(id: number): string {
-  return Buffer.from(`c${id}`).toString('base64url');
+  return encodeIdCursor('c', id);
 }
 
+export const communitiesQuerySchema = idPageQuerySchema('c');
+
 export function parseCommunitiesQuery(q: { limit?: string; before?: string }): { limit: number; before?: number } {
-  const { limit } = parsePageQuery({ limit: q.limit });
-  if (q.before === undefined || q.before === '') return { limit };
-  const m = /^c(\d{1,15})$/.exec(Buffer.from(q.before, 'base64url').toString('latin1'));
-  if (!m || Buffer.from(`c${m[1]}`).toString('base64url') !== q.before) {
-    throw new ApiError(400, 'invalid_cursor', 'before must be a cursor returned as "next" by this API');
-  }
-  return { limit, before: Number(m[1]) };
+  return parseWith(communitiesQuerySchema, q, 'query');
 }

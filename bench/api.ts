@@ -1,19 +1,31 @@
-// `npm run bench -- api [--posts 1000000] [--communities 1000] [--concurrency 32] [--duration 15] [--no-append]`
-// Requests/s and latency of the read endpoints with `posts` posts over the two shard nodes:
-// loads communities and posts straight into the catalog and shards, starts `npm run api` as a
-// child process, and drives it over loopback HTTP (undici, fixed concurrency, fixed duration):
-//   1. GET /api/communities/:ref/posts?limit=20 (random community)
-//   2. GET /api/posts?limit=20 (newest across every shard)
-//   3. the same two mixed with 25 % bad input (bad limits, cursors, refs): must give no 5xx.
-import { spawn } from 'node:child_process';
+// `npm run bench -- api [--posts 1000000] [--communities 1000] [--hot 10] [--concurrency 32] [--duration 15] [--only <name part>] [--profile <name part>] [--no-profile] [--no-append]`
+// Requests/s and latency of the read endpoints with `posts` posts over the two shard nodes, before
+// → after in one run: the API with the response cache off (API_RESPONSE_CACHE=false), then on,
+// each with every middleware of app.ts on (validation, keys, rate limits, ETag, metrics). Loads
+// communities and posts straight into the catalog and shards, makes a user whose key every request
+// sends (its limit raised via RATE_LIMIT_KEY_PER_MINUTE), starts `npm run api` as a child process
+// and drives it over loopback HTTP (undici, fixed concurrency, fixed duration):
+//   1. hot: GET /api/communities/:ref/posts?limit=20 over a small hot set of communities (--hot)
+//   2. hot: GET /api/posts?limit=20 (newest across every shard)
+//   3. cold keyset pages: a random community, a `before` cursor deep in its list
+//   4. 1 and 2 mixed with 25 % bad input (bad limits, cursors, refs): must give no 5xx.
+// Then a CPU profile of the API (`node --cpu-prof`) under the hot community page, cache on,
+// summarised (self time by package and function) into the results notes.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { insertCommunity } from '../src/db/communities.js';
-import { upsertPosts, type PostInput } from '../src/db/posts.js';
+import { encodeCursor, upsertPosts, type PostInput } from '../src/db/posts.js';
+import { insertUser } from '../src/db/users.js';
+import { apiKeyHash, newApiKey } from '../api/users.js';
 import { logicalShardOf } from '../src/db/sharding/router.js';
 import { communityRef } from '../src/sources/lemmy/refs.js';
 import { flag, freePort, hasFlag, startBenchEnv } from './support/env.js';
 import { sampleProc, treeCpuSeconds } from './support/proc.js';
+import { profileNotes, summarizeCpuProfile } from './support/profile.js';
 import { appendResults } from './support/results.js';
 import { fmt, mapLimit, mb, percentile, table } from './support/stats.js';
 
@@ -34,7 +46,7 @@ interface LoadResult {
 async function load(
   pool: Pool,
   next: () => string,
-  o: { concurrency: number; durationMs: number; apiPid: number; pgPids: number[] },
+  o: { concurrency: number; durationMs: number; apiPid: number; pgPids: number[]; headers?: Record<string, string> },
 ): Promise<LoadResult> {
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
@@ -50,7 +62,7 @@ async function load(
         const path = next();
         const s = performance.now();
         try {
-          const res = await pool.request({ method: 'GET', path });
+          const res = await pool.request({ method: 'GET', path, headers: o.headers });
           await res.body.dump();
           latencies.push(performance.now() - s);
           statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
@@ -79,10 +91,15 @@ export async function run(argv: string[]): Promise<void> {
   const communities = flag(argv, 'communities', 1000);
   const concurrency = flag(argv, 'concurrency', 32);
   const durationMs = flag(argv, 'duration', 15) * 1000;
+  const hot = flag(argv, 'hot', 10);
+  // Only the scenarios whose name contains this (e.g. `--only cold`), for quick comparisons.
+  const only = flag(argv, 'only', '');
+  // The scenario the CPU profile is taken under (name part; default the hot community page).
+  const profiled = flag(argv, 'profile', 'hot: GET /api/communities');
   const perCommunity = Math.ceil(totalPosts / communities);
   const log = (m: string) => process.stderr.write(`[api] ${m}\n`);
   const be = await startBenchEnv({});
-  let api: ReturnType<typeof spawn> | undefined;
+  let api: ChildProcess | undefined;
   try {
     // Data: communities on a (never contacted) instance, posts straight into their shards.
     const loadStart = Date.now();
@@ -143,26 +160,25 @@ export async function run(argv: string[]): Promise<void> {
       await sql.end();
     }
 
-    const port = await freePort();
-    api = spawn(process.execPath, ['--import', 'tsx', 'src/api.ts'], {
-      cwd: ROOT,
-      env: { ...process.env, ...be.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-    const pool = new Pool(`http://127.0.0.1:${port}`, { connections: concurrency, pipelining: 1 });
-    const ready = Date.now() + 60_000;
-    for (;;) {
-      try {
-        const res = await pool.request({ method: 'GET', path: '/healthz' });
-        await res.body.dump();
-        break;
-      } catch {
-        if (Date.now() > ready || api.exitCode !== null) throw new Error('API did not start');
-        await sleep(200);
-      }
-    }
+    // A user whose key every request sends: the keyed path (lookup cached, bucket per key) is what
+    // integrators take; its limit is raised so the bench measures cost, not refusals.
+    const apiKey = newApiKey();
+    await insertUser(be.storage.catalog, 'bench', apiKeyHash(apiKey));
+    const headers = { authorization: `Bearer ${apiKey}` };
     const pgPids = be.nodes.map((n) => n.pid!).filter(Boolean);
-    const pick = () => encodeURIComponent(refs[Math.floor(Math.random() * refs.length)]);
+
+    const hotRefs = rows.slice(0, Math.max(1, Math.min(hot, rows.length))).map((r) => r.ref);
+    const enc = (ref: string) => encodeURIComponent(ref);
+    const pick = () => enc(refs[Math.floor(Math.random() * refs.length)]);
+    const pickHot = () => enc(hotRefs[Math.floor(Math.random() * hotRefs.length)]);
+    // A cursor deep in a random community's list (its second half): the page before post k.
+    const coldPage = () => {
+      const ci = Math.floor(Math.random() * rows.length);
+      const k = Math.floor(perCommunity / 2 + Math.random() * (perCommunity / 2));
+      const published = new Date(base + (k * communities + ci) * 1000).toISOString().replace(/Z$/, '000Z');
+      const before = encodeCursor({ published, communityId: rows[ci].id, lemmyId: ci * perCommunity + k + 1 });
+      return `/api/communities/${enc(rows[ci].ref)}/posts?limit=20&before=${before}`;
+    };
     const bad = [
       () => `/api/communities/${pick()}/posts?limit=0`,
       () => `/api/communities/${pick()}/posts?limit=abc`,
@@ -175,46 +191,97 @@ export async function run(argv: string[]): Promise<void> {
       () => `/api/communities/99999999999999999999999/posts`,
     ];
     const scenarios: [string, () => string][] = [
-      ['GET /api/communities/:ref/posts?limit=20', () => `/api/communities/${pick()}/posts?limit=20`],
-      ['GET /api/posts?limit=20', () => '/api/posts?limit=20'],
       [
-        'both + 25 % bad input',
+        `hot: GET /api/communities/:ref/posts?limit=20 (${hotRefs.length} communities)`,
+        () => `/api/communities/${pickHot()}/posts?limit=20`,
+      ],
+      ['hot: GET /api/posts?limit=20', () => '/api/posts?limit=20'],
+      [`cold keyset: GET /api/communities/:ref/posts?limit=20&before=… (random of ${communities}, deep)`, coldPage],
+      [
+        'hot pages + 25 % bad input',
         () =>
           Math.random() < 0.25
             ? bad[Math.floor(Math.random() * bad.length)]()
             : Math.random() < 0.5
-              ? `/api/communities/${pick()}/posts?limit=20`
+              ? `/api/communities/${pickHot()}/posts?limit=20`
               : '/api/posts?limit=20',
       ],
     ];
+
     const rowsOut: (string | number)[][] = [];
-    for (const [name, next] of scenarios) {
-      await load(pool, next, { concurrency, durationMs: 2000, apiPid: api.pid!, pgPids }); // warm-up
-      const r = await load(pool, next, { concurrency, durationMs, apiPid: api.pid!, pgPids });
-      log(`${name}: ${JSON.stringify(r)}`);
-      const fivexx = Object.entries(r.statuses)
-        .filter(([k]) => k.startsWith('5') || k.startsWith('error'))
-        .reduce((a, [, v]) => a + v, 0);
-      rowsOut.push([
-        name,
-        concurrency,
-        r.requests,
-        fmt(r.rps),
-        fmt(r.p50, 1),
-        fmt(r.p99, 1),
-        Object.entries(r.statuses)
-          .map(([k, v]) => `${k}: ${v}`)
-          .join(', '),
-        fivexx,
-        fmt(r.apiCpu),
-        fmt(r.pgCpu),
-        mb(r.apiRss),
-      ]);
+    const results = new Map<string, LoadResult>();
+    for (const cache of ['off', 'on'] as const) {
+      const started = await startApi(be.env, { API_RESPONSE_CACHE: cache === 'on' ? 'true' : 'false' }, concurrency);
+      api = started.api;
+      try {
+        for (const [name, next] of scenarios.filter(([n]) => n.includes(only))) {
+          const o = { concurrency, apiPid: api.pid!, pgPids, headers };
+          await load(started.pool, next, { ...o, durationMs: 2000 }); // warm-up
+          const r = await load(started.pool, next, { ...o, durationMs });
+          log(`cache ${cache}: ${name}: ${JSON.stringify(r)}`);
+          results.set(`${cache} ${name}`, r);
+          const fivexx = Object.entries(r.statuses)
+            .filter(([k]) => k.startsWith('5') || k.startsWith('error'))
+            .reduce((a, [, v]) => a + v, 0);
+          rowsOut.push([
+            name,
+            cache,
+            concurrency,
+            r.requests,
+            fmt(r.rps),
+            fmt(r.p50, 1),
+            fmt(r.p99, 1),
+            Object.entries(r.statuses)
+              .map(([k, v]) => `${k}: ${v}`)
+              .join(', '),
+            fivexx,
+            fmt(r.apiCpu),
+            fmt(r.pgCpu),
+            mb(r.apiRss),
+          ]);
+        }
+        if (api.exitCode !== null) throw new Error(`the API process exited (${api.exitCode}) under load`);
+      } finally {
+        await started.pool.close();
+        await stopApi(api);
+        api = undefined;
+      }
     }
-    await pool.close();
+
+    // The hot path's profile: the hot community page, cache on.
+    const notes: string[] = [];
+    if (!hasFlag(argv, 'no-profile')) {
+      const profDir = mkdtempSync(path.join(os.tmpdir(), 'lemmy-fetcher-prof-'));
+      try {
+        const spawnedAt = Date.now();
+        const started = await startApi(be.env, { API_RESPONSE_CACHE: 'true' }, concurrency, ['--cpu-prof', '--cpu-prof-dir', profDir]);
+        api = started.api;
+        const [name, next] = scenarios.find(([n]) => n.includes(profiled)) ?? scenarios[0];
+        await load(started.pool, next, { concurrency, durationMs: 2000, apiPid: api.pid!, pgPids, headers });
+        const measuredFrom = Date.now() - spawnedAt;
+        await load(started.pool, next, { concurrency, durationMs: Math.min(durationMs, 10_000), apiPid: api.pid!, pgPids, headers });
+        await started.pool.close();
+        await stopApi(api);
+        api = undefined;
+        const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+        if (process.env.BENCH_KEEP_PROFILE && file) copyFileSync(path.join(profDir, file), process.env.BENCH_KEEP_PROFILE);
+        if (file)
+          notes.push(
+            ...profileNotes(
+              summarizeCpuProfile(path.join(profDir, file), { fromMs: measuredFrom }),
+              `the API under "${name}", cache on, after warm-up`,
+            ),
+          );
+        else log('no CPU profile was written');
+      } finally {
+        rmSync(profDir, { recursive: true, force: true });
+      }
+    }
+
     const md = table(
       [
         'endpoint',
+        'response cache',
         'concurrency',
         'requests',
         'req/s',
@@ -229,23 +296,76 @@ export async function run(argv: string[]): Promise<void> {
       rowsOut,
     );
     process.stdout.write(`\n${md}\n`);
-    if (api.exitCode !== null) throw new Error(`the API process exited (${api.exitCode}) under load`);
+    const beforeAfter = scenarios
+      .filter(([n]) => results.has(`on ${n}`))
+      .map(([name]) => {
+        const off = results.get(`off ${name}`)!;
+        const on = results.get(`on ${name}`)!;
+        return `${name}: ${fmt(off.rps)} → ${fmt(on.rps)} req/s, p99 ${fmt(off.p99, 1)} → ${fmt(on.p99, 1)} ms`;
+      });
+    for (const line of [...beforeAfter, ...notes]) process.stdout.write(`${line}\n`);
     if (!hasFlag(argv, 'no-append')) {
       appendResults('API reads (`npm run bench -- api`)', md, {
         command: `npm run bench -- api ${argv.join(' ')}`.trim(),
         notes: [
           `${loaded.toLocaleString('en')} posts in ${communities} communities over 2 shard nodes (embedded Postgres, default durability; loaded in ${loadSeconds.toFixed(0)} s, then VACUUM ANALYZE)`,
-          `one \`npm run api\` process; load generator: undici Pool in the bench process over loopback HTTP, ${concurrency} connections, ${durationMs / 1000} s per row after a 2 s warm-up`,
+          `one \`npm run api\` process per row group: response cache off (API_RESPONSE_CACHE=false, "before") then on ("after"); every middleware on; every request sends a user's API key (RATE_LIMIT_KEY_PER_MINUTE raised)`,
+          `load generator: undici Pool in the bench process over loopback HTTP, ${concurrency} connections, ${durationMs / 1000} s per row after a 2 s warm-up`,
           'CPU % is of one core (200 % = both cores); the load generator shares the same 2 CPUs',
+          `before → after: ${beforeAfter.join('; ')}`,
+          'targets: hot pages ≥ 5,000 req/s with p99 < 10 ms; cold keyset pages ≥ 2,000 req/s',
+          ...notes,
         ],
       });
     }
   } finally {
-    if (api && api.exitCode === null) {
-      api.kill('SIGTERM');
-      await new Promise((r) => setTimeout(r, 2000));
-      if (api.exitCode === null) api.kill('SIGKILL');
-    }
+    if (api) await stopApi(api);
     await be.close();
   }
+}
+
+/** Starts `npm run api` (src/api.ts) against the bench env and waits for /healthz. */
+async function startApi(
+  env: Record<string, string>,
+  extra: Record<string, string>,
+  concurrency: number,
+  nodeFlags: string[] = [],
+): Promise<{ api: ChildProcess; pool: Pool }> {
+  const port = await freePort();
+  const api = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', 'src/api.ts'], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      ...env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      RATE_LIMIT_KEY_PER_MINUTE: '100000000',
+      ...extra,
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: concurrency, pipelining: 1 });
+  const ready = Date.now() + 60_000;
+  for (;;) {
+    try {
+      const res = await pool.request({ method: 'GET', path: '/healthz' });
+      await res.body.dump();
+      break;
+    } catch {
+      if (Date.now() > ready || api.exitCode !== null) throw new Error('API did not start');
+      await sleep(200);
+    }
+  }
+  return { api, pool };
+}
+
+/** SIGTERM (a clean exit writes a --cpu-prof profile), SIGKILL after 10 s. */
+async function stopApi(api: ChildProcess): Promise<void> {
+  if (api.exitCode !== null || api.signalCode !== null) return;
+  const exited = new Promise((r) => api.once('exit', r));
+  api.kill('SIGTERM');
+  const timer = setTimeout(() => api.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
 }

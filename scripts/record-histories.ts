@@ -5,6 +5,8 @@
 //
 //   npm run record-histories                 # all scenarios, into test/fixtures/histories/
 //   npm run record-histories -- --out DIR    # elsewhere (e.g. to compare with the committed ones)
+//   npm run record-histories -- --only pause # only these scenarios (comma-separated: signals,
+//                                            # rollover, not-found, retried, removed, pause)
 //
 // Record after a change to the workflow that adds a path worth guarding, and commit the files;
 // first give the current files a version prefix (as v1-*, v2-*): workflows started by that code
@@ -30,7 +32,9 @@ import { createDatabase } from '../test/support/databases.js';
 import { freePorts } from '../test/support/ports.js';
 import { startTestServers } from '../test/support/servers.js';
 import {
+  pauseSignal,
   refreshSignal,
+  resumeSignal,
   setRefreshIntervalSignal,
   setRefreshIntervalUpdate,
   setRefreshPolicySignal,
@@ -43,6 +47,9 @@ import {
 const root = fileURLToPath(new URL('..', import.meta.url));
 const outArg = process.argv.indexOf('--out');
 const outDir = path.resolve(outArg > 0 ? process.argv[outArg + 1] : path.join(root, 'test', 'fixtures', 'histories'));
+const onlyArg = process.argv.indexOf('--only');
+const only = onlyArg > 0 ? new Set(process.argv[onlyArg + 1].split(',')) : undefined;
+const want = (scenario: string) => !only || only.has(scenario);
 const log = createLogger({ level: process.env.LOG_LEVEL ?? 'warn', format: 'pretty' });
 const say = (line: string) => process.stderr.write(`[record-histories] ${line}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -95,13 +102,13 @@ try {
   const { instance, host } = normalizeInstance(fake.url);
 
   type Handle = WorkflowHandle<typeof trackCommunity>;
-  const start = async (name: string, refreshSeconds: number, maxCyclesPerRun?: number): Promise<Handle> => {
+  const start = async (name: string, refreshSeconds: number, maxCyclesPerRun?: number, paused?: boolean): Promise<Handle> => {
     const ref = `${name}@${host}`;
     await insertCommunity(storage.catalog, { ref, instance, host, name, refreshSeconds, shard: logicalShardOf(ref) });
     return client.workflow.start(trackCommunity, {
       workflowId: workflowIdOf(ref),
       taskQueue: config.TEMPORAL_TASK_QUEUE,
-      args: [{ ref, instance, name, refreshSeconds, ...(maxCyclesPerRun ? { maxCyclesPerRun } : {}) }],
+      args: [{ ref, instance, name, refreshSeconds, ...(maxCyclesPerRun ? { maxCyclesPerRun } : {}), ...(paused ? { paused } : {}) }],
     });
   };
   /** The latest run's handle (after continue-as-new the first handle still points at the chain). */
@@ -131,83 +138,138 @@ try {
     });
   };
 
-  // 1. Signals and updates on one run: refresh, a longer interval by update, a refused update
-  //    (leaves no trace), an ignored bad signal, a shortening below the time already waited (the
-  //    next sync is due at once), then a cancel.
-  say('signals: refresh, interval changes by signal and update, shortening past due, cancel');
-  fake.addCommunity('signals');
-  fake.addPosts('signals', 5);
-  const signals = await start('signals', 2);
-  await syncs(signals, 1);
-  await signals.signal(refreshSignal);
-  await syncs(signals, 2);
-  await syncs(signals, 3); // by the interval
-  await signals.executeUpdate(setRefreshIntervalUpdate, { args: [300] });
-  await signals.executeUpdate(setRefreshIntervalUpdate, { args: [0] }).then(
-    () => {
-      throw new Error('the update accepted 0');
-    },
-    () => undefined,
-  );
-  await signals.signal(setRefreshIntervalSignal, 0); // ignored
-  await sleep(2500);
-  fake.addPosts('signals', 1);
-  await signals.signal(setRefreshIntervalSignal, 1); // 2.5 s waited: due at once
-  await syncs(signals, 4);
-  await signals.signal(setRefreshIntervalSignal, 300);
-  // Adaptive within 1–2 s (a fresh burst of posts), then a bad policy (ignored), then a sync by it.
-  fake.addPosts('signals', 3);
-  await signals.signal(setRefreshPolicySignal, { mode: 'adaptive', minSeconds: 1, maxSeconds: 2 });
-  await signals.signal(setRefreshPolicySignal, { mode: 'adaptive', minSeconds: 5, maxSeconds: 1 });
-  await syncs(signals, 5);
-  await signals.cancel();
-  await signals.result().catch(() => undefined);
-  await save('signals', signals);
+  if (want('signals')) {
+    // 1. Signals and updates on one run: refresh, a longer interval by update, a refused update
+    //    (leaves no trace), an ignored bad signal, a shortening below the time already waited (the
+    //    next sync is due at once), then a cancel.
+    say('signals: refresh, interval changes by signal and update, shortening past due, cancel');
+    fake.addCommunity('signals');
+    fake.addPosts('signals', 5);
+    const signals = await start('signals', 2);
+    await syncs(signals, 1);
+    await signals.signal(refreshSignal);
+    await syncs(signals, 2);
+    await syncs(signals, 3); // by the interval
+    await signals.executeUpdate(setRefreshIntervalUpdate, { args: [300] });
+    await signals.executeUpdate(setRefreshIntervalUpdate, { args: [0] }).then(
+      () => {
+        throw new Error('the update accepted 0');
+      },
+      () => undefined,
+    );
+    await signals.signal(setRefreshIntervalSignal, 0); // ignored
+    await sleep(2500);
+    fake.addPosts('signals', 1);
+    await signals.signal(setRefreshIntervalSignal, 1); // 2.5 s waited: due at once
+    await syncs(signals, 4);
+    await signals.signal(setRefreshIntervalSignal, 300);
+    // Adaptive within 1–2 s (a fresh burst of posts), then a bad policy (ignored), then a sync by it.
+    fake.addPosts('signals', 3);
+    await signals.signal(setRefreshPolicySignal, { mode: 'adaptive', minSeconds: 1, maxSeconds: 2 });
+    await signals.signal(setRefreshPolicySignal, { mode: 'adaptive', minSeconds: 5, maxSeconds: 1 });
+    await syncs(signals, 5);
+    await signals.cancel();
+    await signals.result().catch(() => undefined);
+    await save('signals', signals);
+  }
 
-  // 2. A rollover: continue-as-new after 2 syncs, a refresh in the second run, then terminated.
-  say('rollover: continue-as-new after 2 syncs, a refresh in the new run');
-  fake.addCommunity('rollover');
-  fake.addPosts('rollover', 3);
-  const rollover = await start('rollover', 1, 2);
-  const firstRun = (await rollover.describe()).runId;
-  await until('the rollover', async () => (await latest(rollover).describe()).runId !== firstRun);
-  await latest(rollover).signal(refreshSignal);
-  await syncs(rollover, 3);
-  await latest(rollover).executeUpdate(setRefreshIntervalUpdate, { args: [300] });
-  await latest(rollover).terminate('recorded');
-  await save('rollover', rollover);
+  if (want('rollover')) {
+    // 2. A rollover: continue-as-new after 2 syncs, a refresh in the second run, then terminated.
+    say('rollover: continue-as-new after 2 syncs, a refresh in the new run');
+    fake.addCommunity('rollover');
+    fake.addPosts('rollover', 3);
+    const rollover = await start('rollover', 1, 2);
+    const firstRun = (await rollover.describe()).runId;
+    await until('the rollover', async () => (await latest(rollover).describe()).runId !== firstRun);
+    await latest(rollover).signal(refreshSignal);
+    await syncs(rollover, 3);
+    await latest(rollover).executeUpdate(setRefreshIntervalUpdate, { args: [300] });
+    await latest(rollover).terminate('recorded');
+    await save('rollover', rollover);
+  }
 
-  // 3. Not found: a permanent failure (not retried), state not_found; a refresh tries once more.
-  say('not-found: a community the instance does not have');
-  const missing = await start('missing', 300);
-  await when(missing, 'not_found', (s) => s.state === 'not_found');
-  await missing.signal(refreshSignal);
-  await until('a second attempt', async () => fake.requestsFor('missing', 'community') >= 2);
-  await when(missing, 'not_found again', (s) => s.state === 'not_found');
-  await missing.terminate('recorded');
-  await save('not-found', missing);
+  if (want('not-found')) {
+    // 3. Not found: a permanent failure (not retried), state not_found; a refresh tries once more.
+    say('not-found: a community the instance does not have');
+    const missing = await start('missing', 300);
+    await when(missing, 'not_found', (s) => s.state === 'not_found');
+    await missing.signal(refreshSignal);
+    await until('a second attempt', async () => fake.requestsFor('missing', 'community') >= 2);
+    await when(missing, 'not_found again', (s) => s.state === 'not_found');
+    await missing.terminate('recorded');
+    await save('not-found', missing);
+  }
 
-  // 4. A passing failure: two 500s, retried by Temporal, then the sync succeeds.
-  say('retried: two server errors, then success');
-  fake.addCommunity('flaky');
-  fake.addPosts('flaky', 2);
-  fake.fail({ kind: 'status500' }, { times: 2, path: 'post/list', community: 'flaky' });
-  const flaky = await start('flaky', 300);
-  await syncs(flaky, 1);
-  await flaky.terminate('recorded');
-  await save('retried', flaky);
+  if (want('retried')) {
+    // 4. A passing failure: two 500s, retried by Temporal, then the sync succeeds.
+    say('retried: two server errors, then success');
+    fake.addCommunity('flaky');
+    fake.addPosts('flaky', 2);
+    fake.fail({ kind: 'status500' }, { times: 2, path: 'post/list', community: 'flaky' });
+    const flaky = await start('flaky', 300);
+    await syncs(flaky, 1);
+    await flaky.terminate('recorded');
+    await save('retried', flaky);
+  }
 
-  // 5. Removed from the catalog: the next sync finds no row and the workflow completes.
-  say('removed: the catalog row goes, the workflow ends by itself');
-  fake.addCommunity('removed');
-  fake.addPosts('removed', 2);
-  const removed = await start('removed', 300);
-  await syncs(removed, 1);
-  const row = await storage.catalog<{ id: number }[]>`select id from communities where ref = ${`removed@${host}`}`;
-  await deleteCommunityRow(storage.catalog, row[0].id);
-  await removed.signal(refreshSignal);
-  await removed.result();
-  await save('removed', removed);
+  if (want('removed')) {
+    // 5. Removed from the catalog: the next sync finds no row and the workflow completes.
+    say('removed: the catalog row goes, the workflow ends by itself');
+    fake.addCommunity('removed');
+    fake.addPosts('removed', 2);
+    const removed = await start('removed', 300);
+    await syncs(removed, 1);
+    const row = await storage.catalog<{ id: number }[]>`select id from communities where ref = ${`removed@${host}`}`;
+    await deleteCommunityRow(storage.catalog, row[0].id);
+    await removed.signal(refreshSignal);
+    await removed.result();
+    await save('removed', removed);
+  }
+
+  // 6. Pause and resume (prefix `pause-`): paused while waiting, a refresh and an interval change
+  //    while paused (no sync), resumed (a sync at once), paused during a slow sync (it finishes, no
+  //    next one), a rollover while paused (carried), resumed in the new run; and a run started paused.
+  if (want('pause')) {
+    say('pause: pause while waiting, refresh ignored, resume, pause mid-sync, rollover while paused, resume');
+    fake.addCommunity('paused');
+    fake.addPosts('paused', 3);
+    const paused = await start('paused', 300, 3);
+    await syncs(paused, 1);
+    await paused.signal(pauseSignal);
+    await when(paused, 'paused', (s) => s.state === 'paused');
+    await paused.signal(refreshSignal); // ignored while paused
+    await paused.signal(setRefreshIntervalSignal, 2);
+    await sleep(2500); // past the new interval: still no sync
+    if ((await status(paused)).syncs !== 1) throw new Error('a sync while paused');
+    fake.addPosts('paused', 1);
+    await paused.signal(resumeSignal);
+    await syncs(paused, 2);
+    await paused.signal(setRefreshIntervalSignal, 300);
+    fake.fail({ kind: 'slow', delayMs: 1500 }, { times: 1, path: 'post/list', community: 'paused' });
+    await paused.signal(refreshSignal);
+    await when(paused, 'the slow sync', (s) => s.state === 'syncing');
+    await paused.signal(pauseSignal); // mid-sync: the sync finishes, then the run rolls over (3 syncs) paused
+    const firstRun = (await paused.describe()).runId;
+    await until('the rollover', async () => (await latest(paused).describe()).runId !== firstRun);
+    await when(paused, 'paused in the new run', (s) => s.state === 'paused' && s.syncs === 3);
+    await latest(paused).signal(resumeSignal);
+    await syncs(paused, 4);
+    await latest(paused).terminate('recorded');
+    await save('pause', paused);
+
+    say('pause-start: a run started paused, then resumed');
+    fake.addCommunity('startpaused');
+    fake.addPosts('startpaused', 2);
+    const startPaused = await start('startpaused', 300, undefined, true);
+    await when(startPaused, 'paused from the start', (s) => s.state === 'paused');
+    await startPaused.signal(refreshSignal); // ignored
+    await sleep(500);
+    if ((await status(startPaused)).syncs !== 0) throw new Error('a sync while paused');
+    await startPaused.signal(resumeSignal);
+    await syncs(startPaused, 1);
+    await startPaused.terminate('recorded');
+    await save('pause-start', startPaused);
+  }
 
   say(`done: ${outDir}`);
 } finally {

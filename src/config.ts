@@ -83,7 +83,8 @@ export function normalizeHostName(value: string): string | undefined {
     v = v.slice(1, end);
     return ipaddr.IPv6.isValid(v) ? `[${v}]` : undefined;
   }
-  if (v.includes(':') && ipaddr.IPv6.isValid(v)) return `[${v}]`; // bare IPv6, e.g. ::1
+  // Bare IPv6, e.g. ::1 (two colons at least; `host:port`, one, is far more common and the check is dear).
+  if (v.indexOf(':') !== v.lastIndexOf(':') && ipaddr.IPv6.isValid(v)) return `[${v}]`;
   v = v.replace(/:\d{1,5}$/, '').replace(/\.$/, '');
   return /^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$/.test(v) && v.length <= 253 ? v : undefined;
 }
@@ -173,6 +174,36 @@ const schema = z.object({
   STREAM_CLIENT_BUFFER: int(1, 1_000_000).default(1000),
   STREAM_RETENTION_SECONDS: int(60, 90 * 86400).default(86400),
   STREAM_RETENTION_MAX_EVENTS: int(1, 1_000_000_000).default(1_000_000),
+
+  // Prometheus metrics: who may scrape GET /metrics (API and worker); the worker's own /metrics
+  // server (port 0 = off); the Temporal SDK's exporter in the worker (`off` = none); the port of
+  // the dev server's metrics under `npm start` (0 = the CLI's choice).
+  METRICS_ALLOWED_NETWORKS: cidrList.default(['127.0.0.0/8', '::1/128']),
+  WORKER_METRICS_PORT: int(0, 65535).default(9464),
+  WORKER_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  TEMPORAL_METRICS_ADDRESS: z
+    .string()
+    .regex(/^(off|none|([^\s:[\]]+|\[[0-9a-fA-F:.]+\]):\d{1,5})$/i, 'must be host:port (e.g. 127.0.0.1:9465), or off')
+    .transform((v): string | null => (/^(off|none)$/i.test(v) ? null : v))
+    .default('127.0.0.1:9465'),
+  TEMPORAL_DEV_METRICS_PORT: int(0, 65535).default(0),
+
+  // GraphQL (/graphql): operations deeper than this many levels, or costlier than this (about one
+  // point per field the answer can hold, times `first`), are refused before they run.
+  GRAPHQL_MAX_DEPTH: int(1, 100).default(8),
+  GRAPHQL_MAX_COST: int(1, 10_000_000).default(5000),
+
+  // API keys and rate limits (token buckets per user key, or per client IP without a key; the
+  // API_TOKEN is exempt): requests per minute, and the burst (the bucket's size) as that many
+  // seconds' worth; 0 turns a limit off. How long a key's lookup is cached (a removed key keeps
+  // working at most that long). The response cache of posts pages (invalidated by the change
+  // events of the shard nodes) and its size.
+  RATE_LIMIT_ANONYMOUS_PER_MINUTE: int(0, 10_000_000).default(600),
+  RATE_LIMIT_KEY_PER_MINUTE: int(0, 100_000_000).default(6000),
+  RATE_LIMIT_BURST_SECONDS: int(1, 3600).default(60),
+  API_KEY_CACHE_SECONDS: int(0, 3600).default(30),
+  API_RESPONSE_CACHE: bool.default(true),
+  API_RESPONSE_CACHE_MAX_BYTES: int(0, 16 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
 });
 
 /** Every environment variable the service reads (README's table, docker-compose.yml). */

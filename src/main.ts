@@ -49,6 +49,7 @@ async function startDevServer(): Promise<string> {
     dbFile: path.join(config.DATA_DIR, 'temporal', 'temporal.db'),
     port: config.TEMPORAL_DEV_PORT,
     uiPort: config.TEMPORAL_DEV_UI_PORT,
+    metricsPort: config.TEMPORAL_DEV_METRICS_PORT,
     namespace: config.TEMPORAL_NAMESPACE,
     log: log.child({ role: 'temporal' }),
   });

@@ -2,12 +2,21 @@
 // and posts they own. The API, the website and the tests all go through these functions.
 import { QueryRejectedError, WorkflowClient, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Config } from './config.js';
-import { deleteCommunity, deleteCommunityRow, insertCommunity, setRefreshPolicy, type CommunityRow } from './db/communities.js';
+import {
+  deleteCommunity,
+  deleteCommunityRow,
+  insertCommunity,
+  setCommunityPaused,
+  setRefreshPolicy,
+  type CommunityRow,
+} from './db/communities.js';
 import type { Sql } from './db/pool.js';
 import { logicalShardOf, type ShardRouter } from './db/sharding/router.js';
 import type { DetectedSource, SourceMetadata, SourceState } from './sources/types.js';
 import {
+  pauseSignal,
   refreshSignal,
+  resumeSignal,
   setRefreshPolicySignal,
   statusQuery,
   trackCommunity,
@@ -57,7 +66,17 @@ function startWorkflow(deps: TrackingDeps, row: CommunityRow, fresh = false) {
   return deps.temporal.workflow.start(trackCommunity, {
     workflowId: workflowIdOf(row.ref),
     taskQueue: deps.config.TEMPORAL_TASK_QUEUE,
-    args: [{ ref: row.ref, instance: row.instance, name: row.name, refreshSeconds: row.refresh_seconds, policy: policyOf(row) }],
+    args: [
+      {
+        ref: row.ref,
+        instance: row.instance,
+        name: row.name,
+        refreshSeconds: row.refresh_seconds,
+        policy: policyOf(row),
+        // A paused row's workflow starts paused (e.g. restarted by a refresh after it was terminated).
+        ...(row.paused_at ? { paused: true } : {}),
+      },
+    ],
     workflowIdConflictPolicy: fresh ? 'TERMINATE_EXISTING' : 'USE_EXISTING',
     staticSummary: `track ${row.ref}`,
   });
@@ -123,6 +142,45 @@ export async function requestRefresh(deps: TrackingDeps, row: CommunityRow): Pro
       await startWorkflow(deps, row); // a fresh run syncs at once
     }
   });
+}
+
+/**
+ * Pauses tracking: the workflow finishes a sync under way and starts none until resumed; lists
+ * show `paused`. The catalog first, then the workflow; if Temporal does not take the signal, the
+ * catalog is put back and the error thrown, so a failure leaves both as they were (a retry is
+ * safe: both steps are idempotent). A workflow that is not running is left stopped: a refresh
+ * starts it again, paused, since the catalog says so.
+ */
+export async function pauseTracking(deps: TrackingDeps, row: CommunityRow): Promise<CommunityRow> {
+  return setPaused(deps, row, true);
+}
+
+/**
+ * Resumes tracking: the workflow syncs at once, then keeps its interval. Catalog first, then the
+ * signal (put back on failure, like pauseTracking). A workflow that is not running is started
+ * (a fresh run syncs at once).
+ */
+export async function resumeTracking(deps: TrackingDeps, row: CommunityRow): Promise<CommunityRow> {
+  return setPaused(deps, row, false);
+}
+
+async function setPaused(deps: TrackingDeps, row: CommunityRow, paused: boolean): Promise<CommunityRow> {
+  const updated = await setCommunityPaused(deps.catalog, row.id, paused);
+  if (!updated) return row; // removed meanwhile: nothing to pause
+  try {
+    await bounded(deps, async () => {
+      try {
+        await deps.temporal.workflow.getHandle(workflowIdOf(row.ref)).signal(paused ? pauseSignal : resumeSignal);
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+        if (!paused) await startWorkflow(deps, updated);
+      }
+    });
+  } catch (err) {
+    if (Boolean(row.paused_at) !== paused) await setCommunityPaused(deps.catalog, row.id, Boolean(row.paused_at)).catch(() => {});
+    throw err;
+  }
+  return updated;
 }
 
 /**

@@ -20,14 +20,38 @@ import { temporalLogger } from './temporal/logger.js';
 
 let runtimeInstalled = false;
 
-/** Routes the SDK's and workflows' logs (with workflow ids) into our pino logger. Once per process. */
-export function installTemporalRuntime(log: Logger): void {
+/**
+ * Routes the SDK's and workflows' logs (with workflow ids) into our pino logger, and with
+ * `metricsAddress` (host:port) serves the SDK's metrics (`temporal_*`) to Prometheus there. Once
+ * per process: the first call decides (the worker's entry point calls it with the address before
+ * any worker starts; in-process test workers call it without). An address that cannot be bound is
+ * logged and the runtime installed without the exporter.
+ */
+export function installTemporalRuntime(log: Logger, opts: { metricsAddress?: string | null } = {}): void {
   if (runtimeInstalled) return;
+  const install = (metricsAddress?: string) =>
+    Runtime.install({
+      logger: temporalLogger(log),
+      telemetryOptions: {
+        logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} },
+        ...(metricsAddress ? { metrics: { prometheus: { bindAddress: metricsAddress } } } : {}),
+      },
+    });
+  if (opts.metricsAddress) {
+    try {
+      install(opts.metricsAddress);
+      runtimeInstalled = true;
+      log.info({ url: `http://${opts.metricsAddress}/metrics` }, 'Temporal SDK metrics listening');
+      return;
+    } catch (err) {
+      log.warn(
+        { address: opts.metricsAddress, err: (err as Error).message },
+        'Temporal SDK metrics: cannot listen (set TEMPORAL_METRICS_ADDRESS, or off); running without them',
+      );
+    }
+  }
+  install();
   runtimeInstalled = true;
-  Runtime.install({
-    logger: temporalLogger(log),
-    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} } },
-  });
 }
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));

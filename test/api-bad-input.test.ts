@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../api/app.js';
 import { encodeCursor } from '../src/db/posts.js';
 import { createLogger } from '../src/log.js';
+import { errorBodyLike } from './support/api.js';
+import { expectConforms } from './support/openapi.js';
 import { createStack, type Stack } from './support/stack.js';
 
 interface Case {
@@ -418,10 +420,11 @@ describe('bad input never yields a 5xx', () => {
     const headers: Record<string, string> = { ...(c.body !== undefined ? { 'content-type': 'application/json' } : {}), ...c.headers };
     const res = await app.request(c.path, { method: c.method ?? 'GET', body: c.body, headers });
     const text = await res.text();
+    await expectConforms(app, c.method ?? 'GET', c.path, { status: res.status, headers: res.headers, text });
     expect(res.status, text).toBe(c.status);
     expect(res.headers.get('content-type')).toMatch(/^application\/json/);
     const body = JSON.parse(text);
-    expect(body).toEqual({ error: { code: c.code, message: expect.any(String) } });
+    expect(body).toEqual(errorBodyLike(c.code, body));
     expect(body.error.message).not.toMatch(/<script|stack|at \//);
   });
 

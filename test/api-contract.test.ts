@@ -14,6 +14,8 @@ import { logicalShardOf } from '../src/db/sharding/router.js';
 import { createLogger } from '../src/log.js';
 import { stopTracking } from '../src/tracking.js';
 import { FakeLemmy } from './fake-lemmy.js';
+import { errorBodyLike } from './support/api.js';
+import { expectConforms } from './support/openapi.js';
 import { freePorts } from './support/ports.js';
 import { createStack, eventually, type Stack, queryStatus } from './support/stack.js';
 
@@ -28,6 +30,7 @@ async function call(app: Hono, method: string, path: string, body?: unknown, hea
   }
   const res = await app.request(path, init);
   const text = await res.text();
+  await expectConforms(app, method, path, { status: res.status, headers: res.headers, text });
   let json: Json;
   try {
     json = text ? JSON.parse(text) : undefined;
@@ -39,7 +42,7 @@ async function call(app: Hono, method: string, path: string, body?: unknown, hea
 
 function expectError(r: { status: number; json: Json }, status: number, code: string) {
   expect(r.status, JSON.stringify(r.json)).toBe(status);
-  expect(r.json).toEqual({ error: { code, message: expect.any(String) } });
+  expect(r.json).toEqual(errorBodyLike(code, r.json));
   expect(r.json.error.message.length).toBeGreaterThan(5);
 }
 

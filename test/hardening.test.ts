@@ -11,6 +11,8 @@ import { listCommunities } from '../src/db/communities.js';
 import { createLogger } from '../src/log.js';
 import { stopTracking } from '../src/tracking.js';
 import { FakeLemmy } from './fake-lemmy.js';
+import { errorBodyLike } from './support/api.js';
+import { expectConforms } from './support/openapi.js';
 import { createStack, type Stack } from './support/stack.js';
 
 const BAD_ESCAPE = 'https://lemmy.world/c/te%zzch';
@@ -19,6 +21,7 @@ const TOKEN = 'hardening-token-42';
 async function send(app: Hono, method: string, path: string, opts: { body?: string; headers?: Record<string, string> } = {}) {
   const res = await app.request(path, { method, body: opts.body, headers: opts.headers });
   const text = await res.text();
+  await expectConforms(app, method, path, { status: res.status, headers: res.headers, text });
   let json;
   try {
     json = JSON.parse(text);
@@ -30,7 +33,7 @@ async function send(app: Hono, method: string, path: string, opts: { body?: stri
 
 function expectJsonError(r: { status: number; json: unknown; text: string }, status: number, code: string) {
   expect(r.status, r.text.slice(0, 300)).toBe(status);
-  expect(r.json).toEqual({ error: { code, message: expect.any(String) } });
+  expect(r.json).toEqual(errorBodyLike(code, r.json));
 }
 
 const jsonHeaders = { 'content-type': 'application/json' };

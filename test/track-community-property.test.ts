@@ -6,8 +6,9 @@
 // valid values (1–4 s or 300 s; or chosen when sent: shorter than the time already waited since
 // the last sync, so that the next sync is due at once, or longer) and invalid ones (0, -3, 1.5,
 // 86401, NaN, a string); new posts on the instance; a slow next sync (so that
-// messages and the cancel land mid-sync); waits of 0.1–2 s. Runs roll over (continue-as-new)
-// after 1–3 syncs (maxCyclesPerRun). A sequence ends with a cancel or just stops.
+// messages and the cancel land mid-sync); `pause` and `resume` (also when not paused / already
+// paused); waits of 0.1–2 s. Runs roll over (continue-as-new) after 1–3 syncs (maxCyclesPerRun),
+// also while paused. A sequence ends with a cancel or just stops.
 //
 // Invariants, checked for every sequence:
 // - the worker process stays up and no workflow task ever fails (every run's history is scanned);
@@ -15,7 +16,13 @@
 // - on time: the next sync starts within the interval in force + 2 s of the end of the last one,
 //   or within 2 s of a refresh or of a change that made it due (a shortening below the time
 //   already waited makes it due at once);
-// - no refresh is lost: every refresh is followed by a sync that started after it;
+// - no refresh is lost: every refresh is followed by a sync that started after it (a refresh
+//   while paused is ignored: the resume syncs anyway);
+// - no sync while paused: the history schedules no sync between a `pause` and the next `resume`
+//   (a sync under way when the pause arrives finishes);
+// - the query answers `paused` (no nextSyncAt) while paused, or `syncing` for a sync under way
+//   when the pause came; never `paused` otherwise;
+// - a resume leads to a sync on time: right after it (after a sync under way), then the interval;
 // - after a cancel the workflow is CANCELLED and no sync starts;
 // - no post is stored twice (count(*) = count(distinct lemmy_id) on the shard), none is missing.
 //
@@ -33,7 +40,9 @@ import { insertCommunity } from '../src/db/communities.js';
 import { logicalShardOf } from '../src/db/sharding/router.js';
 import { normalizeInstance } from '../src/sources/lemmy/refs.js';
 import {
+  pauseSignal,
   refreshSignal,
+  resumeSignal,
   setRefreshIntervalSignal,
   setRefreshIntervalUpdate,
   statusQuery,
@@ -99,6 +108,8 @@ type Command =
   | { kind: 'intervalVsWaited'; via: 'signal' | 'update'; than: 'shorter' | 'longer' }
   | { kind: 'posts'; n: number }
   | { kind: 'slowSync' }
+  | { kind: 'pause' }
+  | { kind: 'resume' }
   | { kind: 'wait'; ms: number };
 
 interface Scenario {
@@ -120,6 +131,8 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('interval' as const), via, seconds: invalidSeconds }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('posts' as const), n: fc.integer({ min: 1, max: 3 }) }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'slowSync' as const }) },
+  { weight: 2, arbitrary: fc.constant({ kind: 'pause' as const }) },
+  { weight: 2, arbitrary: fc.constant({ kind: 'resume' as const }) },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('wait' as const), ms: fc.integer({ min: 100, max: 2000 }) }) },
 );
 const scenario: fc.Arbitrary<Scenario> = fc.record({
@@ -129,16 +142,50 @@ const scenario: fc.Arbitrary<Scenario> = fc.record({
   cancel: fc.boolean(),
 });
 
+/**
+ * Run first on every seed: pause and resume in one sequence (random sequences of a few commands
+ * rarely hold both): a refresh and a due time while paused, an interval change while paused, a
+ * resume, a pause during a slow sync that ends the run (continue-as-new while paused), a resume in
+ * the next run, then a cancel.
+ */
+const PAUSE_EXAMPLE: Scenario = {
+  initialSeconds: 2,
+  maxCyclesPerRun: 3,
+  commands: [
+    { kind: 'wait', ms: 500 },
+    { kind: 'pause' },
+    { kind: 'refresh' },
+    { kind: 'wait', ms: 2500 },
+    { kind: 'interval', via: 'signal', seconds: 1 },
+    { kind: 'resume' },
+    { kind: 'interval', via: 'update', seconds: 300 },
+    { kind: 'slowSync' },
+    { kind: 'refresh' },
+    { kind: 'wait', ms: 200 },
+    { kind: 'pause' },
+    { kind: 'wait', ms: 1500 },
+    { kind: 'resume' },
+    { kind: 'wait', ms: 500 },
+  ],
+  cancel: true,
+};
+
 const isValid = (s: number) => Number.isInteger(s) && s >= 1 && s <= 86_400;
 
-/** What the workflow was told (client clock): `at` when sent, `acked` when the server had it. */
-type Told = { at: number; acked: number; kind: 'refresh' } | { at: number; acked: number; kind: 'interval'; seconds: number };
+/**
+ * What the workflow was told (client clock): `at` when sent, `acked` when the server had it.
+ * Pauses and resumes only when they changed something (a resume while paused); a refresh sent
+ * while paused is not told (it is ignored).
+ */
+type Told =
+  { at: number; acked: number; kind: 'refresh' | 'pause' | 'resume' } | { at: number; acked: number; kind: 'interval'; seconds: number };
 
 /**
  * The latest time the sync after the one that started at `start` and ended at `end` may start:
  * when the interval in force says it is due (counted from `end`; a change after `end` moves the
- * deadline, and a deadline already passed when it is changed means at once), or right after a
- * refresh sent once that sync had started (not before `end`), plus the tolerance.
+ * deadline, and a deadline already passed when it is changed means at once) unless paused then,
+ * or right after a refresh or a resume sent once that sync had started (not before `end`), plus
+ * the tolerance. Messages are sent one at a time, so their order is the order the workflow saw.
  */
 function dueBy(start: number, end: number, initialSeconds: number, told: Told[]): number {
   let seconds = initialSeconds;
@@ -156,8 +203,11 @@ function dueBy(start: number, end: number, initialSeconds: number, told: Told[])
     seconds = changes[i].seconds;
     segmentStart = changes[i].at;
   }
-  const refresh = told.find((t) => t.kind === 'refresh' && t.at > start);
-  return Math.min(due, refresh ? Math.max(refresh.at, end) : Number.POSITIVE_INFINITY) + TOLERANCE_MS;
+  // Paused when the deadline comes (the last pause or resume sent before it was a pause): not due then.
+  const lastSwitch = told.filter((t) => (t.kind === 'pause' || t.kind === 'resume') && t.at <= due).pop();
+  if (lastSwitch?.kind === 'pause') due = Number.POSITIVE_INFINITY;
+  const wake = told.find((t) => (t.kind === 'refresh' || t.kind === 'resume') && t.at > start);
+  return Math.min(due, wake ? Math.max(wake.at, end) : Number.POSITIVE_INFINITY) + TOLERANCE_MS;
 }
 
 const tsMs = (ts: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
@@ -204,6 +254,7 @@ async function runScenario(s: Scenario): Promise<void> {
   });
   const told: Told[] = [];
   let seconds = s.initialSeconds;
+  let paused = false;
   const rel = (t: number) => t - started;
 
   /** Every call to the workflow gets an answer within 5 s, or the sequence fails saying which. */
@@ -218,6 +269,9 @@ async function runScenario(s: Scenario): Promise<void> {
     workerUp();
     const status = await answered(`the status query ${when}`, () => handle.query(statusQuery));
     expect(status.refreshSeconds, `interval ${when}`).toBe(seconds);
+    if (paused) expect(['paused', 'syncing'], `state while paused ${when}`).toContain(status.state);
+    else expect(status.state, `state when not paused ${when}`).not.toBe('paused');
+    if (status.state === 'paused') expect(status.nextSyncAt, `nextSyncAt while paused ${when}`).toBeNull();
     return status;
   };
 
@@ -248,7 +302,11 @@ async function runScenario(s: Scenario): Promise<void> {
     let at = Date.now();
     if (c.kind === 'refresh') {
       await answered('the refresh signal', () => handle.signal(refreshSignal));
-      told.push({ at, acked: Date.now(), kind: 'refresh' });
+      if (!paused) told.push({ at, acked: Date.now(), kind: 'refresh' });
+    } else if (c.kind === 'pause' || c.kind === 'resume') {
+      await answered(`the ${c.kind} signal`, () => handle.signal(c.kind === 'pause' ? pauseSignal : resumeSignal));
+      if (paused !== (c.kind === 'pause')) told.push({ at, acked: Date.now(), kind: c.kind });
+      paused = c.kind === 'pause';
     } else if (c.kind === 'interval') {
       await changeInterval(c.via, c.seconds, at);
     } else if (c.kind === 'intervalVsWaited') {
@@ -325,11 +383,23 @@ async function runScenario(s: Scenario): Promise<void> {
       `the sync after the one at +${rel(syncs[i])} ms (ended +${rel(syncEnd)}) is late: due by +${rel(limit)} ms; ${context()}`,
     ).toBeLessThanOrEqual(limit);
   }
-  // No refresh lost: each is followed by a sync that started after the server had it.
-  for (const t of told.filter((x) => x.kind === 'refresh')) {
+  // No sync while paused: in the history (every run, in order), no sync is scheduled after a
+  // `pause` and before the next `resume`.
+  let pausedInHistory = false;
+  const syncsWhilePaused: string[] = [];
+  for (const e of events) {
+    const signal = e.workflowExecutionSignaledEventAttributes?.signalName;
+    if (signal === 'pause') pausedInHistory = true;
+    if (signal === 'resume') pausedInHistory = false;
+    if (pausedInHistory && e.activityTaskScheduledEventAttributes?.activityType?.name === 'syncCommunity')
+      syncsWhilePaused.push(`event ${String(e.eventId)} at +${rel(tsMs(e.eventTime))} ms`);
+  }
+  expect(syncsWhilePaused, `syncs scheduled while paused; ${context()}`).toEqual([]);
+  // No refresh lost, and a resume syncs: each is followed by a sync that started after the server had it.
+  for (const t of told.filter((x) => x.kind === 'refresh' || x.kind === 'resume')) {
     expect(
       syncs.some((at) => at > t.acked),
-      `no sync after the refresh acknowledged at +${rel(t.acked)} ms; ${context()}`,
+      `no sync after the ${t.kind} acknowledged at +${rel(t.acked)} ms; ${context()}`,
     ).toBe(true);
   }
   // Nothing after a cancel.
@@ -375,6 +445,7 @@ it(
       await fc.assert(fc.asyncProperty(scenario, runScenario), {
         numRuns: RUNS,
         seed: SEED,
+        examples: PATH ? [] : [[PAUSE_EXAMPLE]],
         endOnFailure: true,
         ...(PATH ? { path: PATH } : {}),
       });
@@ -406,4 +477,13 @@ it('the on-time oracle: due after the interval, at once after a shortening past 
   expect(dueBy(1000, 1100, 10, [refresh(500)])).toBe(11_100 + TOLERANCE_MS);
   // The interval in force at the end of the sync counts.
   expect(dueBy(5000, 5100, 2, [iv(1000, 4)])).toBe(9100 + TOLERANCE_MS);
+  // Paused before it was due: not due until resumed, then at once; a pause after it was due changes nothing.
+  const at = (kind: 'pause' | 'resume', t: number): Told => ({ at: t, acked: t, kind });
+  expect(dueBy(0, 100, 3, [at('pause', 1000)])).toBe(Number.POSITIVE_INFINITY);
+  expect(dueBy(0, 100, 3, [at('pause', 1000), at('resume', 9000)])).toBe(9000 + TOLERANCE_MS);
+  expect(dueBy(0, 100, 3, [at('pause', 4000)])).toBe(3100 + TOLERANCE_MS);
+  // Paused and resumed before it was due: the resume syncs at once.
+  expect(dueBy(0, 100, 10, [at('pause', 1000), at('resume', 2000)])).toBe(2000 + TOLERANCE_MS);
+  // A resume during a sync: right after it ends.
+  expect(dueBy(0, 900, 10, [at('pause', 200), at('resume', 500)])).toBe(900 + TOLERANCE_MS);
 });

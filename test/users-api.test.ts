@@ -14,6 +14,7 @@ import { createSourceClients } from '../src/sources/factory.js';
 import { stopTracking } from '../src/tracking.js';
 import { FakeLemmy } from './fake-lemmy.js';
 import { call, type Json } from './support/api.js';
+import { expectConforms } from './support/openapi.js';
 import { createStack, eventually, type Stack } from './support/stack.js';
 
 const ADMIN = 'admintoken123';
@@ -40,6 +41,7 @@ async function send(
   if (opts.body !== undefined) headers['content-type'] = 'application/json';
   const res = await a.request(path, { method, headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
   const text = await res.text();
+  await expectConforms(a, method, path, { status: res.status, headers: res.headers, text });
   return { status: res.status, json: text ? JSON.parse(text) : undefined, headers: res.headers };
 }
 

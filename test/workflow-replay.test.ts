@@ -9,6 +9,10 @@
 // Unprefixed files are from the current code; `v1-*` from the version before the interval fix
 // (git ec78da1^, the one whose loop could spin), `v2-*` from its first rework (ec78da1..4db4106),
 // `v3-*` from the last fixed-interval version (before adaptive refresh, e0bb64a).
+// `pause-*` (recorded with `-- --only pause`) exercise pause and resume: paused while waiting, a
+// refresh and an interval change while paused, resumed, paused mid-sync, a rollover while paused,
+// and a run started paused. The other histories never paused: they must replay unchanged, which
+// is why the paused wait is a path only a pause takes.
 // Workflows started by those versions may still be running, so their histories stay here. Record
 // new ones when the workflow gains a path worth guarding (give the previous files a prefix);
 // never re-record to make this test pass.
@@ -29,6 +33,9 @@ const EXPECTED = [
   ...SCENARIOS.map((f) => `v1-${f}`),
   ...SCENARIOS.filter((f) => f !== 'removed.json').map((f) => `v2-${f}`),
   ...SCENARIOS.map((f) => `v3-${f}`),
+  'pause-run1.json',
+  'pause-run2.json',
+  'pause-start.json',
 ];
 
 function histories() {
@@ -60,7 +67,7 @@ async function bundleWith(interceptor: string): Promise<string> {
 }
 
 describe('recorded trackCommunity histories', () => {
-  it('are all there: signals and updates, a rollover (two runs), not found, a retried failure, a removal; of each version', () => {
+  it('are all there: signals and updates, a rollover (two runs), not found, a retried failure, a removal; of each version; pause and resume', () => {
     const files = histories().map((h) => h.workflowId);
     expect(files).toEqual(expect.arrayContaining(EXPECTED));
     for (const { workflowId, history } of histories()) {

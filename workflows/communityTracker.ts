@@ -5,7 +5,9 @@
 import type { SyncSummary } from '../activities/sync.js';
 import { DORMANT_AFTER_FAILURES, intervalFor, nextRate, type RefreshMode, type RefreshPolicy } from './refreshPolicy.js';
 
-export type CommunityState = 'syncing' | 'waiting' | 'failing' | 'not_found' | 'dormant';
+export type CommunityState = 'syncing' | 'waiting' | 'failing' | 'not_found' | 'dormant' | 'paused';
+/** What the last sync attempt left: the state shown when not syncing and not paused. */
+export type OutcomeState = 'waiting' | 'failing' | 'not_found' | 'dormant';
 
 export interface SyncError {
   code: string;
@@ -43,6 +45,10 @@ export interface CarriedState {
   cycles: number;
   /** The source's last "not sooner than" hint (seconds). */
   hintSeconds?: number;
+  /** Paused (set only while paused, so runs that never paused carry what they always did). */
+  paused?: true;
+  /** While paused: what the last sync attempt left, shown again on resume. */
+  outcome?: OutcomeState;
 }
 
 export interface TrackCommunityInput {
@@ -55,6 +61,8 @@ export interface TrackCommunityInput {
   policy?: RefreshPolicy;
   /** Rolls over to a new run after this many syncs (default MAX_CYCLES_PER_RUN). */
   maxCyclesPerRun?: number;
+  /** Start paused (the catalog says so): no sync until a `resume`. A carried state decides instead. */
+  paused?: boolean;
   /** Set by continue-as-new only. */
   carried?: CarriedState;
 }
@@ -106,6 +114,12 @@ export class CommunityTracker {
   policy: RefreshPolicy;
   /** The source's last "not sooner than" hint (seconds). */
   hintSeconds: number | undefined;
+  /** Paused: no sync starts (refreshes and due times are ignored) until `resume`. */
+  paused: boolean;
+  /** A sync attempt is under way (between startSync and startWaiting). */
+  private inSync = false;
+  /** What the last sync attempt left (the catalog's sync state); kept while paused. */
+  private lastOutcome: OutcomeState;
 
   /**
    * `adaptive`: the rules of policies, back-off and dormancy apply. False only while replaying
@@ -120,9 +134,10 @@ export class CommunityTracker {
     this.policy = input.policy && !refreshPolicyProblem(input.policy) ? { ...input.policy } : { ...DEFAULT_POLICY };
     const carried = input.carried;
     this.hintSeconds = carried?.hintSeconds;
-    // A new run syncs at once; a run continued as new resumes the wait of the previous one (a
-    // wait whose deadline has already passed ends at once: see waitForDeadline).
-    this.refreshRequested = carried ? carried.syncNow : true;
+    this.paused = carried ? carried.paused === true : input.paused === true;
+    // A new run syncs at once (unless started paused); a run continued as new resumes the wait of
+    // the previous one (a wait whose deadline has already passed ends at once: see waitForDeadline).
+    this.refreshRequested = carried ? carried.syncNow : !this.paused;
     this.waitStartedAt = carried?.waitStartedAt ?? Date.now();
     this.cycles = carried?.cycles ?? 0;
     this.status = carried?.status ?? {
@@ -152,6 +167,39 @@ export class CommunityTracker {
     }
     if (adaptive && !carried) this.planInterval();
     else if (adaptive && carried && !this.status.reason) this.planInterval();
+    const state = this.status.state;
+    this.lastOutcome = carried?.outcome ?? (state === 'syncing' || state === 'paused' ? 'waiting' : state);
+    if (this.paused) this.showPaused();
+  }
+
+  private showPaused(): void {
+    this.status.state = 'paused';
+    this.status.nextSyncAt = null;
+  }
+
+  /** The state the last sync attempt left (never 'syncing' or 'paused'): what the catalog records. */
+  get outcome(): OutcomeState {
+    return this.lastOutcome;
+  }
+
+  /**
+   * Stop syncing: a sync under way finishes, but none starts until `resume` (a pending refresh is
+   * dropped; a refresh while paused is ignored). Idempotent.
+   */
+  pause(): CommunityStatus {
+    this.paused = true;
+    this.refreshRequested = false;
+    if (!this.inSync) this.showPaused();
+    return this.status;
+  }
+
+  /** Start again: sync at once, then the interval as before. Idempotent (a resume when not paused does nothing). */
+  resume(): CommunityStatus {
+    if (!this.paused) return this.status;
+    this.paused = false;
+    this.refreshRequested = true;
+    if (!this.inSync) this.status.state = this.lastOutcome;
+    return this.status;
   }
 
   /** Chooses the current interval from the policy, the posting rate, failures and the source's hint. */
@@ -177,7 +225,9 @@ export class CommunityTracker {
     return this.waitStartedAt + this.refreshSeconds * 1000;
   }
 
+  /** Ignored while paused: the resume syncs at once anyway. */
   requestRefresh(): void {
+    if (this.paused) return;
     this.refreshRequested = true;
   }
 
@@ -209,12 +259,13 @@ export class CommunityTracker {
 
   private intervalChanged(): CommunityStatus {
     this.intervalChanges += 1; // even to the same value: the wait restarts its timer, as it always has
-    if (this.status.state !== 'syncing') this.status.nextSyncAt = iso(this.dueAt);
+    if (this.status.state !== 'syncing' && !this.paused) this.status.nextSyncAt = iso(this.dueAt);
     return this.status;
   }
 
   startSync(): void {
     this.refreshRequested = false; // a refresh that arrives during the sync asks for another one
+    this.inSync = true;
     this.status.state = 'syncing';
   }
 
@@ -232,6 +283,7 @@ export class CommunityTracker {
     this.status.lastError = null;
     this.status.postsStored = summary.postsStored;
     this.status.state = 'waiting';
+    this.lastOutcome = 'waiting';
   }
 
   /** `counts`: false when the fault is ours (offline), which does not count against the source. */
@@ -242,15 +294,18 @@ export class CommunityTracker {
       this.status.consecutiveFailures += 1;
       if (this.status.consecutiveFailures >= DORMANT_AFTER_FAILURES) this.status.state = 'dormant';
     }
+    this.lastOutcome = this.status.state as OutcomeState;
   }
 
   /** After a sync attempt, failed or not: the interval starts again from now. */
   startWaiting(): void {
     this.cycles += 1;
+    this.inSync = false;
     this.waitStartedAt = Date.now();
     if (this.status.state === 'syncing') this.status.state = 'waiting';
     if (this.adaptive) this.planInterval();
     this.status.nextSyncAt = iso(this.dueAt);
+    if (this.paused) this.showPaused(); // paused during the sync
   }
 
   /** The state for the next run; a pending refresh goes with it, so none is lost. */
@@ -261,6 +316,7 @@ export class CommunityTracker {
       waitStartedAt: this.waitStartedAt,
       cycles: 0,
       ...(this.hintSeconds ? { hintSeconds: this.hintSeconds } : {}),
+      ...(this.paused ? { paused: true as const, outcome: this.lastOutcome } : {}),
     };
   }
 }

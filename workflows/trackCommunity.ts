@@ -43,6 +43,7 @@ export {
   refreshSecondsProblem,
   type CarriedState,
   type CommunityState,
+  type OutcomeState,
   type CommunityStatus,
   type SyncError,
   type TrackCommunityInput,
@@ -69,6 +70,13 @@ export const setRefreshPolicySignal = defineSignal<[RefreshPolicyChange]>('setRe
 /** By update (the CLI): a bad value is refused by the validator; a good one answers with the new status. */
 export const setRefreshPolicyUpdate = defineUpdate<CommunityStatus, [RefreshPolicyChange]>('setRefreshPolicy');
 export const statusQuery = defineQuery<CommunityStatus>('status');
+/**
+ * Stop syncing until `resume`: a sync under way finishes, none starts (refreshes and due times are
+ * ignored); the status shows state `paused` and no nextSyncAt. Carried through continue-as-new.
+ */
+export const pauseSignal = defineSignal('pause');
+/** Start syncing again: a sync at once, then the interval as before. Nothing when not paused. */
+export const resumeSignal = defineSignal('resume');
 
 /** Why a policy change is refused, or undefined. */
 export function policyChangeProblem(change: RefreshPolicyChange): string | undefined {
@@ -135,6 +143,8 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
     },
   });
   setHandler(statusQuery, () => tracker.status);
+  setHandler(pauseSignal, () => void tracker.pause());
+  setHandler(resumeSignal, () => void tracker.resume());
 
   const { syncCommunity } = proxyActivities<Activities>({ ...SYNC_OPTIONS, summary: `sync ${input.ref}` });
   const { recordSchedule } = proxyLocalActivities<Activities>(SCHEDULE_OPTIONS);
@@ -164,11 +174,20 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
       });
     }
 
+    if (tracker.paused) {
+      // Only ever taken after a `pause` (or in a run started paused), so histories that never
+      // paused replay the commands they recorded. Waits for `resume` (which asks for a sync) or
+      // for the server to suggest continue-as-new (signals while paused grow the history too).
+      await condition(() => !tracker.paused || workflowInfo().continueAsNewSuggested);
+      continue;
+    }
+
     const changes = tracker.intervalChanges;
     const outcome = await waitForDeadline(
       tracker.dueAt,
       () => tracker.refreshRequested,
-      () => tracker.intervalChanges !== changes,
+      // A pause ends the wait as a move would: the next pass waits for `resume` instead.
+      () => tracker.intervalChanges !== changes || tracker.paused,
       { summary: `wait ${tracker.refreshSeconds}s or a refresh signal` },
     );
     if (outcome === 'due') tracker.requestRefresh();
@@ -182,11 +201,11 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
     try {
       await recordSchedule({
         ref: input.ref,
-        state: st.state === 'syncing' ? 'waiting' : st.state,
+        state: tracker.outcome,
         lastSyncAt: st.lastSyncAt,
         waitStartedAt: new Date(tracker.waitStartedAt).toISOString(),
         intervalSeconds: st.refreshSeconds,
-        nextSyncAt: st.nextSyncAt ?? new Date(tracker.dueAt).toISOString(),
+        nextSyncAt: st.nextSyncAt ?? new Date(tracker.dueAt).toISOString(), // paused: the catalog's paused_at says so
         reason: st.reason,
         consecutiveFailures: st.consecutiveFailures,
         postsPerHour: st.postsPerHour,

@@ -6,7 +6,8 @@
 import type { ServerResponse } from 'node:http';
 import { upgradeWebSocket } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
-import { Hono, type Context } from 'hono';
+import { OpenAPIHono, createRoute, z as zo } from '@hono/zod-openapi';
+import type { Context } from 'hono';
 import { streamSSE, type SSEStreamingApi } from 'hono/streaming';
 import type { WebSocket as WsSocket } from 'ws';
 import { z } from 'zod';
@@ -16,6 +17,7 @@ import { streamHub } from '../../src/stream/hub.js';
 import type { StreamItem, Subscription } from '../../src/stream/subscription.js';
 import { ApiError, errorBody, toApiError } from '../errors.js';
 import { findCommunity, type Services } from '../service.js';
+import { errorResponses, READ_ERRORS } from '../openapi/common.js';
 
 /** Communities one subscription may name. */
 export const MAX_STREAM_COMMUNITIES = 100;
@@ -25,8 +27,55 @@ interface Filter {
   user?: string;
 }
 
-export function streamRoutes(s: Services): Hono {
-  const app = new Hono();
+/** The OpenAPI description of the two endpoints (documentation only: they validate by hand, as they stream). */
+const streamDoc = createRoute({
+  operationId: 'streamPosts',
+  method: 'get',
+  path: '/stream',
+  tags: ['stream'],
+  summary: "Server-sent events: every post a sync inserts or changes, for some communities or a user's follows",
+  description:
+    'Each post is one event: `id: <cursor>`, `event: post`, `data: <post JSON>`; a comment line at least every 15 s keeps it alive. Reconnect with `Last-Event-ID` (or `?after=`) to get every event after it. A cursor past the retention window, or a client that cannot keep up, gets `event: reset` (`{"reason":"expired"}` or `{"reason":"slow","after":…}`) and the stream closes.',
+  request: {
+    query: zo.object({
+      communities: zo
+        .string()
+        .optional()
+        .openapi({ description: 'Community refs, comma-separated (or repeated); at most 100', example: 'technology@lemmy.world' }),
+      user: zo.string().optional().openapi({ description: "A user name: the user's followed communities", example: 'alice' }),
+      after: zo.string().optional().openapi({ description: 'Resume after this event id (a cursor)' }),
+    }),
+    headers: zo.object({
+      'last-event-id': zo.string().optional().openapi({ description: 'Resume after this event id (EventSource sends it)' }),
+    }),
+  },
+  responses: {
+    200: {
+      description: 'The event stream',
+      content: { 'text/event-stream': { schema: zo.string().openapi({ example: 'event: post\ndata: {"id":"12:345",…}\nid: AAAB…\n\n' }) } },
+    },
+    ...errorResponses(400, 404, ...READ_ERRORS),
+  },
+});
+
+const wsDoc = createRoute({
+  operationId: 'streamPostsWebSocket',
+  method: 'get',
+  path: '/ws',
+  tags: ['stream'],
+  summary: 'WebSocket: the same stream as /api/stream',
+  description:
+    'Send `{"subscribe":{"communities":["<ref>"]}}` or `{"subscribe":{"user":"<name>"}}`, optionally with `"after":"<cursor>"`. The server answers `{"type":"subscribed","id"}`, then `{"type":"post","id":"<cursor>","post":{…}}` per post, `{"type":"reset",…}` as the event stream does, and `{"type":"error","status","error":{…}}` for a bad subscription.',
+  responses: {
+    101: { description: 'Switching protocols: the WebSocket is open' },
+    ...errorResponses(426, ...READ_ERRORS),
+  },
+});
+
+export function streamRoutes(s: Services): OpenAPIHono {
+  const app = new OpenAPIHono();
+  app.openAPIRegistry.registerPath(streamDoc);
+  app.openAPIRegistry.registerPath(wsDoc);
   const hub = () => streamHub({ router: s.router, catalog: s.catalog, log: s.log, config: s.config });
   const heartbeatMs = s.config.STREAM_HEARTBEAT_SECONDS * 1000;
   const buffer = s.config.STREAM_CLIENT_BUFFER;

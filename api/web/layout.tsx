@@ -30,6 +30,7 @@ export function Layout(props: { ctx: PageContext; title: string; children?: Chil
           <nav>
             <a href="/">Communities</a>
             <a href="/posts">Newest posts</a>
+            <a href="/admin">Admin</a>
           </nav>
           {props.ctx.tokenRequired &&
             (props.ctx.loggedIn ? (

@@ -12,7 +12,15 @@ import { LoginLimiter } from '../login-limiter.js';
 import { addCommunity, changeRefresh, findCommunity, listWithStatus, newest, postsOf, withStatus, type Services } from '../service.js';
 import { requestRefresh, stopTracking } from '../../src/tracking.js';
 import type { CommunityRow } from '../../src/db/communities.js';
-import { addBodySchema, parseCommunitiesQuery, parsePageQuery, parseWith, patchBodySchema, toAddInput } from '../validation.js';
+import {
+  addBodySchema,
+  fieldMessage,
+  parseCommunitiesQuery,
+  parsePageQuery,
+  parseWith,
+  patchBodySchema,
+  toAddInput,
+} from '../validation.js';
 import { communityPath, localPath, pageContext } from './components.js';
 import { isFollowing } from '../users.js';
 import { userWebRoutes, viewerOf } from './user-routes.js';
@@ -26,6 +34,9 @@ import { PostsPage } from './pages/posts.js';
 function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
+
+/** The add form's fields: an error whose `field` is one of them is shown next to it. */
+const FORM_FIELDS = new Set(['community', 'instance', 'name', 'refreshSeconds']);
 
 const FLASH: Record<string, (ref: string) => string> = {
   added: (ref) => `Now tracking ${ref}. The first sync is under way.`,
@@ -108,9 +119,9 @@ export function webRoutes(s: Services, info: RequestInfo): Hono {
       return c.redirect(`/?flash=${created ? 'added' : 'exists'}&ref=${encodeURIComponent(community.ref)}`, 303);
     } catch (err) {
       if (!(err instanceof ApiError) || err.status >= 500 || err.status === 401 || err.status === 403) throw err;
-      const m = /^(community|instance|name|refreshSeconds|url): (.*)$/.exec(err.message);
-      if (m?.[1] === 'url') m[1] = 'community';
-      if (m) form.errors[m[1]] = m[2];
+      // The form's field for the error's (a URL is typed into the community field).
+      const field = err.field === 'url' ? 'community' : err.field;
+      if (field && FORM_FIELDS.has(field)) form.errors[field] = fieldMessage(err);
       else form.general = err.message;
       return home(c, form, err.status === 422 ? 422 : 400);
     }

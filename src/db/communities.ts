@@ -45,6 +45,8 @@ export interface CommunityRow {
   consecutive_failures: number;
   posts_per_hour: number | null;
   policy_changed_at: Date | null;
+  /** Tracking paused since (the workflow waits for `resume`); null when tracking. */
+  paused_at: Date | null;
 }
 
 export type RefreshMode = 'fixed' | 'adaptive';
@@ -114,6 +116,45 @@ export async function communitiesPage(
   const more = rows.length > limit;
   const page = more ? rows.slice(0, limit) : rows;
   return { rows: page, nextBeforeId: more ? page[page.length - 1].id : null };
+}
+
+/** Which communities the admin list shows: those that need attention, the paused ones, or all. */
+export type AttentionFilter = 'failing' | 'paused' | 'all';
+
+/**
+ * A page of communities for the admin list, most recently tracked first, keyset by id:
+ * `failing` = the last sync failed, found nothing, or the source is dormant, or tracking is paused
+ * (with their last error); `paused` = paused only; `all` = every one.
+ */
+export async function attentionPage(
+  sql: Sql,
+  filter: AttentionFilter,
+  limit: number,
+  beforeId?: number,
+): Promise<{ rows: CommunityRow[]; nextBeforeId: number | null }> {
+  const which =
+    filter === 'failing'
+      ? sql`(sync_state in ('failing', 'not_found', 'dormant') or paused_at is not null)`
+      : filter === 'paused'
+        ? sql`paused_at is not null`
+        : sql`true`;
+  const rows = await sql<CommunityRow[]>`
+    select * from communities where ${which} ${beforeId ? sql`and id < ${beforeId}` : sql``}
+    order by id desc limit ${limit + 1}`;
+  const more = rows.length > limit;
+  const page = more ? rows.slice(0, limit) : rows;
+  return { rows: page, nextBeforeId: more ? page[page.length - 1].id : null };
+}
+
+/**
+ * Records tracking as paused (now, unless it already was) or not. By id, so a row removed and
+ * added again meanwhile is left alone. The row after the change; undefined when it is gone.
+ */
+export async function setCommunityPaused(sql: Sql, id: number, paused: boolean): Promise<CommunityRow | undefined> {
+  const [row] = await sql<CommunityRow[]>`
+    update communities set paused_at = ${paused ? sql`coalesce(paused_at, now())` : null}, updated_at = now()
+    where id = ${id} returning *`;
+  return row;
 }
 
 export interface SyncOutcome {

@@ -273,3 +273,63 @@ function comparePostsDesc(a: PostRow, b: PostRow): number {
   if (a.community_id !== b.community_id) return b.community_id - a.community_id;
   return b.lemmy_id - a.lemmy_id;
 }
+
+export interface PostsOfCommunities {
+  /** Community id → its first page (newest `perCommunity` posts, `next` as communityPosts gives it). */
+  pages: Map<number, PostPage>;
+  /** Community id → the node that did not answer for it. */
+  unavailable: Map<number, string>;
+}
+
+/**
+ * The first page of posts of each of these communities, with one statement per node (not one per
+ * community): the communities are grouped by the node the shard map gives their logical shard, and
+ * each node walks the posts_community_newest index once per community in a LATERAL join over
+ * `unnest($ids)`, taking `perCommunity + 1` rows each. Pages are exactly what communityPosts
+ * answers for `limit = perCommunity` without a cursor. A node that does not answer is reported
+ * for its communities, not fatal for the others.
+ */
+export async function newestPostsOfCommunities(
+  router: ShardRouter,
+  communities: readonly { id: number; shard: number }[],
+  perCommunity: number,
+): Promise<PostsOfCommunities> {
+  const pages = new Map<number, PostPage>(communities.map((c) => [c.id, { posts: [], next: null }]));
+  const unavailable = new Map<number, string>();
+  if (communities.length === 0) return { pages, unavailable };
+  const nodeOfShard = new Map<number, string>();
+  for (const { node, shards } of await router.placements()) for (const shard of shards) nodeOfShard.set(shard, node);
+  const idsByNode = new Map<string, number[]>();
+  for (const c of communities) {
+    const node = nodeOfShard.get(c.shard);
+    if (node !== undefined && !idsByNode.get(node)?.includes(c.id)) idsByNode.set(node, [...(idsByNode.get(node) ?? []), c.id]);
+  }
+  await Promise.all(
+    [...idsByNode].map(async ([node, ids]) => {
+      let rows: PostRow[];
+      try {
+        const sql = router.pool(node);
+        rows = await sql<PostRow[]>`
+          select p.*, ${publishedIso(sql)} as published_iso
+          from unnest(${ids}::bigint[]) as c(community_id)
+          cross join lateral (
+            select * from posts where posts.community_id = c.community_id
+            order by published desc, lemmy_id desc
+            limit ${perCommunity + 1}
+          ) p
+          order by p.community_id, p.published desc, p.lemmy_id desc`;
+      } catch (err) {
+        if (!isConnectionError(err)) throw err;
+        for (const id of ids) unavailable.set(id, node);
+        return;
+      }
+      const byCommunity = new Map<number, PostRow[]>();
+      for (const row of rows) byCommunity.set(row.community_id, [...(byCommunity.get(row.community_id) ?? []), row]);
+      for (const [id, list] of byCommunity) {
+        const posts = list.slice(0, perCommunity);
+        pages.set(id, { posts, next: list.length > perCommunity ? encodeCursor(cursorOf(posts[posts.length - 1])) : null });
+      }
+    }),
+  );
+  return { pages, unavailable };
+}

@@ -29,8 +29,9 @@ export async function userByName(sql: Sql, name: string): Promise<UserRow | unde
 }
 
 /**
- * The user holding a key, by its hash. Only asked when a key does not open the user it was sent
- * for (to tell "another user's key", 403, from "no key", 401), so it needs no index of its own.
+ * The user holding a key, by its hash: who is calling (api/callers.ts, cached for a short while),
+ * and, when a key does not open the user it was sent for, "another user's key" (403) rather than
+ * "no key" (401). Indexed (catalog migration 006).
  */
 export async function userByKeyHash(sql: Sql, apiKeyHash: string): Promise<UserRow | undefined> {
   const [row] = await sql<UserRow[]>`select * from users where api_key_hash = ${apiKeyHash} limit 1`;

@@ -4,7 +4,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config.js';
 import type { Sql } from '../db/pool.js';
-import { InstanceBudget } from '../db/instance-budget.js';
+import { BudgetExhaustedError, InstanceBudget } from '../db/instance-budget.js';
+import { instanceBudgetRefusals, instanceBudgetWait, instanceRateLimited } from '../metrics/index.js';
 import { SourceHttp } from './http.js';
 import { createSources, type Sources } from './registry.js';
 
@@ -22,10 +23,17 @@ export function createSourceHttp(config: Config, catalog: Sql): SourceHttp {
     // The caller's signal ends the wait (an activity cancelled or out of time); an activity
     // heartbeats on its own while it waits.
     beforeRequest: async (host, signal) => {
-      const waitMs = await budget.reserve(host);
+      const waitMs = await budget.reserve(host).catch((err: unknown) => {
+        if (err instanceof BudgetExhaustedError) instanceBudgetRefusals.inc({ host });
+        throw err;
+      });
+      instanceBudgetWait.observe({ host }, waitMs / 1000);
       if (waitMs > 0) await sleep(waitMs, undefined, signal ? { signal } : {});
     },
-    onRateLimited: (host, ms) => budget.pushBack(host, ms),
+    onRateLimited: (host, ms) => {
+      instanceRateLimited.inc({ host });
+      return budget.pushBack(host, ms);
+    },
     onQuota: (host, quota) => budget.observeQuota(host, quota),
   });
 }

@@ -3,6 +3,7 @@
 // and the server's rate-limit signals (429 with Retry-After, X-RateLimit-* quotas) passed on to
 // the budget so that every worker slows down together. What a status means is the adapter's call.
 import { Agent, request, type Dispatcher } from 'undici';
+import { sourceRequests } from '../metrics/index.js';
 import { publicOnlyLookup, PrivateAddressError, assertPublicHost } from '../net/addresses.js';
 import { SourceError } from './errors.js';
 
@@ -142,9 +143,14 @@ export class SourceHttp {
         headers: { accept: opts.accept, 'user-agent': this.opts.userAgent, ...opts.headers },
       });
     } catch (err) {
-      if (opts.signal?.aborted) throw new SourceError('Timeout', `gave up asking ${url.host}: ${reasonOf(opts.signal)}`, { cause: err });
-      throw classifyNetworkError(err, url.host, this.opts.timeoutMs);
+      const failure = opts.signal?.aborted
+        ? new SourceError('Timeout', `gave up asking ${url.host}: ${reasonOf(opts.signal)}`, { cause: err })
+        : classifyNetworkError(err, url.host, this.opts.timeoutMs);
+      const status = failure.type === 'Timeout' ? 'timeout' : failure.type === 'PrivateAddress' ? 'private_address' : 'network_error';
+      sourceRequests.inc({ host: url.host, status });
+      throw failure;
     }
+    sourceRequests.inc({ host: url.host, status: String(res.statusCode) });
     const headers: Record<string, string | undefined> = {};
     for (const [k, v] of Object.entries(res.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : v;
     const quota = parseQuota(headers);

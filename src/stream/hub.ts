@@ -20,6 +20,7 @@ import {
 } from '../db/post-events.js';
 import type { ShardRouter } from '../db/sharding/router.js';
 import type { Logger } from '../log.js';
+import { streamClients, streamDroppedConsumers } from '../metrics/index.js';
 import { encodeStreamCursor, type StreamPosition } from './cursor.js';
 import { Subscription, type LiveEvent, type ReplayPage } from './subscription.js';
 
@@ -48,6 +49,9 @@ export class StreamHub {
   private readonly refs = new Map<number, string>();
   private started?: Promise<void>;
   private stopped = false;
+  /** Change listeners (the API's response cache): see onChange. */
+  private readonly changeListeners = new Set<ChangeListener>();
+  private addingNodes?: Promise<void>;
   private timers: NodeJS.Timeout[] = [];
   readonly token = randomBytes(6).toString('hex');
 
@@ -64,6 +68,41 @@ export class StreamHub {
       this.timers.push(prune, watchdog);
     })();
     return this.started;
+  }
+
+  /**
+   * Calls `listener` with the community id of every change NOTIFY as it arrives (before the log
+   * is read), and with 'all' whenever the hub cannot vouch that it heard every change (a LISTEN
+   * connection lost and made again, a node that was not listened to). Starts listening, also
+   * without stream subscribers. Returns the way to stop.
+   */
+  onChange(listener: ChangeListener): () => void {
+    this.changeListeners.add(listener);
+    if (!this.stopped) void this.start().catch(() => {});
+    return () => this.changeListeners.delete(listener);
+  }
+
+  /** Whether every node the router knows has a LISTEN connection up and caught up (no change can go unheard). */
+  vouches(): boolean {
+    if (this.stopped || !this.started) return false;
+    for (const node of this.deps.router.nodeNames()) {
+      if (!this.feeds.get(node)?.listeningNow) {
+        // A node added meanwhile (by a shard move to a new node, say): listen to it too.
+        if (!this.feeds.has(node)) this.addingNodes ??= this.addNodes().finally(() => (this.addingNodes = undefined));
+        return false;
+      }
+    }
+    return true;
+  }
+
+  emitChange(ids: readonly number[] | 'all'): void {
+    for (const listener of this.changeListeners) {
+      try {
+        listener(ids);
+      } catch (err) {
+        this.deps.log.warn({ err: (err as Error).message }, 'stream: a change listener failed');
+      }
+    }
   }
 
   get subscriberCount(): number {
@@ -91,6 +130,7 @@ export class StreamHub {
       onEnd: (s) => this.forget(s),
     });
     this.subscriptions.add(sub);
+    streamClients.inc();
     for (const id of communities) {
       let set = this.byCommunity.get(id);
       if (!set) this.byCommunity.set(id, (set = new Set()));
@@ -101,13 +141,14 @@ export class StreamHub {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.emitChange('all');
     for (const t of this.timers) clearInterval(t);
     for (const sub of [...this.subscriptions]) sub.close();
     await Promise.all([...this.feeds.values()].map((f) => f.stop()));
   }
 
   private forget(sub: Subscription): void {
-    this.subscriptions.delete(sub);
+    if (this.subscriptions.delete(sub)) streamClients.dec();
     for (const id of sub.communities) {
       const set = this.byCommunity.get(id);
       set?.delete(sub);
@@ -159,7 +200,10 @@ export class StreamHub {
         position,
         id: encodeStreamCursor(position),
       };
-      for (const sub of subs) sub.offer(live);
+      for (const sub of subs) {
+        sub.offer(live);
+        if (sub.ended) streamDroppedConsumers.inc(); // dropped as slow: its buffer was full
+      }
     }
   }
 
@@ -246,6 +290,10 @@ class NodeFeed {
   private lastSeq = 0;
   private listening?: { unlisten(): Promise<void> };
   private pingSent = 0;
+  /** Listening and caught up: every change from here on is heard (vouches()). */
+  get listeningNow(): boolean {
+    return this.ready && this.listening !== undefined && !this.stopped;
+  }
   private heardPing = true;
   private retry?: NodeJS.Timeout;
   private stopped = false;
@@ -281,7 +329,9 @@ class NodeFeed {
   private async listen(): Promise<void> {
     // Called again by the driver after every reconnect: catch up on what was missed meanwhile.
     const onListen = () => {
-      if (this.ready) this.poke();
+      if (!this.ready) return;
+      this.hub.emitChange('all'); // notifications sent while the connection was down are lost
+      this.poke();
     };
     this.listening = await this.sql.listen(POST_EVENTS_CHANNEL, (payload) => this.onNotify(payload), onListen);
     this.heardPing = true;
@@ -298,6 +348,8 @@ class NodeFeed {
       if (payload === `ping:${this.hub.token}:${this.pingSent}`) this.heardPing = true;
       return;
     }
+    const id = Number(payload);
+    this.hub.emitChange(payload !== '' && Number.isSafeInteger(id) ? [id] : 'all');
     this.poke();
   }
 
@@ -344,6 +396,7 @@ class NodeFeed {
   async watch(): Promise<void> {
     if (this.stopped) return;
     if (!this.ready || !this.listening || !this.heardPing) {
+      if (this.ready) this.hub.emitChange('all'); // changes may have gone unheard
       await this.unlisten();
       await this.start();
       if (this.ready) this.poke();
@@ -360,6 +413,9 @@ class NodeFeed {
     await this.unlisten();
   }
 }
+
+/** Community ids of a change, or 'all': anything may have changed unheard. */
+export type ChangeListener = (ids: readonly number[] | 'all') => void;
 
 const hubs = new WeakMap<ShardRouter, StreamHub>();
 

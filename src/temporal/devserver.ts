@@ -15,6 +15,8 @@ export interface DevServerOptions {
   uiPort?: number;
   /** No Web UI (tests). */
   headless?: boolean;
+  /** Port of the server's own Prometheus metrics (`/metrics`); omitted or 0: a free port the CLI picks. */
+  metricsPort?: number;
   namespace?: string;
   dynamicConfig?: Record<string, unknown>;
   log: Logger;
@@ -78,6 +80,7 @@ export class TemporalDevServer {
     if (dbFile) {
       args.push('--db-filename', dbFile, '--sqlite-pragma', 'journal_mode=WAL', '--sqlite-pragma', 'synchronous=NORMAL');
     }
+    if (this.opts.metricsPort) args.push('--metrics-port', String(this.opts.metricsPort));
     if (this.opts.headless) args.push('--headless');
     else if (uiPort) args.push('--ui-port', String(uiPort));
     for (const [k, v] of Object.entries(this.opts.dynamicConfig ?? {})) args.push('--dynamic-config-value', `${k}=${JSON.stringify(v)}`);

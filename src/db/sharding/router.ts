@@ -5,6 +5,7 @@
 import type { ShardNodeConfig } from '../../config.js';
 import { redactUrl } from '../../config.js';
 import type { Logger } from '../../log.js';
+import { observeShardQuery } from '../../metrics/index.js';
 import { migrate } from '../migrate.js';
 import { openPool, type Sql } from '../pool.js';
 
@@ -178,10 +179,13 @@ export class ShardRouter {
   /** Runs a read against the node holding `shard`. */
   async read<T>(shard: number, fn: (sql: Sql, node: string) => Promise<T>): Promise<T> {
     const node = await this.nodeOf(shard);
+    const started = performance.now();
     try {
       return await fn(this.pool(node), node);
     } catch (err) {
       throw isConnectionError(err) ? new ShardUnavailableError(node, err) : err;
+    } finally {
+      observeShardQuery(node, 'read', (performance.now() - started) / 1000);
     }
   }
 
@@ -198,10 +202,13 @@ export class ShardRouter {
       const [row] = await tx<{ node: string }[]>`select node from shard_map where shard = ${shard}`;
       if (!row) throw new Error(`logical shard ${shard} has no node in shard_map`);
       if (!this.urls.has(row.node)) await this.refreshNodes();
+      const started = performance.now();
       try {
         return await fn(this.pool(row.node), row.node, tx as unknown as Sql);
       } catch (err) {
         throw isConnectionError(err) ? new ShardUnavailableError(row.node, err) : err;
+      } finally {
+        observeShardQuery(row.node, 'write', (performance.now() - started) / 1000);
       }
     }) as Promise<T>;
   }
