@@ -15,7 +15,14 @@ import { createHash } from 'node:crypto';
 import type { Context, MiddlewareHandler, Next } from 'hono';
 import { etag, RETAINED_304_HEADERS } from 'hono/etag';
 import { streamHub } from '../src/stream/hub.js';
-import { ResponseCache } from './response-cache.js';
+import { ResponseCache, type CommunityIdentity } from './response-cache.js';
+
+declare module 'hono' {
+  interface ContextVariableMap {
+    /** The community of a posts page, when the response cache knows it already (its identity only). */
+    knownCommunity: CommunityIdentity;
+  }
+}
 import { findCommunity, type Services } from './service.js';
 
 export const CACHE_CONTROL = 'no-cache';
@@ -42,7 +49,12 @@ export function httpCache(s: Services): MiddlewareHandler {
   const cache =
     s.config.API_RESPONSE_CACHE && s.config.API_RESPONSE_CACHE_MAX_BYTES > 0
       ? new ResponseCache(
-          { hub: streamHub({ router: s.router, catalog: s.catalog, log: s.log, config: s.config }), catalog: s.catalog, log: s.log },
+          {
+            hub: streamHub({ router: s.router, catalog: s.catalog, log: s.log, config: s.config }),
+            catalog: s.catalog,
+            log: s.log,
+            router: s.router,
+          },
           s.config.API_RESPONSE_CACHE_MAX_BYTES,
         )
       : undefined;
@@ -89,15 +101,18 @@ async function cached(s: Services, cache: ResponseCache, c: Context, next: () =>
   const since = cache.now();
   let communityId: number | undefined;
   if (community !== undefined) {
-    communityId = cache.refId(community);
-    if (communityId === undefined) {
+    let known = cache.identity(community);
+    if (!known) {
       try {
-        communityId = (await findCommunity(s, community)).id;
+        known = await findCommunity(s, community);
       } catch {
         return next(); // a bad or unknown ref: the route answers it
       }
-      cache.rememberRef(community, communityId, since);
+      cache.rememberRef(community, known, since);
     }
+    communityId = known.id;
+    // The route pages from this, rather than looking the community up again.
+    c.set('knownCommunity', known);
   }
   const key = communityId === undefined ? `p|${page}` : `c${communityId}|${page}`;
   const hit = cache.get(key);

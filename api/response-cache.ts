@@ -20,8 +20,13 @@
 import type { Sql } from '../src/db/pool.js';
 import { randomBytes } from 'node:crypto';
 import { listenCommunityChanges, pingCommunityChanges, type CommunityChange } from '../src/db/community-changes.js';
+import type { CommunityRow } from '../src/db/communities.js';
+import type { ShardRouter } from '../src/db/sharding/router.js';
 import type { StreamHub } from '../src/stream/hub.js';
 import type { Logger } from '../src/log.js';
+
+/** A community as a posts page needs it: its identity never changes while it is tracked (a re-add has a new id). */
+export type CommunityIdentity = Pick<CommunityRow, 'id' | 'shard' | 'ref'>;
 
 export interface CachedPage {
   body: Uint8Array;
@@ -40,7 +45,7 @@ interface Entry extends CachedPage {
 const ENTRY_OVERHEAD = 200;
 /** Beyond this many remembered change times, they are forgotten and counted as a flush. */
 const MAX_CHANGE_MARKS = 100_000;
-/** Community refs (as written in paths) → id; beyond this many the map starts again. */
+/** Community refs (as written in paths) → identity; beyond this many the map starts again. */
 const MAX_REFS = 100_000;
 /** Keys of deeper pages asked for once (they are stored when asked for again); beyond this many, forgotten. */
 const MAX_SEEN = 50_000;
@@ -51,7 +56,7 @@ export class ResponseCache {
   private readonly entries = new Map<string, Entry>();
   private readonly byCommunity = new Map<number, Set<string>>();
   private readonly crossKeys = new Set<string>();
-  private readonly refs = new Map<string, number>();
+  private readonly refs = new Map<string, CommunityIdentity>();
   private seen = new Set<string>();
   private bytes = 0;
   /** Ticks on every change; a fill remembers it and stores only if nothing it covers changed since. */
@@ -72,7 +77,7 @@ export class ResponseCache {
   misses = 0;
 
   constructor(
-    private readonly deps: { hub: StreamHub; catalog: Sql; log: Logger },
+    private readonly deps: { hub: StreamHub; catalog: Sql; log: Logger; router?: ShardRouter },
     readonly maxBytes: number,
   ) {}
 
@@ -99,12 +104,12 @@ export class ResponseCache {
         () => {
           // After every (re)connect: what was sent meanwhile is lost.
           this.flush();
-          this.catalogListening = true;
+          this.setCatalogListening(true);
         },
       );
       this.heardPing = true;
     } catch (err) {
-      this.catalogListening = false;
+      this.setCatalogListening(false);
       this.deps.log.warn({ err: (err as Error).message }, 'response cache: cannot listen to the catalog (retrying; cache bypassed)');
     }
   }
@@ -113,7 +118,7 @@ export class ResponseCache {
   private async watchCatalog(): Promise<void> {
     if (this.closed) return;
     if (!this.listening || !this.heardPing) {
-      this.catalogListening = false;
+      this.setCatalogListening(false);
       this.flush();
       const old = this.listening;
       this.listening = undefined;
@@ -124,6 +129,15 @@ export class ResponseCache {
     this.heardPing = false;
     this.pingSent++;
     await pingCommunityChanges(this.deps.catalog, `ping:${this.token}:${this.pingSent}`).catch(() => {});
+  }
+
+  /**
+   * While the catalog is listened to, every shard map change is heard, so the router may route
+   * reads by a copy of the map kept in memory (no catalog round trip per page); otherwise not.
+   */
+  private setCatalogListening(on: boolean): void {
+    this.catalogListening = on;
+    this.deps.router?.cacheShardMap(on && !this.closed);
   }
 
   /** Whether pages may be served from or stored in the cache now (every change would be heard). */
@@ -138,14 +152,19 @@ export class ResponseCache {
 
   /** The community id of a `:ref` as written in a path, if known (forgotten when it is removed). */
   refId(ref: string): number | undefined {
+    return this.refs.get(ref)?.id;
+  }
+
+  /** What a posts page needs of the community of a `:ref` (id, shard, canonical ref), if known. */
+  identity(ref: string): CommunityIdentity | undefined {
     return this.refs.get(ref);
   }
 
   /** Remembers `ref` → `id`, looked up since `since` (not if the community changed meanwhile). */
-  rememberRef(ref: string, id: number, since: number): void {
-    if (!this.fresh(id, since)) return;
+  rememberRef(ref: string, community: CommunityIdentity, since: number): void {
+    if (!this.fresh(community.id, since)) return;
     if (this.refs.size >= MAX_REFS) this.refs.clear();
-    this.refs.set(ref, id);
+    this.refs.set(ref, { id: community.id, shard: community.shard, ref: community.ref });
   }
 
   get(key: string): CachedPage | undefined {
@@ -219,11 +238,12 @@ export class ResponseCache {
   /** A community removed: as changed, and its refs are forgotten (added again, it has a new id). */
   removed(id: number): void {
     this.changed([id]);
-    for (const [ref, refId] of this.refs) if (refId === id) this.refs.delete(ref);
+    for (const [ref, known] of this.refs) if (known.id === id) this.refs.delete(ref);
   }
 
   /** Anything may have changed unheard: everything goes. */
   flush(): void {
+    this.deps.router?.forgetShardMap();
     this.clock++;
     this.flushedAt = this.anyChangeAt = this.clock;
     this.entries.clear();
@@ -249,6 +269,7 @@ export class ResponseCache {
 
   close(): void {
     this.closed = true;
+    this.deps.router?.cacheShardMap(false);
     clearInterval(this.watchdog);
     this.stopHub?.();
     void this.listening?.unlisten().catch(() => {});

@@ -159,7 +159,12 @@ export interface PostsPage {
   next: string | null;
 }
 
-export async function postsOf(s: Services, row: CommunityRow, limit: number, before?: PostCursor): Promise<PostsPage> {
+export async function postsOf(
+  s: Services,
+  row: Pick<CommunityRow, 'id' | 'shard' | 'ref'>,
+  limit: number,
+  before?: PostCursor,
+): Promise<PostsPage> {
   const page = await communityPosts(s.router, row.shard, row.id, limit, before);
   return { posts: page.posts.map((p) => presentPost(p, row.ref)), next: page.next };
 }

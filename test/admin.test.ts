@@ -211,13 +211,6 @@ describe('communities that need attention', () => {
 describe('per-instance request budget', () => {
   it('an override slows one host for every worker, leaves the others alone, and dropping it speeds it up again', async () => {
     const host = fake.hostPort;
-    const put = await call(app, 'PUT', `/api/admin/instances/${host}/budget`, { requestsPerSecond: 2 });
-    expect(put.status, JSON.stringify(put.json)).toBe(200);
-    expect(put.json).toMatchObject({ host, requestsPerSecond: 2, override: 2 });
-    const listed = await call(app, 'GET', '/api/admin/instances');
-    expect(listed.json.defaultRequestsPerSecond).toBe(DEFAULT_RATE);
-    expect(listed.json.instances.find((i: Json) => i.host === host)).toMatchObject({ requestsPerSecond: 2, override: 2 });
-
     // Six busy communities on each host, syncing every second: far more than 2 requests/s wanted.
     const names = Array.from({ length: 6 }, (_, i) => `busy${i}`);
     for (const f of [fake, other])
@@ -227,8 +220,17 @@ describe('per-instance request budget', () => {
       }
     const refs: string[] = [];
     try {
-      // The other host first: adding one checks the source, which waits for the slowed host's budget.
+      // Added at the default rate (an add's check waits for the budget like a sync, and would be
+      // refused once six busy communities keep a slowed host booked beyond the 2 s max wait).
       for (const f of [other, fake]) for (const n of names) refs.push((await track(n, 1, f)).ref);
+      const put = await call(app, 'PUT', `/api/admin/instances/${host}/budget`, { requestsPerSecond: 2 });
+      expect(put.status, JSON.stringify(put.json)).toBe(200);
+      expect(put.json).toMatchObject({ host, requestsPerSecond: 2, override: 2 });
+      const listed = await call(app, 'GET', '/api/admin/instances');
+      expect(listed.json.defaultRequestsPerSecond).toBe(DEFAULT_RATE);
+      expect(listed.json.instances.find((i: Json) => i.host === host)).toMatchObject({ requestsPerSecond: 2, override: 2 });
+      // Slots booked at the old rate stand: at most the 2 s max wait ahead.
+      await sleep(2500);
       const start = Date.now();
       await sleep(5000);
       const rateOf = (f: FakeLemmy, from: number, to: number) =>

@@ -127,7 +127,7 @@ export function communityRoutes(s: Services): OpenAPIHono {
 
   app.openapi(posts, async (c) => {
     const page = c.req.valid('query');
-    const row = await findCommunity(s, c.req.valid('param').ref);
+    const row = c.get('knownCommunity') ?? (await findCommunity(s, c.req.valid('param').ref));
     return c.json(await postsOf(s, row, page.limit, page.before), 200);
   });
 

@@ -169,11 +169,45 @@ export class ShardRouter {
     return new Map(rows.map((r) => [r.shard, r.node]));
   }
 
+  /**
+   * Reads may route by a copy of the map kept in memory while someone vouches that every change
+   * of it is heard (the API's catalog LISTEN, api/response-cache.ts: shard_map changes NOTIFY on
+   * commit), saving a catalog round trip per read. Off by default (the worker, moves and writes
+   * always read the map fresh). `false` drops the copy and reads fresh again.
+   */
+  cacheShardMap(on: boolean): void {
+    this.mapCacheOn = on;
+    this.forgetShardMap();
+  }
+
+  /** The shard map changed (or may have, unheard): the next read routes by a fresh copy. */
+  forgetShardMap(): void {
+    this.mapGeneration++;
+    this.cachedMap = undefined;
+  }
+
+  private mapCacheOn = false;
+  private mapGeneration = 0;
+  private cachedMap?: Map<number, string>;
+
+  /** The map reads route by: the kept copy while vouched for, else fresh. */
+  private async routingMap(): Promise<Map<number, string>> {
+    if (!this.mapCacheOn) return this.shardMap();
+    if (this.cachedMap) return this.cachedMap;
+    const generation = this.mapGeneration;
+    const map = await this.shardMap();
+    // A change heard while reading: this copy may predate it, so it is used once and not kept.
+    if (this.mapCacheOn && generation === this.mapGeneration) this.cachedMap = map;
+    return map;
+  }
+
   async nodeOf(shard: number): Promise<string> {
-    const [row] = await this.catalog<{ node: string }[]>`select node from shard_map where shard = ${shard}`;
-    if (!row) throw new Error(`logical shard ${shard} has no node in shard_map`);
-    if (!this.urls.has(row.node)) await this.refreshNodes();
-    return row.node;
+    const node = this.mapCacheOn
+      ? (await this.routingMap()).get(shard)
+      : (await this.catalog<{ node: string }[]>`select node from shard_map where shard = ${shard}`)[0]?.node;
+    if (!node) throw new Error(`logical shard ${shard} has no node in shard_map`);
+    if (!this.urls.has(node)) await this.refreshNodes();
+    return node;
   }
 
   /** Runs a read against the node holding `shard`. */
@@ -215,7 +249,7 @@ export class ShardRouter {
 
   /** Every node holding at least one logical shard, with the shards it holds. */
   async placements(): Promise<Array<{ node: string; shards: number[] }>> {
-    const map = await this.shardMap();
+    const map = await this.routingMap();
     const byNode = new Map<string, number[]>();
     for (const [shard, node] of map) byNode.set(node, [...(byNode.get(node) ?? []), shard]);
     for (const node of byNode.keys()) if (!this.urls.has(node)) await this.refreshNodes();
