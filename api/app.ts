@@ -86,8 +86,10 @@ export function createApp(deps: ApiDeps, opts: AppOptions = {}): Hono {
   const docsHeaders = docsSecureHeaders();
   const isGraphiql = (p: string) => p === '/graphql' || p.startsWith('/graphql/');
   app.use('*', (c, next) => (isDocsPath(c.req.path) || isGraphiql(c.req.path) ? docsHeaders(c, next) : siteHeaders(c, next)));
-  // Website pages render inside the layout (c.render); error pages too, so it comes first.
-  app.use('*', pageRenderer(deps));
+  // Website pages render inside the layout (c.render); error pages too, so it comes first. API
+  // answers are JSON only (errors included): they skip it, as it is on their hottest path.
+  const renderer = pageRenderer(deps);
+  app.use('*', (c, next) => (isApiPath(c.req.path) ? next() : renderer(c, next)));
   app.use('*', hostAllowlist(config.ALLOWED_HOSTS));
 
   if (corsOrigins.length) {

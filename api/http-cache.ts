@@ -124,21 +124,28 @@ async function cached(s: Services, cache: ResponseCache, c: Context, next: () =>
       'X-Cache': 'hit',
     });
   }
+  // The page's JSON text as the route serializes it (c.json): kept here, so that a miss neither
+  // reads the answer's body back as a stream nor parses it again.
+  let filled: { text: string; value: unknown } | undefined;
+  c.json = ((value: unknown, arg?: unknown, headers?: unknown) => {
+    filled = { text: JSON.stringify(value), value };
+    c.header('Content-Type', 'application/json');
+    return (c.body as (data: string, arg?: unknown, headers?: unknown) => Response)(filled.text, arg, headers);
+  }) as typeof c.json;
   await next();
   const res = c.res;
   const contentType = res.headers.get('content-type') ?? '';
-  if (res.status !== 200 || !contentType.startsWith('application/json')) return;
-  const body = new Uint8Array(await res.arrayBuffer());
-  const tagValue = `"${createHash('sha1').update(body).digest('hex')}"`;
+  if (res.status !== 200 || !filled || !contentType.startsWith('application/json')) return;
+  const tagValue = `"${createHash('sha1').update(filled.text).digest('hex')}"`;
   // A merged page that missed a node is not the page: answered, not kept.
-  const partial = communityId === undefined && (JSON.parse(Buffer.from(body).toString('utf8')) as { partial?: boolean }).partial === true;
+  const partial = communityId === undefined && (filled.value as { partial?: boolean }).partial === true;
   if (!partial && cache.usable())
-    cache.put(key, { body, etag: tagValue, contentType, communityId }, since, { admitOnSecond: before !== '' });
+    cache.put(key, { body: Buffer.from(filled.text), etag: tagValue, contentType, communityId }, since, { admitOnSecond: before !== '' });
   const headers = new Headers(res.headers);
   headers.set('ETag', tagValue);
   headers.set('X-Cache', 'miss');
   // Assigned over an existing answer, Hono copies it into one with a streamed body, which
-  // @hono/node-server writes the slow way; cleared first, the bytes are written at once.
+  // @hono/node-server writes the slow way; cleared first, the text is written at once.
   c.res = undefined;
-  c.res = new Response(body, { status: 200, headers });
+  c.res = new Response(filled.text, { status: 200, headers });
 }

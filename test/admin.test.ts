@@ -16,7 +16,7 @@ import { startWorker, type WorkerHandle } from '../src/worker-runtime.js';
 import { workflowIdOf } from '../workflows/trackCommunity.js';
 import { FakeLemmy } from './fake-lemmy.js';
 import { call, type Json } from './support/api.js';
-import { createStack, eventually, queryStatus, type Stack } from './support/stack.js';
+import { createStack, eventually, queryStatus, type Stack, apiDeps } from './support/stack.js';
 
 const TOKEN = 'admin-test-token';
 const DEFAULT_RATE = 10;
@@ -65,13 +65,7 @@ beforeAll(async () => {
     FakeLemmy.start(),
     FakeLemmy.start(),
   ]);
-  deps = {
-    config: stack.config,
-    catalog: stack.storage.catalog,
-    router: stack.storage.router,
-    temporal: stack.client,
-    log: createLogger({ level: process.env.ADMIN_TEST_LOG ?? 'silent' }),
-  };
+  deps = apiDeps(stack, createLogger({ level: process.env.ADMIN_TEST_LOG ?? 'silent' }));
   app = createApp(deps);
   secured = createApp({ ...deps, config: { ...stack.config, API_TOKEN: TOKEN } });
   second = await startWorker({

@@ -7,7 +7,7 @@ import { encodeCursor } from '../src/db/posts.js';
 import { createLogger } from '../src/log.js';
 import { errorBodyLike } from './support/api.js';
 import { expectConforms } from './support/openapi.js';
-import { createStack, type Stack } from './support/stack.js';
+import { createStack, type Stack, apiDeps } from './support/stack.js';
 
 interface Case {
   name: string;
@@ -404,13 +404,7 @@ describe('bad input never yields a 5xx', () => {
   beforeAll(async () => {
     stack = await createStack({ worker: false, env: { ALLOW_PRIVATE_INSTANCES: 'false', API_BODY_LIMIT_BYTES: '16384' } });
     expect(stack.config.ALLOW_PRIVATE_INSTANCES).toBe(false);
-    app = createApp({
-      config: stack.config,
-      catalog: stack.storage.catalog,
-      router: stack.storage.router,
-      temporal: stack.client,
-      log: createLogger({ level: 'silent' }),
-    });
+    app = createApp(apiDeps(stack, createLogger({ level: 'silent' })));
   });
   afterAll(async () => {
     await stack?.stop();

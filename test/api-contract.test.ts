@@ -17,7 +17,7 @@ import { FakeLemmy } from './fake-lemmy.js';
 import { errorBodyLike } from './support/api.js';
 import { expectConforms } from './support/openapi.js';
 import { freePorts } from './support/ports.js';
-import { createStack, eventually, type Stack, queryStatus } from './support/stack.js';
+import { createStack, eventually, type Stack, queryStatus, apiDeps } from './support/stack.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
@@ -56,7 +56,7 @@ describe('REST API contract', () => {
 
   beforeAll(async () => {
     [stack, fake] = await Promise.all([createStack(), FakeLemmy.start({ siteName: 'Contract' })]);
-    deps = { config: stack.config, catalog: stack.storage.catalog, router: stack.storage.router, temporal: stack.client, log };
+    deps = apiDeps(stack, log);
     app = createApp(deps);
   });
 

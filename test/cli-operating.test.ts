@@ -11,7 +11,7 @@ import { listCommunities } from '../src/db/communities.js';
 import { createLogger } from '../src/log.js';
 import { stopTracking } from '../src/tracking.js';
 import { FakeLemmy } from './fake-lemmy.js';
-import { createStack, eventually, type Stack, queryStatus } from './support/stack.js';
+import { createStack, eventually, type Stack, queryStatus, apiDeps } from './support/stack.js';
 
 const run = promisify(execFile);
 const DOC_ID = 'community:technology@lemmy.world';
@@ -55,13 +55,7 @@ describe('Operating with the Temporal CLI (README.md)', () => {
 
   beforeAll(async () => {
     [stack, fake] = await Promise.all([createStack(), FakeLemmy.start()]);
-    deps = {
-      config: stack.config,
-      catalog: stack.storage.catalog,
-      router: stack.storage.router,
-      temporal: stack.client,
-      log: createLogger({ level: 'silent' }),
-    };
+    deps = apiDeps(stack, createLogger({ level: 'silent' }));
     const app = createApp(deps);
     for (const name of ['technology', 'tocancel', 'toterminate']) {
       fake.addCommunity(name);

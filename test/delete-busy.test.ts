@@ -7,7 +7,7 @@ import { openPool } from '../src/db/pool.js';
 import { logicalShardOf, SHARD_WRITE_LOCK } from '../src/db/sharding/router.js';
 import { createLogger } from '../src/log.js';
 import { FakeLemmy } from './fake-lemmy.js';
-import { createStack, eventually, type Stack } from './support/stack.js';
+import { createStack, eventually, type Stack, apiDeps } from './support/stack.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
@@ -27,13 +27,7 @@ async function call(method: string, path: string, body?: unknown): Promise<{ sta
 
 beforeAll(async () => {
   [stack, fake] = await Promise.all([createStack(), FakeLemmy.start()]);
-  app = createApp({
-    config: stack.config,
-    catalog: stack.storage.catalog,
-    router: stack.storage.router,
-    temporal: stack.client,
-    log: createLogger({ level: 'silent' }),
-  });
+  app = createApp(apiDeps(stack, createLogger({ level: 'silent' })));
 });
 afterAll(async () => {
   await stack?.stop();

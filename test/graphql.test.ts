@@ -30,7 +30,7 @@ import { createSourceClients } from '../src/sources/factory.js';
 import { stopTracking } from '../src/tracking.js';
 import { FakeLemmy } from './fake-lemmy.js';
 import { call, type Json } from './support/api.js';
-import { createStack, eventually, type Stack } from './support/stack.js';
+import { createStack, eventually, type Stack, apiDeps } from './support/stack.js';
 
 const TOKEN = 'graphqltoken123';
 
@@ -91,13 +91,7 @@ const refs: string[] = [];
 
 beforeAll(async () => {
   [stack, fake] = await Promise.all([createStack(), FakeLemmy.start()]);
-  deps = {
-    config: stack.config,
-    catalog: stack.storage.catalog,
-    router: stack.storage.router,
-    temporal: stack.client,
-    log: createLogger({ level: 'silent' }),
-  };
+  deps = apiDeps(stack, createLogger({ level: 'silent' }));
   app = createApp(deps);
   tokenApp = createApp({ ...deps, config: { ...stack.config, API_TOKEN: TOKEN } });
   for (let i = 0; i < 4; i++) {

@@ -13,7 +13,7 @@ import { stopTracking } from '../src/tracking.js';
 import { FakeLemmy } from './fake-lemmy.js';
 import { errorBodyLike } from './support/api.js';
 import { expectConforms } from './support/openapi.js';
-import { createStack, type Stack } from './support/stack.js';
+import { createStack, type Stack, apiDeps } from './support/stack.js';
 
 const BAD_ESCAPE = 'https://lemmy.world/c/te%zzch';
 const TOKEN = 'hardening-token-42';
@@ -47,13 +47,7 @@ describe('hardening', () => {
 
   beforeAll(async () => {
     [stack, fake] = await Promise.all([createStack(), FakeLemmy.start({ host: 'localhost', siteName: 'Hardening' })]);
-    deps = {
-      config: stack.config,
-      catalog: stack.storage.catalog,
-      router: stack.storage.router,
-      temporal: stack.client,
-      log: createLogger({ level: 'silent' }),
-    };
+    deps = apiDeps(stack, createLogger({ level: 'silent' }));
     app = createApp(deps);
     fake.addCommunity('nice', { title: 'Nice' });
   });

@@ -11,7 +11,7 @@ import { createLogger } from '../src/log.js';
 import { stopStreamHub } from '../src/stream/hub.js';
 import { stopTracking } from '../src/tracking.js';
 import { FakeLemmy } from './fake-lemmy.js';
-import { createStack, eventually, type Stack } from './support/stack.js';
+import { createStack, eventually, type Stack, apiDeps } from './support/stack.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
@@ -42,7 +42,7 @@ describe('conditional GETs and the response cache', () => {
 
   beforeAll(async () => {
     [stack, fake] = await Promise.all([createStack(), FakeLemmy.start({ siteName: 'Cache' })]);
-    deps = { config: stack.config, catalog: stack.storage.catalog, router: stack.storage.router, temporal: stack.client, log };
+    deps = apiDeps(stack, log);
     app = createApp(deps);
   });
 

@@ -16,7 +16,7 @@ import { stopTracking } from '../src/tracking.js';
 import { FakeLemmy } from './fake-lemmy.js';
 import { call } from './support/api.js';
 import { conformanceOf, operationsOf, requestFor, type Conformance, type Hints, type Operation } from './support/openapi.js';
-import { createStack, type Stack } from './support/stack.js';
+import { createStack, type Stack, apiDeps } from './support/stack.js';
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 5);
 const TOKEN = 'property-token-123';
@@ -38,13 +38,7 @@ const users = ['prop_alice', 'prop_bob'];
 
 beforeAll(async () => {
   [stack, fake] = await Promise.all([createStack({ env: { API_TOKEN: TOKEN } }), FakeLemmy.start({ siteName: 'Property' })]);
-  deps = {
-    config: stack.config,
-    catalog: stack.storage.catalog,
-    router: stack.storage.router,
-    temporal: stack.client,
-    log: createLogger({ level: 'silent' }),
-  };
+  deps = apiDeps(stack, createLogger({ level: 'silent' }));
   app = createApp(deps);
   conformance = await conformanceOf(app);
   // Some real data for valid requests to find: communities with posts, and users.

@@ -13,7 +13,7 @@ import { startApiServer, type ApiDeps } from '../api/server.js';
 import { createLogger } from '../src/log.js';
 import { call } from './support/api.js';
 import { Conformance, conformanceOf, type OpenApiDoc } from './support/openapi.js';
-import { createStack, type Stack } from './support/stack.js';
+import { createStack, type Stack, apiDeps } from './support/stack.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
@@ -33,13 +33,7 @@ let doc: OpenApiDoc;
 
 beforeAll(async () => {
   stack = await createStack({ worker: false });
-  deps = {
-    config: stack.config,
-    catalog: stack.storage.catalog,
-    router: stack.storage.router,
-    temporal: stack.client,
-    log: createLogger({ level: 'silent' }),
-  };
+  deps = apiDeps(stack, createLogger({ level: 'silent' }));
   app = createApp(deps);
   doc = (await conformanceOf(app)).doc;
 });

@@ -10,7 +10,7 @@ import { createLogger } from '../src/log.js';
 import { FakeLemmy } from './fake-lemmy.js';
 import { FakeFeed } from './fakes/fake-feed.js';
 import { FakeMastodon } from './fakes/fake-mastodon.js';
-import { createStack, eventually, queryStatus, type Stack } from './support/stack.js';
+import { createStack, eventually, queryStatus, type Stack, apiDeps } from './support/stack.js';
 import { call, type Json } from './support/api.js';
 
 let stack: Stack;
@@ -30,7 +30,7 @@ beforeAll(async () => {
     feeds.start(),
     mastodon.start(),
   ]);
-  const deps = { config: stack.config, catalog: stack.storage.catalog, router: stack.storage.router, temporal: stack.client, log };
+  const deps = apiDeps(stack, log);
   app = createApp(deps);
   strict = createApp({ ...deps, config: { ...stack.config, ALLOW_PRIVATE_INSTANCES: false } });
 });

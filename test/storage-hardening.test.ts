@@ -6,7 +6,7 @@ import { openPool } from '../src/db/pool.js';
 import { logicalShardOf, SHARD_WRITE_LOCK } from '../src/db/sharding/router.js';
 import { createLogger } from '../src/log.js';
 import { FakeLemmy } from './fake-lemmy.js';
-import { createStack, eventually, type Stack } from './support/stack.js';
+import { createStack, eventually, type Stack, apiDeps } from './support/stack.js';
 
 let stack: Stack;
 let fake: FakeLemmy;
@@ -21,13 +21,7 @@ afterAll(async () => {
 
 describe('storage under pressure', () => {
   it('DELETE while a shard move holds the shard: 503 database_busy with Retry-After, and the community stays', async () => {
-    const app = createApp({
-      config: stack.config,
-      catalog: stack.storage.catalog,
-      router: stack.storage.router,
-      temporal: stack.client,
-      log: createLogger({ level: 'silent' }),
-    });
+    const app = createApp(apiDeps(stack, createLogger({ level: 'silent' })));
     fake.addCommunity('moving');
     fake.addPosts('moving', 2);
     const added = await app.request('/api/communities', {

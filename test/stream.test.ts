@@ -20,7 +20,7 @@ import { stopStreamHub } from '../src/stream/hub.js';
 import { requestRefresh, startTracking, stopTracking } from '../src/tracking.js';
 import { FakeLemmy } from './fake-lemmy.js';
 import { freePort } from './support/ports.js';
-import { createStack, eventually, type Stack } from './support/stack.js';
+import { createStack, eventually, type Stack, apiDeps } from './support/stack.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
@@ -111,7 +111,7 @@ let elsewhere: CommunityRow;
 
 beforeAll(async () => {
   [stack, fake] = await Promise.all([createStack(), FakeLemmy.start({ siteName: 'Stream' })]);
-  deps = { config: stack.config, catalog: stack.storage.catalog, router: stack.storage.router, temporal: stack.client, log };
+  deps = apiDeps(stack, log);
   app = createApp(deps);
 });
 

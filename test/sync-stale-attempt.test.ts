@@ -6,7 +6,7 @@ import { createApp } from '../api/app.js';
 import { communityByRef } from '../src/db/communities.js';
 import { createLogger } from '../src/log.js';
 import { FakeLemmy } from './fake-lemmy.js';
-import { createStack, eventually, type Stack } from './support/stack.js';
+import { createStack, eventually, type Stack, apiDeps } from './support/stack.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
@@ -28,13 +28,7 @@ beforeAll(async () => {
   // HTTP_TIMEOUT_MS 2000 (the stack's): the old attempt's hanging request fails on its own
   // within 2 s, whether or not the cancellation reaches it first.
   [stack, fake] = await Promise.all([createStack(), FakeLemmy.start()]);
-  app = createApp({
-    config: stack.config,
-    catalog: stack.storage.catalog,
-    router: stack.storage.router,
-    temporal: stack.client,
-    log: createLogger({ level: 'silent' }),
-  });
+  app = createApp(apiDeps(stack, createLogger({ level: 'silent' })));
 });
 afterAll(async () => {
   await stack?.stop();

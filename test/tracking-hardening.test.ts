@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../api/app.js';
 import { createLogger } from '../src/log.js';
 import { FakeLemmy } from './fake-lemmy.js';
-import { createStack, eventually, type Stack } from './support/stack.js';
+import { createStack, eventually, type Stack, apiDeps } from './support/stack.js';
 import { call, type Json } from './support/api.js';
 
 let stack: Stack;
@@ -18,7 +18,7 @@ const log = createLogger({ level: 'silent' });
 
 beforeAll(async () => {
   [stack, fake] = await Promise.all([createStack(), FakeLemmy.start()]);
-  app = createApp({ config: stack.config, catalog: stack.storage.catalog, router: stack.storage.router, temporal: stack.client, log });
+  app = createApp(apiDeps(stack, log));
   // The list is read through an app whose Temporal does not answer: it must not need one.
   const dead = new Client({ connection: Connection.lazy({ address: '127.0.0.1:1', connectTimeout: '200ms' }) });
   listApp = createApp({ config: stack.config, catalog: stack.storage.catalog, router: stack.storage.router, temporal: dead, log });

@@ -6,7 +6,7 @@ import { createApp } from '../api/app.js';
 import { communityByRef } from '../src/db/communities.js';
 import { createLogger } from '../src/log.js';
 import { FakeLemmy } from './fake-lemmy.js';
-import { createStack, eventually, type Stack } from './support/stack.js';
+import { createStack, eventually, type Stack, apiDeps } from './support/stack.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
@@ -26,13 +26,7 @@ async function call(method: string, path: string, body?: unknown): Promise<{ sta
 
 beforeAll(async () => {
   [stack, fake] = await Promise.all([createStack(), FakeLemmy.start()]);
-  app = createApp({
-    config: stack.config,
-    catalog: stack.storage.catalog,
-    router: stack.storage.router,
-    temporal: stack.client,
-    log: createLogger({ level: 'silent' }),
-  });
+  app = createApp(apiDeps(stack, createLogger({ level: 'silent' })));
 });
 afterAll(async () => {
   await stack?.stop();

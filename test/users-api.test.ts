@@ -15,7 +15,7 @@ import { stopTracking } from '../src/tracking.js';
 import { FakeLemmy } from './fake-lemmy.js';
 import { call, type Json } from './support/api.js';
 import { expectConforms } from './support/openapi.js';
-import { createStack, eventually, type Stack } from './support/stack.js';
+import { createStack, eventually, type Stack, apiDeps } from './support/stack.js';
 
 const ADMIN = 'admintoken123';
 
@@ -56,7 +56,7 @@ const POSTS_EACH = 6;
 beforeAll(async () => {
   [stack, fake] = await Promise.all([createStack(), FakeLemmy.start()]);
   const log = createLogger({ level: 'silent' });
-  deps = { config: stack.config, catalog: stack.storage.catalog, router: stack.storage.router, temporal: stack.client, log };
+  deps = apiDeps(stack, log);
   app = createApp(deps);
   adminApp = createApp({ ...deps, config: { ...stack.config, API_TOKEN: ADMIN } });
   services = { ...deps, sources: createSourceClients(stack.config, stack.storage.catalog) };

@@ -8,7 +8,7 @@ import { communityByRef, listCommunities } from '../src/db/communities.js';
 import { createLogger } from '../src/log.js';
 import { stopTracking } from '../src/tracking.js';
 import { FakeLemmy } from './fake-lemmy.js';
-import { createStack, eventually, type Stack } from './support/stack.js';
+import { createStack, eventually, type Stack, apiDeps } from './support/stack.js';
 
 const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
 
@@ -34,13 +34,7 @@ describe('website', () => {
 
   beforeAll(async () => {
     [stack, fake] = await Promise.all([createStack(), FakeLemmy.start()]);
-    deps = {
-      config: stack.config,
-      catalog: stack.storage.catalog,
-      router: stack.storage.router,
-      temporal: stack.client,
-      log: createLogger({ level: 'silent' }),
-    };
+    deps = apiDeps(stack, createLogger({ level: 'silent' }));
     app = createApp(deps);
     fake.addCommunity('evil', { title: `Evil ${XSS}`, description: `desc ${XSS}`, icon: 'javascript:alert(1)' });
     fake.addPosts('evil', 25, (i) => ({

@@ -31,7 +31,8 @@ export interface PostRow {
   body: string | null;
   author: string | null;
   thumbnail: string | null;
-  published: Date;
+  /** Not read by pages (they read published_iso). */
+  published?: Date;
   updated: Date | null;
   score: number;
   upvotes: number;
@@ -149,6 +150,16 @@ function publishedIso(sql: Sql) {
   return sql`to_char(published at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 }
 
+/**
+ * What a page of posts reads: every column a post shows, `published` as its exact ISO text only
+ * (no Date to parse) and not the content hash, which only syncs compare. Pages are the API's
+ * hottest reads, and the driver's per-column parsing is most of their cost.
+ */
+function pageColumns(sql: Sql) {
+  return sql`community_id, lemmy_id, shard, ap_id, title, url, body, author, thumbnail, updated, score, upvotes,
+    downvotes, comments, nsfw, featured, fetched_at, ${publishedIso(sql)} as published_iso`;
+}
+
 /** Keyset position: newest first by (published, community_id, lemmy_id), all descending. */
 export interface PostCursor {
   published: string; // ISO with microseconds
@@ -185,7 +196,7 @@ export async function communityPosts(
 ): Promise<PostPage> {
   return router.read(shard, async (sql) => {
     const rows = await sql<PostRow[]>`
-      select *, ${publishedIso(sql)} as published_iso from posts
+      select ${pageColumns(sql)} from posts
       where community_id = ${communityId}
         ${before ? sql`and (published, lemmy_id) < (${before.published}::timestamptz, ${before.lemmyId})` : sql``}
       order by published desc, lemmy_id desc
@@ -224,7 +235,7 @@ export async function newestAcrossNodes(
       try {
         const sql = router.pool(node);
         return await sql<PostRow[]>`
-          select *, ${publishedIso(sql)} as published_iso from posts
+          select ${pageColumns(sql)} from posts
           where ${'shards' in filter ? sql`shard = any(${filter.shards}::int[])` : sql`community_id = any(${filter.communityIds}::bigint[])`}
             ${before ? sql`and (published, community_id, lemmy_id) < (${before.published}::timestamptz, ${before.communityId}, ${before.lemmyId})` : sql``}
           order by published desc, community_id desc, lemmy_id desc

@@ -3,10 +3,11 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Client } from '@temporalio/client';
+import type { ApiDeps } from '../../api/deps.js';
 import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../src/config.js';
 import { openStorage, type Storage } from '../../src/db/index.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger, type Logger } from '../../src/log.js';
 import { connectClient } from '../../src/temporal/client.js';
 import { liveStatus } from '../../src/tracking.js';
 import { startWorker, type WorkerHandle } from '../../src/worker-runtime.js';
@@ -87,6 +88,11 @@ export async function createStack(opts: StackOptions = {}): Promise<Stack> {
   };
   if (opts.worker !== false) await stack.startWorker();
   return stack;
+}
+
+/** What createApp needs, from a stack: its config, storage and Temporal client, and a logger. */
+export function apiDeps(stack: Pick<Stack, 'config' | 'storage' | 'client'>, log: Logger): ApiDeps {
+  return { config: stack.config, catalog: stack.storage.catalog, router: stack.storage.router, temporal: stack.client, log };
 }
 
 /** Polls until `check` returns a truthy value (or throws the last error after `timeoutMs`). */
