@@ -115,15 +115,13 @@ function createLimiter(s: Services, info: RequestInfo): Limiter {
       throw err;
     }
     c.set('caller', caller);
-    await next();
+    // Set before the answer exists, so they go into it as it is made (cheaper than changing it
+    // afterwards; an answer with immutable headers, a WebSocket upgrade, simply does not get them).
     if (policy && state) {
-      try {
-        c.res.headers.set('RateLimit-Policy', policyHeaders.get(policy)!);
-        c.res.headers.set('RateLimit', stateHeader(policy, state));
-      } catch {
-        // An answer with immutable headers (a WebSocket upgrade): nothing to add.
-      }
+      c.header('RateLimit-Policy', policyHeaders.get(policy)!);
+      c.header('RateLimit', stateHeader(policy, state));
     }
+    await next();
   };
   return { middleware, buckets };
 }
