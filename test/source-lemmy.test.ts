@@ -23,9 +23,11 @@ let v4: FakeLemmy;
 
 beforeAll(async () => {
   [v3, v4] = await Promise.all([FakeLemmy.start(), FakeLemmy.start({ apiVersion: 'v4', siteName: 'Lemmy 1.0' })]);
+  // The same publication times on both (by default each fake stamps its posts at its own "now").
+  const base = Date.now() - 60_000;
   for (const fake of [v3, v4]) {
     fake.addCommunity('tech', { title: 'Tech', subscribers: 42 });
-    fake.addPosts('tech', 5);
+    fake.addPosts('tech', 5, (i) => ({ published: new Date(base + i * 1000).toISOString() }));
   }
 });
 afterAll(async () => {
