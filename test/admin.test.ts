@@ -11,6 +11,7 @@ import { createApp } from '../api/app.js';
 import type { ApiDeps } from '../api/deps.js';
 import { communityByRef } from '../src/db/communities.js';
 import { createLogger } from '../src/log.js';
+import { REBALANCE_WORKFLOW_ID } from '../src/rebalancing.js';
 import { requestRefresh } from '../src/tracking.js';
 import { startWorker, type WorkerHandle } from '../src/worker-runtime.js';
 import { workflowIdOf } from '../workflows/trackCommunity.js';
@@ -338,6 +339,12 @@ describe('the token', () => {
     expect(shown.html).toContain('<h1>Admin</h1>');
     const rebalance = await post(secured, '/admin/shards/rebalance', {}, { cookie: session });
     expect(rebalance.status).toBe(303);
+    // Its id is one per namespace: left running (on this file's task queue, whose workers stop
+    // with it), a later file's rebalance would join it and wait for ever.
+    await stack.client.workflow
+      .getHandle(REBALANCE_WORKFLOW_ID)
+      .terminate('test cleanup')
+      .catch(() => {});
     // Without a token configured the page is open (like every page).
     expect((await page(app, '/admin')).status).toBe(200);
   });
