@@ -1,22 +1,19 @@
 // A real browser (playwright-core + Debian's chromium) against a real server on a free port:
 // add a community through the form, see it listed, see its posts after the sync, refresh it,
 // remove it (with the confirmation page). A screenshot goes to test-artifacts/.
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer, type ApiDeps } from '../api/server.js';
 import { communityByRef, listCommunities } from '../src/db/communities.js';
 import { createLogger } from '../src/log.js';
 import { requestRefresh, stopTracking } from '../src/tracking.js';
+import { haveChromium as haveChromiumFor, launchChromium } from './support/browser.js';
 import { FakeLemmy } from './fake-lemmy.js';
 import { createStack, eventually, type Stack, queryStatus } from './support/stack.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium && process.env.CI)
-  throw new Error(`${CHROMIUM} is missing: CI must install Debian's chromium (apt-get install -y chromium)`);
-if (!haveChromium) console.warn(`[browser.test] skipped: ${CHROMIUM} not found (apt-get install -y chromium); it always runs in CI`);
+const haveChromium = haveChromiumFor('browser.test.ts');
 
 const ARTIFACTS = path.resolve('test-artifacts');
 
@@ -29,23 +26,7 @@ describe.skipIf(!haveChromium)('website in a real browser', () => {
   let base: string;
 
   beforeAll(async () => {
-    [stack, fake, browser] = await Promise.all([
-      createStack(),
-      FakeLemmy.start({ siteName: 'Browser Lemmy' }),
-      chromium.launch({
-        executablePath: CHROMIUM,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-background-networking',
-          '--disable-quic',
-          '--no-first-run',
-          '--disable-component-update',
-          '--disable-sync',
-        ],
-      }),
-    ]);
+    [stack, fake, browser] = await Promise.all([createStack(), FakeLemmy.start({ siteName: 'Browser Lemmy' }), launchChromium()]);
     deps = {
       config: { ...stack.config, PORT: 0, HOST: '127.0.0.1' },
       catalog: stack.storage.catalog,

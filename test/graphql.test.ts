@@ -4,7 +4,6 @@
 // bad input is a GraphQL error with the REST API's code, never a 500; a list of 50 communities
 // with 5 posts each takes a bounded number of SQL statements (counted by the driver's hook); and
 // GraphiQL renders in Debian's chromium with every request staying on the site.
-import { existsSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
@@ -12,7 +11,7 @@ import type { GraphQLError } from 'graphql';
 import { createGraphQLError } from 'graphql-yoga';
 import { Hono } from 'hono';
 import { pino } from 'pino';
-import { chromium, type Browser, type Request as PwRequest } from 'playwright-core';
+import type { Browser, Request as PwRequest } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../api/app.js';
 import type { ApiDeps } from '../api/deps.js';
@@ -28,6 +27,7 @@ import { logicalShardOf, ShardUnavailableError } from '../src/db/sharding/router
 import { createLogger } from '../src/log.js';
 import { createSourceClients } from '../src/sources/factory.js';
 import { stopTracking } from '../src/tracking.js';
+import { haveChromium as haveChromiumFor, launchChromium } from './support/browser.js';
 import { FakeLemmy } from './fake-lemmy.js';
 import { call, type Json } from './support/api.js';
 import { createStack, eventually, type Stack, apiDeps } from './support/stack.js';
@@ -555,10 +555,7 @@ describe('GraphQL batching', () => {
   });
 });
 
-const CHROMIUM = '/usr/bin/chromium';
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium && process.env.CI)
-  throw new Error(`${CHROMIUM} is missing: CI must install Debian's chromium (apt-get install -y chromium)`);
+const haveChromium = haveChromiumFor('graphql.test.ts');
 
 describe.skipIf(!haveChromium)('GraphiQL in a real browser', () => {
   let browser: Browser;
@@ -568,19 +565,7 @@ describe.skipIf(!haveChromium)('GraphiQL in a real browser', () => {
   let barePort: number;
 
   beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
     server = await startApiServer({ ...deps, config: { ...stack.config, PORT: 0, HOST: '127.0.0.1' } });
     const only = new Hono().route(
       '/graphql',

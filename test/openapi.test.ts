@@ -2,21 +2,21 @@
 // route is in it, the conformance checker the contract tests use refuses what the document does
 // not say, errors name their field, and the interactive docs (GET /docs) work offline in a real
 // browser under the CSP, with no request leaving loopback.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Hono } from 'hono';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../api/app.js';
 import { startApiServer, type ApiDeps } from '../api/server.js';
 import { createLogger } from '../src/log.js';
 import { call } from './support/api.js';
 import { Conformance, conformanceOf, type OpenApiDoc } from './support/openapi.js';
+import { haveChromium as haveChromiumFor, launchChromium } from './support/browser.js';
 import { createStack, type Stack, apiDeps } from './support/stack.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const haveChromium = existsSync(CHROMIUM);
+const haveChromium = haveChromiumFor('openapi.test.ts');
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 const SWAGGER_DIR = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
 
@@ -238,18 +238,7 @@ describe('GET /docs', () => {
 
     beforeAll(async () => {
       [browser, server] = await Promise.all([
-        chromium.launch({
-          executablePath: CHROMIUM,
-          args: [
-            '--headless',
-            '--no-sandbox',
-            '--disable-gpu',
-            '--disable-background-networking',
-            '--no-first-run',
-            '--disable-component-update',
-            '--disable-sync',
-          ],
-        }),
+        launchChromium(),
         startApiServer({ ...deps, config: { ...deps.config, PORT: 0, HOST: '127.0.0.1' } }),
       ]);
     });

@@ -3,6 +3,7 @@
 // paused) with their last error and actions (pause/resume, refresh, interval); each host's request
 // budget with its override; the shard nodes, a form to add one and the rebalance button. Plain
 // forms (POST, then a redirect back here), so it works without JavaScript.
+import type { NodeStatus } from '../../../src/db/sharding/moves.js';
 import type { CommunityJson } from '../../presenters.js';
 import { communityPath, Flash, StateBadge, Time, type PageContext } from '../components.js';
 
@@ -20,16 +21,6 @@ export interface AdminInstance {
   lastFailureAt: string | null;
 }
 
-export interface AdminShardNode {
-  node: string;
-  url: string;
-  up: boolean;
-  error?: string;
-  shards: number[];
-  communities: number;
-  posts: number | null;
-}
-
 export type AdminFilter = 'failing' | 'paused' | 'all';
 
 export interface AdminPageProps {
@@ -40,7 +31,7 @@ export interface AdminPageProps {
   defaultRequestsPerSecond: number;
   instances: AdminInstance[];
   /** Null when the shard nodes could not be listed (the message says why). */
-  shards: { logicalShards: number; nodes: AdminShardNode[] } | { error: string };
+  shards: { logicalShards: number; nodes: NodeStatus[] } | { error: string };
   flash?: string;
   /** A form that was refused: shown at the top (and the status is 4xx). */
   error?: string;
