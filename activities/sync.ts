@@ -87,6 +87,21 @@ async function changedPosts(router: ShardRouter, row: CommunityRow, posts: PostI
 
 export function createSyncActivity(deps: SyncDeps) {
   const { catalog, router, sources, config } = deps;
+  // A host's last success is written at most this often by one worker (not once per sync): only
+  // connectivityLost reads it, over the last OFFLINE_WINDOW_SECONDS. A failure is written at once
+  // and clears the mark, so the next success after it is written at once too.
+  const okMarkEveryMs = Math.min(30_000, (config.OFFLINE_WINDOW_SECONDS * 1000) / 4);
+  const okMarkedAt = new Map<string, number>();
+  const hostAnswered = async (host: string) => {
+    const now = Date.now();
+    if ((okMarkedAt.get(host) ?? Number.NEGATIVE_INFINITY) > now - okMarkEveryMs) return;
+    okMarkedAt.set(host, now);
+    await recordHostOutcome(catalog, host, true).catch(() => okMarkedAt.delete(host));
+  };
+  const hostFailed = async (host: string) => {
+    okMarkedAt.delete(host);
+    await recordHostOutcome(catalog, host, false).catch(() => {});
+  };
 
   return async function syncCommunity(input: SyncInput): Promise<SyncSummary> {
     const ctx = Context.current();
@@ -153,7 +168,7 @@ export function createSyncActivity(deps: SyncDeps) {
       done(fetched.notModified ? 'not_modified' : 'ok');
       postsInserted.inc({ kind: row.kind }, inserted);
       postsUpdated.inc({ kind: row.kind }, updated);
-      await recordHostOutcome(catalog, row.host, true).catch(() => {});
+      await hostAnswered(row.host);
       // A first sync's page tells how often the source posts (later syncs count new posts instead).
       const sampleRate = row.syncs === 0 ? postingRateOf(posts) : undefined;
       return {
@@ -178,7 +193,7 @@ export function createSyncActivity(deps: SyncDeps) {
       let failure = toFailure(err);
       const type = failure.type ?? 'Error';
       if ((CONNECTIVITY_FAILURE_TYPES as readonly string[]).includes(type)) {
-        await recordHostOutcome(catalog, row.host, false).catch(() => {});
+        await hostFailed(row.host);
         if (await connectivityLost(catalog, config.OFFLINE_WINDOW_SECONDS).catch(() => false)) {
           failure = ApplicationFailure.create({
             type: 'Offline',

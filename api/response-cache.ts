@@ -191,13 +191,20 @@ export class ResponseCache {
    * stored the second time it is asked for, so a crawl through old pages does not push out the
    * pages everyone reads.
    */
-  put(key: string, page: CachedPage, since: number, opts: { admitOnSecond?: boolean } = {}): boolean {
-    if (!this.fresh(page.communityId, since)) return false;
+  put(
+    key: string,
+    filled: Omit<CachedPage, 'body'> & { body: Uint8Array | string },
+    since: number,
+    opts: { admitOnSecond?: boolean } = {},
+  ): boolean {
+    if (!this.fresh(filled.communityId, since)) return false;
     if (opts.admitOnSecond && !this.seen.delete(key)) {
       if (this.seen.size >= MAX_SEEN) this.seen = new Set();
       this.seen.add(key);
       return false;
     }
+    // Text is encoded only once admitted: most deep pages are read once and never stored.
+    const page: CachedPage = typeof filled.body === 'string' ? { ...filled, body: Buffer.from(filled.body) } : (filled as CachedPage);
     const bytes = page.body.byteLength + key.length + ENTRY_OVERHEAD;
     if (bytes > this.maxBytes / 4) return false;
     this.remove(key);

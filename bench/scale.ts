@@ -1,22 +1,43 @@
 // `npm run bench -- scale [--n 500,2000] [--interval 60] [--warmup 70] [--duration 120]
-//   [--per-instance 50] [--rps 1000] [--cache <WORKER_MAX_CACHED_WORKFLOWS default>] [--no-append]`
+//   [--per-instance 50] [--rps 1000] [--cache <WORKER_MAX_CACHED_WORKFLOWS default>]
+//   [--compare eager | --before <git rev>] [--no-append]`
+// `--compare <lever>` runs each N twice, the lever off ("before") and as shipped ("after"), so that
+// one run of the bench shows what it buys (levers: LEVERS below); `--before <rev>` runs each N with
+// that revision's worker (a git worktree) and every lever off, then as shipped.
 // Tracks N communities on fake Lemmy instances (50 per instance, distinct loopback ports), one
 // worker as a child process, a file-backed Temporal dev server and embedded Postgres (one catalog,
 // two shards). After the load and a warm-up it measures for `duration` seconds: syncs/s, scheduling
 // lag, CPU/RSS per process and history events per sync. Each N runs in a fresh environment.
 import type { CommunityStatus } from '../workflows/trackCommunity.js';
 import { loadConfig } from '../src/config.js';
+import { DEV_SERVER_DYNAMIC_CONFIG } from '../src/temporal/devserver.js';
 import { normalizeInstance } from '../src/sources/lemmy/refs.js';
 import { workflowIdOf } from '../workflows/trackCommunity.js';
 import { liveStatus, startTracking } from '../src/tracking.js';
-import { flag, hasFlag, startBenchEnv } from './support/env.js';
+import { checkoutOf, flag, hasFlag, startBenchEnv } from './support/env.js';
 import { ProcMonitor, treeCpuSeconds, treeRssBytes } from './support/proc.js';
 import { appendResults } from './support/results.js';
 import { fmt, mapLimit, mb, percentile, table } from './support/stats.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Levers that can be measured off against the shipped defaults: the dev server's dynamic config to turn each off. */
+const LEVERS: Record<string, Record<string, unknown>> = {
+  eager: { 'system.enableActivityEagerExecution': false },
+};
+
+/** One configuration measured: the shipped one, one lever off, or an earlier revision's worker. */
+interface Variant {
+  name: string;
+  /** Dev server dynamic config over the shipped one. */
+  temporal?: Record<string, unknown>;
+  /** Checkout to run the worker from (an earlier revision). */
+  root?: string;
+}
+
 export interface ScaleResult {
+  /** 'as shipped', or which lever was turned off. */
+  variant: string;
   n: number;
   instances: number;
   interval: number;
@@ -45,15 +66,17 @@ function ms(t: { seconds?: unknown; nanos?: number | null } | null | undefined):
 async function runOne(
   n: number,
   o: { interval: number; warmup: number; duration: number; perInstance: number; rps: number; cache: number },
+  variant: Variant = { name: 'as shipped' },
 ): Promise<ScaleResult> {
-  const log = (m: string) => process.stderr.write(`[scale n=${n}] ${m}\n`);
+  const log = (m: string) => process.stderr.write(`[scale n=${n}, ${variant.name}] ${m}\n`);
   const be = await startBenchEnv({
     env: { INSTANCE_REQUESTS_PER_SECOND: String(o.rps), WORKER_MAX_CACHED_WORKFLOWS: String(o.cache) },
+    ...(variant.temporal ? { temporalDynamicConfig: variant.temporal } : {}),
   });
   try {
     const instances = Math.ceil(n / o.perInstance);
     const fakes = await be.startFakes(instances);
-    const worker = await be.startWorker();
+    const worker = await be.startWorker({}, variant.root);
     const pgPids = be.nodes.map((x) => x.pid!).filter(Boolean);
     const monitor = new ProcMonitor({ worker: worker.pid, temporal: be.temporal.pid, 'bench (fakes, client)': process.pid }, 1000).start();
     const deps = { config: be.config, catalog: be.storage.catalog, router: be.storage.router, temporal: be.client };
@@ -105,7 +128,7 @@ async function runOne(
     publishing = false;
     await publisher;
 
-    // Sync starts are the community requests at the fakes (first request of each sync).
+    // Sync starts are the first newest-posts page each sync asks for (metadata only when stale).
     const lags: number[] = [];
     let syncs = 0;
     let overdue = 0;
@@ -113,7 +136,7 @@ async function runOne(
     for (const fake of fakes) {
       const byCommunity = new Map<string, number[]>();
       for (const r of fake.requests) {
-        if (!r.path.endsWith('/community') || !r.community) continue;
+        if (!r.path.endsWith('/post/list') || r.query.page !== '1' || !r.community) continue;
         let list = byCommunity.get(r.community);
         if (!list) byCommunity.set(r.community, (list = []));
         list.push(r.at);
@@ -162,6 +185,7 @@ async function runOne(
     monitor.stop();
     const windowSeconds = (windowEnd - windowStart) / 1000;
     return {
+      variant: variant.name,
       n,
       instances,
       interval: o.interval,
@@ -196,15 +220,39 @@ export async function run(argv: string[]): Promise<void> {
     rps: flag(argv, 'rps', 1000),
     cache: flag(argv, 'cache', loadConfig({}).WORKER_MAX_CACHED_WORKFLOWS),
   };
+  const lever = flag(argv, 'compare', '');
+  if (lever && !LEVERS[lever]) throw new Error(`--compare: no lever ${lever} (${Object.keys(LEVERS).join(', ')})`);
+  // --before <rev>: that revision's worker, with every lever of LEVERS off on the dev server.
+  const beforeRev = flag(argv, 'before', '');
+  const checkout = beforeRev ? checkoutOf(beforeRev) : undefined;
+  const variants: Variant[] = checkout
+    ? [
+        {
+          name: `${checkout.commit} (before)`,
+          root: checkout.root,
+          temporal: Object.assign({}, ...Object.values(LEVERS)) as Record<string, unknown>,
+        },
+        { name: 'as shipped (after)' },
+      ]
+    : lever
+      ? [{ name: `${lever} off (before)`, temporal: LEVERS[lever] }, { name: 'as shipped (after)' }]
+      : [{ name: 'as shipped' }];
   const results: ScaleResult[] = [];
-  for (const n of ns) {
-    const r = await runOne(n, o);
-    results.push(r);
-    process.stdout.write(`${JSON.stringify(r)}\n`);
+  try {
+    for (const n of ns) {
+      for (const variant of variants) {
+        const r = await runOne(n, o, variant);
+        results.push(r);
+        process.stdout.write(`${JSON.stringify(r)}\n`);
+      }
+    }
+  } finally {
+    checkout?.remove();
   }
   const procs = ['worker', 'temporal', 'postgres', 'bench (fakes, client)'];
   const md = table(
     [
+      'variant',
       'N',
       'instances',
       'interval s',
@@ -218,8 +266,10 @@ export async function run(argv: string[]): Promise<void> {
       ...procs.map((p) => `CPU % ${p}`),
       ...procs.map((p) => `RSS ${p}`),
       'events/sync',
+      'CPU ms/sync (machine)',
     ],
     results.map((r) => [
+      r.variant,
       r.n,
       r.instances,
       r.interval,
@@ -233,6 +283,8 @@ export async function run(argv: string[]): Promise<void> {
       ...procs.map((p) => fmt(r.cpu[p] ?? Number.NaN, 0)),
       ...procs.map((p) => mb(r.rss[p] ?? 0)),
       fmt(r.eventsPerSync, 1),
+      // Every process on the box (the bench's fakes and client included), per sync measured.
+      fmt((Object.values(r.cpu).reduce((a, b) => a + b, 0) * 10) / r.syncsPerSecond, 1),
     ]),
   );
   process.stdout.write(`\n${md}\n`);
@@ -242,6 +294,7 @@ export async function run(argv: string[]): Promise<void> {
       notes: [
         `one worker (child process, defaults: WORKER_MAX_CACHED_WORKFLOWS=${o.cache}, 50 concurrent activities, DB_POOL_MAX=10), file-backed Temporal dev server, embedded Postgres (catalog + 2 shard nodes, default durability), all on this machine`,
         `${o.perInstance} communities per fake Lemmy instance (distinct ports on 127.0.0.1, served by the bench process); INSTANCE_REQUESTS_PER_SECOND raised to ${o.rps} so the per-instance politeness budget is not the limit; ~1 new post per community per interval`,
+        `Temporal dev server dynamic config as shipped: ${JSON.stringify(DEV_SERVER_DYNAMIC_CONFIG)}; a "… off (before)" row turns that lever off (\`--compare\`); CPU ms/sync = the CPU of every process on the box over the window ÷ syncs`,
         `warm-up ${o.warmup} s after all workflows were started (with concurrency 50), then measured ${o.duration} s`,
         'lag = sync start (the community request seen by the fake) − (previous sync start + interval); the true due time is previous sync *end* + interval, so this overstates lag by one sync duration (a few ms here). Communities due but not started by the end of the window count with their lag so far ("overdue").',
         'history lag = ActivityTaskStarted − (TimerStarted + timer duration) from the workflow histories of the 20 sampled workflows: the exact scheduling lag, on a sample.',

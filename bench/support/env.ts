@@ -2,7 +2,8 @@
 // post shards) and a Temporal dev server (file-backed by default, like `npm start`) on free
 // loopback ports under a temp dir, a Storage + Temporal client in this process, the workflow
 // bundle written once, fake Lemmy instances on distinct ports, and workers as child processes.
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
@@ -16,7 +17,7 @@ import { TemporalDevServer } from '../../src/temporal/devserver.js';
 import { bundleWorkflows } from '../../src/worker-runtime.js';
 import { FakeLemmy } from '../../test/fake-lemmy.js';
 import { freePort } from '../../test/support/ports.js';
-import { spawnWorkerProcess, type WorkerProcess } from './proc.js';
+import { ROOT, spawnWorkerProcess, type WorkerProcess } from './proc.js';
 
 export { freePort };
 
@@ -32,7 +33,8 @@ export interface BenchEnv {
   client: Client;
   workers: WorkerProcess[];
   fakes: FakeLemmy[];
-  startWorker(extraEnv?: Record<string, string>): Promise<WorkerProcess>;
+  /** `root`: run the worker from that checkout (see checkoutOf), with its own workflow bundle. */
+  startWorker(extraEnv?: Record<string, string>, root?: string): Promise<WorkerProcess>;
   startFakes(n: number): Promise<FakeLemmy[]>;
   close(): Promise<void>;
 }
@@ -44,6 +46,8 @@ export interface BenchEnvOptions {
   env?: Record<string, string>;
   /** Postgres durability off (fsync etc.); default false = embedded defaults. */
   fastPostgres?: boolean;
+  /** Dynamic config of the dev server over DEV_SERVER_DYNAMIC_CONFIG (e.g. to measure a lever off). */
+  temporalDynamicConfig?: Record<string, unknown>;
 }
 
 export async function startBenchEnv(opts: BenchEnvOptions = {}): Promise<BenchEnv> {
@@ -56,6 +60,7 @@ export async function startBenchEnv(opts: BenchEnvOptions = {}): Promise<BenchEn
     port: await freePort(),
     headless: true,
     log: log.child({ role: 'temporal' }),
+    ...(opts.temporalDynamicConfig ? { dynamicConfig: opts.temporalDynamicConfig } : {}),
     ...(opts.fileBacked === false ? {} : { dbFile: path.join(dir, 'temporal', 'temporal.db') }),
   });
   const nodes: EmbeddedPostgresNode[] = [];
@@ -100,8 +105,8 @@ export async function startBenchEnv(opts: BenchEnvOptions = {}): Promise<BenchEn
     client,
     workers: [],
     fakes: [],
-    async startWorker(extraEnv = {}) {
-      const w = await spawnWorkerProcess({ ...env, ...extraEnv });
+    async startWorker(extraEnv = {}, root) {
+      const w = await spawnWorkerProcess({ ...env, ...(root ? { WORKFLOW_BUNDLE_PATH: '' } : {}), ...extraEnv }, root ? { root } : {});
       benchEnv.workers.push(w);
       return w;
     },
@@ -147,4 +152,23 @@ export function flag(argv: string[], name: string, def: number | string): number
 
 export function hasFlag(argv: string[], name: string): boolean {
   return argv.includes(`--${name}`);
+}
+
+/**
+ * A detached checkout of `rev` beside this one, sharing its node_modules, to run a worker of an
+ * earlier revision in the same bench run (before → after). Removed by the returned function.
+ */
+export function checkoutOf(rev: string): { root: string; commit: string; remove(): void } {
+  const commit = execFileSync('git', ['rev-parse', '--short', rev], { cwd: ROOT, encoding: 'utf8' }).trim();
+  const root = mkdtempSync(path.join(os.tmpdir(), `lemmy-fetcher-${commit}-`));
+  chmodSync(root, 0o755);
+  execFileSync('git', ['worktree', 'add', '--detach', '--force', root, commit], { cwd: ROOT, stdio: 'ignore' });
+  symlinkSync(path.join(ROOT, 'node_modules'), path.join(root, 'node_modules'));
+  return {
+    root,
+    commit,
+    remove() {
+      execFileSync('git', ['worktree', 'remove', '--force', root], { cwd: ROOT, stdio: 'ignore' });
+    },
+  };
 }

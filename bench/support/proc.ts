@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 let clkTck = 100;
 try {
   clkTck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -167,9 +167,13 @@ export interface WorkerProcess {
  * Spawns `npm run worker`'s entry point (node directly, so a SIGKILL hits the worker itself) with
  * `env` on top of this process's environment, and resolves once it logs 'worker ready'.
  */
-export async function spawnWorkerProcess(env: Record<string, string>, opts: { readyTimeoutMs?: number } = {}): Promise<WorkerProcess> {
+/** `root`: a checkout to run the worker from (another revision, for a before → after run); default this one. */
+export async function spawnWorkerProcess(
+  env: Record<string, string>,
+  opts: { readyTimeoutMs?: number; root?: string } = {},
+): Promise<WorkerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts'], {
-    cwd: ROOT,
+    cwd: opts.root ?? ROOT,
     env: { ...process.env, ...env, LOG_FORMAT: 'json', LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -31,21 +31,20 @@ export class InstanceBudget {
    * instance is booked further ahead than maxWaitMs, so a sync does not hold a worker slot waiting.
    */
   async reserve(host: string): Promise<number> {
-    const [row] = await this.catalog.begin(async (tx) => {
-      // The slot spacing (ms): the host's override when it has one, else the default rate.
-      const spacing = tx`(1000.0 / coalesce(
+    // The slot spacing (ms): the host's override when it has one, else the default rate.
+    const spacing = this.catalog`(1000.0 / coalesce(
       (select o.requests_per_second from instance_budget_overrides o where o.host = ${host}), ${this.opts.requestsPerSecond}::float8))`;
-      // Every Lemmy request passes here: no need to wait for a WAL flush, since losing the last few
-      // milliseconds of reservations in a crash only lets a handful of requests through early.
-      await tx`set local synchronous_commit = off`;
-      return tx<{ wait_ms: number }[]>`
+    // One statement, one round trip (every source request passes here). Its own transaction needs
+    // no WAL flush: set_config(…, true) lasts until that transaction's commit, and losing the last
+    // few milliseconds of reservations in a crash only lets a handful of requests through early.
+    const [row] = await this.catalog<{ wait_ms: number }[]>`
       insert into instance_budget as b (host, next_slot)
-      values (${host}, clock_timestamp() + ${spacing} * interval '1 millisecond')
+      select ${host}, clock_timestamp() + ${spacing} * interval '1 millisecond'
+      from (select set_config('synchronous_commit', 'off', true)) as durability
       on conflict (host) do update
         set next_slot = greatest(b.next_slot, clock_timestamp()) + ${spacing} * interval '1 millisecond'
         where greatest(b.next_slot, clock_timestamp()) <= clock_timestamp() + ${this.opts.maxWaitMs} * interval '1 millisecond'
       returning greatest(0, extract(epoch from (b.next_slot - ${spacing} * interval '1 millisecond' - clock_timestamp())) * 1000)::float8 as wait_ms`;
-    });
     if (row) return row.wait_ms;
     const [booked] = await this.catalog<{ ahead_ms: number }[]>`
       select extract(epoch from (next_slot - clock_timestamp())) * 1000 as ahead_ms from instance_budget where host = ${host}`;
