@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { CONFIG_KEYS, loadConfig } from '../src/config.js';
+import { DEV_SERVER_DYNAMIC_CONFIG } from '../src/temporal/devserver.js';
 
 interface Service {
   image?: string;
@@ -11,6 +12,7 @@ interface Service {
   environment?: Record<string, string>;
   depends_on?: Record<string, { condition: string }>;
   ports?: string[];
+  volumes?: string[];
 }
 const compose = parse(readFileSync('docker-compose.yml', 'utf8'), { merge: true }) as {
   services: Record<string, Service>;
@@ -45,6 +47,16 @@ describe('docker-compose.yml', () => {
     }
     expect(services.temporal.environment?.DB).toBe('postgres12');
     expect(services.temporal.environment?.POSTGRES_SEEDS).toBe('temporal-db');
+  });
+
+  it('gives its Temporal server the dynamic config the embedded dev server runs with', () => {
+    const path = services.temporal.environment?.DYNAMIC_CONFIG_FILE_PATH;
+    const mount = (services.temporal.volumes ?? []).find((v) => v.split(':')[1] === path);
+    expect(mount, `a volume mounted at ${path}`).toBeDefined();
+    const file = mount!.split(':')[0];
+    expect(existsSync(file), file).toBe(true);
+    const values = parse(readFileSync(file, 'utf8')) as Record<string, { value: unknown }[]>;
+    expect(Object.fromEntries(Object.entries(values).map(([k, v]) => [k, v[0].value]))).toEqual(DEV_SERVER_DYNAMIC_CONFIG);
   });
 
   it('depends only on services that exist, and builds the app from the Dockerfile', () => {

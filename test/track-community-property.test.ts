@@ -234,7 +234,33 @@ async function historyOfAllRuns(handle: WorkflowHandle): Promise<HistoryEvent[]>
 // how Temporal works, not a failure of the workflow. Every other cause is a defect.
 const UNHANDLED_COMMAND = 1;
 
+/** The workflow's history, one line per event (every run), for a failure's report. */
+async function historyTrace(handle: WorkflowHandle, started: number): Promise<string> {
+  const events = await historyOfAllRuns(handle).catch(() => []);
+  return events
+    .map((e) => {
+      const type = String(e.eventType).replace(/^EVENT_TYPE_/, '');
+      const detail =
+        e.workflowExecutionSignaledEventAttributes?.signalName ??
+        e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name ??
+        e.activityTaskScheduledEventAttributes?.activityType?.name ??
+        (e.workflowTaskFailedEventAttributes ? `cause ${String(e.workflowTaskFailedEventAttributes.cause)}` : '');
+      return `  +${tsMs(e.eventTime) - started} ms ${String(e.eventId)} ${type} ${detail ?? ''}`;
+    })
+    .join('\n');
+}
+
 async function runScenario(s: Scenario): Promise<void> {
+  let trace: (() => Promise<string>) | undefined;
+  try {
+    await checkScenario(s, (t) => (trace = t));
+  } catch (err) {
+    if (trace) process.stderr.write(`\n[property] history of the failing sequence:\n${await trace()}\n`);
+    throw err;
+  }
+}
+
+async function checkScenario(s: Scenario, traced: (trace: () => Promise<string>) => void): Promise<void> {
   const name = `prop${++sequence}`;
   fake.addCommunity(name);
   fake.addPosts(name, 2);
@@ -254,6 +280,7 @@ async function runScenario(s: Scenario): Promise<void> {
     taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
     args: [{ ref, instance, name, refreshSeconds: s.initialSeconds, maxCyclesPerRun: s.maxCyclesPerRun }],
   });
+  traced(() => historyTrace(handle, started));
   const told: Told[] = [];
   let seconds = s.initialSeconds;
   let paused = false;

@@ -8,7 +8,9 @@
 //   npm run record-histories     (scripts/record-histories.ts; then commit the JSON files)
 // Unprefixed files are from the current code; `v1-*` from the version before the interval fix
 // (git ec78da1^, the one whose loop could spin), `v2-*` from its first rework (ec78da1..4db4106),
-// `v3-*` from the last fixed-interval version (before adaptive refresh, e0bb64a).
+// `v3-*` from the last fixed-interval version (before adaptive refresh, e0bb64a), `v4-*` from the
+// version that rolled over in the task a sync ended in (before the 'roll-over-in-own-task' patch,
+// bfa1fd8: a message arriving during that roll-over could be lost).
 // `pause-*` (recorded with `-- --only pause`) exercise pause and resume: paused while waiting, a
 // refresh and an interval change while paused, resumed, paused mid-sync, a rollover while paused,
 // and a run started paused. The other histories never paused: they must replay unchanged, which
@@ -36,6 +38,7 @@ const EXPECTED = [
   'pause-run1.json',
   'pause-run2.json',
   'pause-start.json',
+  ...[...SCENARIOS, 'pause-run1.json', 'pause-run2.json', 'pause-start.json'].map((f) => `v4-${f}`),
 ];
 
 function histories() {

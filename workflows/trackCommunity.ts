@@ -20,6 +20,7 @@ import {
   proxyActivities,
   proxyLocalActivities,
   setHandler,
+  sleep,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
@@ -115,6 +116,8 @@ const SCHEDULE_OPTIONS: ActivityOptions = {
 export async function trackCommunity(input: TrackCommunityInput): Promise<void> {
   // Runs started before refresh policies replay with fixed intervals and no schedule records.
   const adaptive = patched('adaptive-refresh');
+  // Runs roll over (continue-as-new) in a task of their own, not in the one a sync ended in.
+  const rollOverInOwnTask = patched('roll-over-in-own-task');
   const tracker = new CommunityTracker(input, adaptive);
 
   setHandler(refreshSignal, () => tracker.requestRefresh());
@@ -154,6 +157,7 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
   // deadline already passed is 'due' at once and so a sync, never another pass without an await.
   // Keep the order of these steps: it decides the commands, which running workflows replay.
   for (;;) {
+    let synced = false;
     if (tracker.refreshRequested) {
       if (!(await sync())) {
         log.info('community is no longer tracked; stopping');
@@ -161,17 +165,18 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
       }
       tracker.startWaiting();
       if (adaptive) await saveSchedule();
+      synced = true;
     }
 
-    if (tracker.cycles >= maxCycles || workflowInfo().continueAsNewSuggested) {
-      // Let handlers finish, then carry everything over, including a refresh that arrived.
-      await condition(allHandlersFinished);
-      await continueAsNew<typeof trackCommunity>({
-        ...input,
-        refreshSeconds: adaptive ? tracker.fixedSeconds : tracker.refreshSeconds,
-        ...(adaptive ? { policy: tracker.policy } : {}),
-        carried: tracker.carry(),
-      });
+    if (rollOverDue()) {
+      // Straight after a sync, the carry would be made in the task that resolved the schedule's
+      // local activity. A message arriving meanwhile makes the server refuse the continue-as-new,
+      // and the replay that follows could deliver it only after the carry was made: it was lost
+      // (a resume, a refresh, an interval; test/track-community-property.test.ts found it). A 1 ms
+      // timer first puts the roll-over in a task of its own, which every message arriving by then
+      // shares, and messages reach their handlers before the timer wakes the workflow.
+      if (rollOverInOwnTask && synced) await sleep(1);
+      await rollOver();
     }
 
     if (tracker.paused) {
@@ -193,6 +198,21 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
     if (outcome === 'due') tracker.requestRefresh();
     // 'moved': the interval was changed; wait again for the new deadline (if it has passed
     // already, that is 'due' at once, and the next pass syncs).
+  }
+
+  function rollOverDue(): boolean {
+    return tracker.cycles >= maxCycles || workflowInfo().continueAsNewSuggested;
+  }
+
+  /** Continue as new: let handlers finish, then carry everything over, including a pending refresh. */
+  async function rollOver(): Promise<never> {
+    await condition(allHandlersFinished);
+    return continueAsNew<typeof trackCommunity>({
+      ...input,
+      refreshSeconds: adaptive ? tracker.fixedSeconds : tracker.refreshSeconds,
+      ...(adaptive ? { policy: tracker.policy } : {}),
+      carried: tracker.carry(),
+    });
   }
 
   /** The schedule as lists show it (the catalog); best effort, a list may lag a cycle. */
