@@ -1,6 +1,6 @@
 // `npm run bench -- scale [--n 500,2000] [--interval 60] [--warmup 70] [--duration 120]
 //   [--per-instance 50] [--rps 1000] [--cache <WORKER_MAX_CACHED_WORKFLOWS default>]
-//   [--compare eager | --before <git rev>] [--no-append]`
+//   [--compare eager | --before <git rev>] [--profile] [--no-append]`
 // `--compare <lever>` runs each N twice, the lever off ("before") and as shipped ("after"), so that
 // one run of the bench shows what it buys (levers: LEVERS below); `--before <rev>` runs each N with
 // that revision's worker (a git worktree) and every lever off, then as shipped.
@@ -14,7 +14,11 @@ import { DEV_SERVER_DYNAMIC_CONFIG } from '../src/temporal/devserver.js';
 import { normalizeInstance } from '../src/sources/lemmy/refs.js';
 import { workflowIdOf } from '../workflows/trackCommunity.js';
 import { liveStatus, startTracking } from '../src/tracking.js';
+import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { checkoutOf, flag, hasFlag, startBenchEnv } from './support/env.js';
+import { profileNotes, summarizeCpuProfile } from './support/profile.js';
 import { ProcMonitor, treeCpuSeconds, treeRssBytes } from './support/proc.js';
 import { appendResults } from './support/results.js';
 import { fmt, mapLimit, mb, percentile, table } from './support/stats.js';
@@ -33,6 +37,9 @@ interface Variant {
   temporal?: Record<string, unknown>;
   /** Checkout to run the worker from (an earlier revision). */
   root?: string;
+  /** Profile the worker (`--cpu-prof`) into this directory; the window starts this long after its spawn. */
+  profileDir?: string;
+  profileFromMs?: number;
 }
 
 export interface ScaleResult {
@@ -76,7 +83,11 @@ async function runOne(
   try {
     const instances = Math.ceil(n / o.perInstance);
     const fakes = await be.startFakes(instances);
-    const worker = await be.startWorker({}, variant.root);
+    const spawnedAt = Date.now();
+    const worker = await be.startWorker(
+      {},
+      { root: variant.root, nodeFlags: variant.profileDir ? ['--cpu-prof', '--cpu-prof-dir', variant.profileDir] : [] },
+    );
     const pgPids = be.nodes.map((x) => x.pid!).filter(Boolean);
     const monitor = new ProcMonitor({ worker: worker.pid, temporal: be.temporal.pid, 'bench (fakes, client)': process.pid }, 1000).start();
     const deps = { config: be.config, catalog: be.storage.catalog, router: be.storage.router, temporal: be.client };
@@ -112,6 +123,7 @@ async function runOne(
 
     await sleep(o.warmup * 1000);
     const windowStart = Date.now();
+    if (variant.profileDir) variant.profileFromMs = windowStart - spawnedAt;
     monitor.markCpu();
     const pgCpu0 = treeCpuSeconds(pgPids);
     log(`measuring for ${o.duration} s`);
@@ -237,6 +249,10 @@ export async function run(argv: string[]): Promise<void> {
     : lever
       ? [{ name: `${lever} off (before)`, temporal: LEVERS[lever] }, { name: 'as shipped (after)' }]
       : [{ name: 'as shipped' }];
+  // --profile: the worker of the last variant (as shipped) under `node --cpu-prof`, summarised over the window.
+  const profileDir = hasFlag(argv, 'profile') ? mkdtempSync(path.join(os.tmpdir(), 'lemmy-fetcher-prof-')) : undefined;
+  if (profileDir) variants[variants.length - 1].profileDir = profileDir;
+  const notes: string[] = [];
   const results: ScaleResult[] = [];
   try {
     for (const n of ns) {
@@ -246,8 +262,17 @@ export async function run(argv: string[]): Promise<void> {
         process.stdout.write(`${JSON.stringify(r)}\n`);
       }
     }
+    const profiled = variants[variants.length - 1];
+    const file = profileDir ? readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile')) : undefined;
+    if (profileDir && file) {
+      if (process.env.BENCH_KEEP_PROFILE) copyFileSync(path.join(profileDir, file), process.env.BENCH_KEEP_PROFILE);
+      const summary = summarizeCpuProfile(path.join(profileDir, file), { fromMs: profiled.profileFromMs ?? 0 });
+      notes.push(...profileNotes(summary, `the worker (${profiled.name}, N = ${ns[ns.length - 1]}) over the measured window`));
+      for (const line of notes) process.stdout.write(`${line}\n`);
+    }
   } finally {
     checkout?.remove();
+    if (profileDir) rmSync(profileDir, { recursive: true, force: true });
   }
   const procs = ['worker', 'temporal', 'postgres', 'bench (fakes, client)'];
   const md = table(
@@ -299,6 +324,7 @@ export async function run(argv: string[]): Promise<void> {
         'lag = sync start (the community request seen by the fake) − (previous sync start + interval); the true due time is previous sync *end* + interval, so this overstates lag by one sync duration (a few ms here). Communities due but not started by the end of the window count with their lag so far ("overdue").',
         'history lag = ActivityTaskStarted − (TimerStarted + timer duration) from the workflow histories of the 20 sampled workflows: the exact scheduling lag, on a sample.',
         'CPU % is of one core (200 % = both cores of a 2-CPU box), averaged over the window; postgres = all three servers with their backends; RSS is the peak (postgres: at the end). events/sync = history events / syncs on a sample of 20 workflows.',
+        ...notes,
       ],
     });
   }

@@ -33,8 +33,11 @@ export interface BenchEnv {
   client: Client;
   workers: WorkerProcess[];
   fakes: FakeLemmy[];
-  /** `root`: run the worker from that checkout (see checkoutOf), with its own workflow bundle. */
-  startWorker(extraEnv?: Record<string, string>, root?: string): Promise<WorkerProcess>;
+  /**
+   * `root`: run the worker from that checkout (see checkoutOf), with its own workflow bundle;
+   * `nodeFlags`: e.g. `--cpu-prof`.
+   */
+  startWorker(extraEnv?: Record<string, string>, opts?: { root?: string; nodeFlags?: string[] }): Promise<WorkerProcess>;
   startFakes(n: number): Promise<FakeLemmy[]>;
   close(): Promise<void>;
 }
@@ -105,8 +108,8 @@ export async function startBenchEnv(opts: BenchEnvOptions = {}): Promise<BenchEn
     client,
     workers: [],
     fakes: [],
-    async startWorker(extraEnv = {}, root) {
-      const w = await spawnWorkerProcess({ ...env, ...(root ? { WORKFLOW_BUNDLE_PATH: '' } : {}), ...extraEnv }, root ? { root } : {});
+    async startWorker(extraEnv = {}, opts = {}) {
+      const w = await spawnWorkerProcess({ ...env, ...(opts.root ? { WORKFLOW_BUNDLE_PATH: '' } : {}), ...extraEnv }, opts);
       benchEnv.workers.push(w);
       return w;
     },

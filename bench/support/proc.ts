@@ -170,9 +170,9 @@ export interface WorkerProcess {
 /** `root`: a checkout to run the worker from (another revision, for a before → after run); default this one. */
 export async function spawnWorkerProcess(
   env: Record<string, string>,
-  opts: { readyTimeoutMs?: number; root?: string } = {},
+  opts: { readyTimeoutMs?: number; root?: string; nodeFlags?: string[] } = {},
 ): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts'], {
+  const child = spawn(process.execPath, [...(opts.nodeFlags ?? []), '--import', 'tsx', 'src/worker.ts'], {
     cwd: opts.root ?? ROOT,
     env: { ...process.env, ...env, LOG_FORMAT: 'json', LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
