@@ -37,7 +37,10 @@ describe("one community without its workflow's answer", () => {
       const c = ((await call(noTemporal, 'GET', '/api/communities?limit=100')).json.communities as Json[]).find(
         (x) => x.name === 'fallback',
       );
-      return c?.status.state === 'waiting' ? c : undefined;
+      // Synced, and its schedule recorded: the workflow writes that (with the posting rate its
+      // first sync measured) just after the sync's own catalog write; read between the two, the
+      // list and the answer below would differ by a few ms of lastSyncAt.
+      return c?.status.state === 'waiting' && c.status.postsPerHour !== null ? c : undefined;
     }, 20_000);
 
     const one = await call(noTemporal, 'GET', `/api/communities/${added.json.id}`);
