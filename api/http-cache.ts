@@ -11,7 +11,7 @@
 //    serialization and no hashing (etag() finds the tag set and only compares).
 //    `X-Cache: hit` or `miss` says which. API_RESPONSE_CACHE=false turns the cache off.
 // The live streams (/api/stream, /api/ws) are left alone: their body never ends.
-import * as crypto from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Context, MiddlewareHandler, Next } from 'hono';
 import { etag, RETAINED_304_HEADERS } from 'hono/etag';
 import { streamHub } from '../src/stream/hub.js';
@@ -26,12 +26,6 @@ declare module 'hono' {
 import { findCommunity, type Services } from './service.js';
 
 export const CACHE_CONTROL = 'no-cache';
-
-/** Node ≥ 20.12 hashes in one call (no Hash object per answer); older 20s build one. */
-const sha1Hex: (text: string) => string =
-  typeof (crypto as { hash?: unknown }).hash === 'function'
-    ? (text) => (crypto as unknown as { hash(a: string, d: string, e: 'hex'): string }).hash('sha1', text, 'hex')
-    : (text) => crypto.createHash('sha1').update(text).digest('hex');
 
 const COMMUNITY_POSTS = /^\/api\/communities\/([^/]+)\/posts\/?$/;
 const COMMUNITY = /^\/api\/communities\/([^/]+)\/?$/;
@@ -142,7 +136,7 @@ async function cached(s: Services, cache: ResponseCache, c: Context, next: () =>
   const res = c.res;
   const contentType = res.headers.get('content-type') ?? '';
   if (res.status !== 200 || !filled || !contentType.startsWith('application/json')) return;
-  const tagValue = `"${sha1Hex(filled.text)}"`;
+  const tagValue = `"${hash('sha1', filled.text, 'hex')}"`; // one call, no Hash object per answer
   // A merged page that missed a node is not the page: answered, not kept.
   const partial = communityId === undefined && (filled.value as { partial?: boolean }).partial === true;
   if (!partial && cache.usable())

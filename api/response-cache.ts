@@ -191,12 +191,7 @@ export class ResponseCache {
    * stored the second time it is asked for, so a crawl through old pages does not push out the
    * pages everyone reads.
    */
-  put(
-    key: string,
-    filled: Omit<CachedPage, 'body'> & { body: Uint8Array | string },
-    since: number,
-    opts: { admitOnSecond?: boolean } = {},
-  ): boolean {
+  put(key: string, filled: Omit<CachedPage, 'body'> & { body: string }, since: number, opts: { admitOnSecond?: boolean } = {}): boolean {
     if (!this.fresh(filled.communityId, since)) return false;
     if (opts.admitOnSecond && !this.seen.delete(key)) {
       if (this.seen.size >= MAX_SEEN) this.seen = new Set();
@@ -204,7 +199,7 @@ export class ResponseCache {
       return false;
     }
     // Text is encoded only once admitted: most deep pages are read once and never stored.
-    const page: CachedPage = typeof filled.body === 'string' ? { ...filled, body: Buffer.from(filled.body) } : (filled as CachedPage);
+    const page: CachedPage = { ...filled, body: Buffer.from(filled.body) };
     const bytes = page.body.byteLength + key.length + ENTRY_OVERHEAD;
     if (bytes > this.maxBytes / 4) return false;
     this.remove(key);

@@ -245,7 +245,7 @@ async function historyTrace(handle: WorkflowHandle, started: number): Promise<st
         e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name ??
         e.activityTaskScheduledEventAttributes?.activityType?.name ??
         (e.workflowTaskFailedEventAttributes ? `cause ${String(e.workflowTaskFailedEventAttributes.cause)}` : '');
-      return `  +${tsMs(e.eventTime) - started} ms ${String(e.eventId)} ${type} ${detail ?? ''}`;
+      return `  +${tsMs(e.eventTime) - started} ms ${String(e.eventId)} ${type} ${detail}`;
     })
     .join('\n');
 }
