@@ -1,7 +1,8 @@
-// `npm run bench -- api [--posts 1000000] [--communities 1000] [--hot 10] [--concurrency 32] [--duration 15] [--only <name part>] [--profile <name part>] [--no-profile] [--no-append]`
+// `npm run bench -- api [--posts 1000000] [--communities 1000] [--hot 10] [--concurrency 32] [--duration 15] [--only <name part>] [--profile <name part>] [--before <git rev>] [--no-profile] [--no-append]`
 // Requests/s and latency of the read endpoints with `posts` posts over the two shard nodes, before
 // → after in one run: the API with the response cache off (API_RESPONSE_CACHE=false), then on,
-// each with every middleware of app.ts on (validation, keys, rate limits, ETag, metrics). Loads
+// each with every middleware of app.ts on (validation, keys, rate limits, ETag, metrics); with
+// `--before <rev>`, that revision's API (a git worktree) then this one's, both cache on. Loads
 // communities and posts straight into the catalog and shards, makes a user whose key every request
 // sends (its limit raised via RATE_LIMIT_KEY_PER_MINUTE), starts `npm run api` as a child process
 // and drives it over loopback HTTP (undici, fixed concurrency, fixed duration):
@@ -23,7 +24,7 @@ import { insertUser } from '../src/db/users.js';
 import { apiKeyHash, newApiKey } from '../api/users.js';
 import { logicalShardOf } from '../src/db/sharding/router.js';
 import { communityRef } from '../src/sources/lemmy/refs.js';
-import { flag, freePort, hasFlag, startBenchEnv } from './support/env.js';
+import { checkoutOf, flag, freePort, hasFlag, startBenchEnv } from './support/env.js';
 import { sampleProc, treeCpuSeconds } from './support/proc.js';
 import { profileNotes, summarizeCpuProfile } from './support/profile.js';
 import { appendResults } from './support/results.js';
@@ -98,6 +99,8 @@ export async function run(argv: string[]): Promise<void> {
   const profiled = flag(argv, 'profile', 'hot: GET /api/communities');
   const perCommunity = Math.ceil(totalPosts / communities);
   const log = (m: string) => process.stderr.write(`[api] ${m}\n`);
+  const beforeRev = flag(argv, 'before', '');
+  const checkout = beforeRev ? checkoutOf(beforeRev) : undefined;
   const be = await startBenchEnv({});
   let api: ChildProcess | undefined;
   try {
@@ -210,15 +213,24 @@ export async function run(argv: string[]): Promise<void> {
 
     const rowsOut: (string | number)[][] = [];
     const results = new Map<string, LoadResult>();
-    for (const cache of ['off', 'on'] as const) {
-      const started = await startApi(be.env, { API_RESPONSE_CACHE: cache === 'on' ? 'true' : 'false' }, concurrency);
+    const variants = checkout
+      ? [
+          { name: `${checkout.commit}, cache on (before)`, root: checkout.root, env: { API_RESPONSE_CACHE: 'true' } },
+          { name: 'this tree, cache on (after)', root: ROOT, env: { API_RESPONSE_CACHE: 'true' } },
+        ]
+      : [
+          { name: 'cache off (before)', root: ROOT, env: { API_RESPONSE_CACHE: 'false' } },
+          { name: 'cache on (after)', root: ROOT, env: { API_RESPONSE_CACHE: 'true' } },
+        ];
+    for (const { name: cache, root, env } of variants) {
+      const started = await startApi(be.env, env, concurrency, [], root);
       api = started.api;
       try {
         for (const [name, next] of scenarios.filter(([n]) => n.includes(only))) {
           const o = { concurrency, apiPid: api.pid!, pgPids, headers };
           await load(started.pool, next, { ...o, durationMs: 2000 }); // warm-up
           const r = await load(started.pool, next, { ...o, durationMs });
-          log(`cache ${cache}: ${name}: ${JSON.stringify(r)}`);
+          log(`${cache}: ${name}: ${JSON.stringify(r)}`);
           results.set(`${cache} ${name}`, r);
           const fivexx = Object.entries(r.statuses)
             .filter(([k]) => k.startsWith('5') || k.startsWith('error'))
@@ -281,7 +293,7 @@ export async function run(argv: string[]): Promise<void> {
     const md = table(
       [
         'endpoint',
-        'response cache',
+        'API',
         'concurrency',
         'requests',
         'req/s',
@@ -297,10 +309,10 @@ export async function run(argv: string[]): Promise<void> {
     );
     process.stdout.write(`\n${md}\n`);
     const beforeAfter = scenarios
-      .filter(([n]) => results.has(`on ${n}`))
+      .filter(([n]) => results.has(`${variants[1].name} ${n}`))
       .map(([name]) => {
-        const off = results.get(`off ${name}`)!;
-        const on = results.get(`on ${name}`)!;
+        const off = results.get(`${variants[0].name} ${name}`)!;
+        const on = results.get(`${variants[1].name} ${name}`)!;
         return `${name}: ${fmt(off.rps)} → ${fmt(on.rps)} req/s, p99 ${fmt(off.p99, 1)} → ${fmt(on.p99, 1)} ms`;
       });
     for (const line of [...beforeAfter, ...notes]) process.stdout.write(`${line}\n`);
@@ -309,7 +321,7 @@ export async function run(argv: string[]): Promise<void> {
         command: `npm run bench -- api ${argv.join(' ')}`.trim(),
         notes: [
           `${loaded.toLocaleString('en')} posts in ${communities} communities over 2 shard nodes (embedded Postgres, default durability; loaded in ${loadSeconds.toFixed(0)} s, then VACUUM ANALYZE)`,
-          `one \`npm run api\` process per row group: response cache off (API_RESPONSE_CACHE=false, "before") then on ("after"); every middleware on; every request sends a user's API key (RATE_LIMIT_KEY_PER_MINUTE raised)`,
+          `one \`npm run api\` process per row group: ${variants.map((v) => v.name).join(', then ')}; every middleware on; every request sends a user's API key (RATE_LIMIT_KEY_PER_MINUTE raised)`,
           `load generator: undici Pool in the bench process over loopback HTTP, ${concurrency} connections, ${durationMs / 1000} s per row after a 2 s warm-up`,
           'CPU % is of one core (200 % = both cores); the load generator shares the same 2 CPUs',
           `before → after: ${beforeAfter.join('; ')}`,
@@ -321,6 +333,7 @@ export async function run(argv: string[]): Promise<void> {
   } finally {
     if (api) await stopApi(api);
     await be.close();
+    checkout?.remove();
   }
 }
 
@@ -330,10 +343,11 @@ async function startApi(
   extra: Record<string, string>,
   concurrency: number,
   nodeFlags: string[] = [],
+  root = ROOT,
 ): Promise<{ api: ChildProcess; pool: Pool }> {
   const port = await freePort();
   const api = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', 'src/api.ts'], {
-    cwd: ROOT,
+    cwd: root,
     env: {
       ...process.env,
       ...env,

@@ -1,18 +1,28 @@
 // Distribution of communities over logical shards and nodes, cross-shard pagination, and the
-// /api/shards routes, on three real post-shard nodes.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// /api/shards routes, on three real post-shard nodes; concurrent page reads batched per node.
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { createApp } from '../api/app.js';
 import type { ApiDeps } from '../api/server.js';
 import { insertCommunity, type CommunityRow } from '../src/db/communities.js';
-import { newestPosts, upsertPosts, decodeCursor, type PostInput } from '../src/db/posts.js';
+import fc from 'fast-check';
+import { communityPosts, newestPosts, upsertPosts, decodeCursor, type PostCursor, type PostInput } from '../src/db/posts.js';
+import { observeStatements } from '../src/db/pool.js';
 import { LOGICAL_SHARDS, logicalShardOf } from '../src/db/sharding/router.js';
 import { createLogger } from '../src/log.js';
 import { createDatabase, createStack, type Stack } from './support/stack.js';
 import { inject } from 'vitest';
 
 const COMMUNITIES = 200;
+
 const POSTS_EACH = 6;
 const BASE = Date.parse('2026-01-01T00:00:00Z');
+
+/** Shard-node statements, while `counting` is on (the hook sees every pool opened from here on). */
+let counting = false;
+const statements: string[] = [];
+observeStatements((pool, query) => {
+  if (counting && pool !== 'catalog') statements.push(query);
+});
 
 function post(lemmyId: number, publishedMs: number): PostInput {
   return {
@@ -123,6 +133,47 @@ describe('sharding: distribution and cross-shard reads', () => {
     } while (cursor && pages < 1000);
     expect(seen.length).toBe(COMMUNITIES * POSTS_EACH);
     expect(new Set(seen).size).toBe(seen.length);
+  });
+
+  it('reads concurrent pages of many communities as one statement per node, each exactly the page it is alone', async () => {
+    const { router } = stack.storage;
+    const nodes = (await router.placements()).length;
+    // As the API routes (its catalog LISTEN vouches for the copy): no catalog read per page first.
+    router.cacheShardMap(true);
+    onTestFinished(() => router.cacheShardMap(false));
+    // Every post's cursor, from each community read whole, one page at a time (alone, so unbatched).
+    const cursors = new Map<number, PostCursor[]>();
+    for (const row of rows.slice(0, 40)) {
+      const list: PostCursor[] = [];
+      for (let k = 1; k < POSTS_EACH; k++) list.push(decodeCursor((await communityPosts(router, row.shard, row.id, k)).next!)!);
+      cursors.set(row.id, list);
+    }
+    const request = fc.record({
+      community: fc.integer({ min: 0, max: 39 }),
+      limit: fc.integer({ min: 1, max: 8 }),
+      cursor: fc.option(fc.integer({ min: 0, max: POSTS_EACH - 2 }), { nil: undefined }),
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.array(request, { minLength: 2, maxLength: 30 }), async (requests) => {
+        const args = requests.map((r) => {
+          const row = rows[r.community];
+          return [row.shard, row.id, r.limit, r.cursor === undefined ? undefined : cursors.get(row.id)![r.cursor]] as const;
+        });
+        const alone = [];
+        for (const a of args) alone.push(await communityPosts(router, ...a));
+        statements.length = 0;
+        counting = true;
+        let together;
+        try {
+          together = await Promise.all(args.map((a) => communityPosts(router, ...a)));
+        } finally {
+          counting = false;
+        }
+        expect(together).toEqual(alone);
+        expect(statements.length).toBeLessThanOrEqual(nodes);
+      }),
+      { numRuns: 25 },
+    );
   });
 
   it('serves /api/shards: status, node registration behind the token, rebalance', async () => {

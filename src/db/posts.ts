@@ -1,5 +1,6 @@
 // Post queries on the shard nodes. All access goes through the ShardRouter.
 import { createHash } from 'node:crypto';
+import DataLoader from 'dataloader';
 import type { Sql } from './pool.js';
 import { isConnectionError, type ShardRouter } from './sharding/router.js';
 
@@ -195,17 +196,74 @@ export async function communityPosts(
   before?: PostCursor,
 ): Promise<PostPage> {
   return router.read(shard, async (sql) => {
-    const rows = await sql<PostRow[]>`
-      select ${pageColumns(sql)} from posts
-      where community_id = ${communityId}
-        ${before ? sql`and (published, lemmy_id) < (${before.published}::timestamptz, ${before.lemmyId})` : sql``}
-      order by published desc, lemmy_id desc
-      limit ${limit + 1}`;
+    const rows = await pageReaderOf(sql).load({ communityId, limit, before });
     const more = rows.length > limit;
     const posts = rows.slice(0, limit);
     return { posts, next: more ? encodeCursor(cursorOf(posts[posts.length - 1])) : null };
   });
 }
+
+interface PageRequest {
+  communityId: number;
+  limit: number;
+  before?: PostCursor;
+}
+
+/**
+ * The page reads of one node, gathered across requests: every page asked for in the same turn of
+ * the event loop (the requests one poll of the sockets brought) goes to the node as one statement,
+ * not one each. Under load a node then parses, plans and answers one message for many pages, and
+ * the driver writes and reads one; alone, a page waits one turn and is read as before.
+ */
+const pageReaders = new WeakMap<Sql, DataLoader<PageRequest, PostRow[]>>();
+
+function pageReaderOf(sql: Sql): DataLoader<PageRequest, PostRow[]> {
+  let reader = pageReaders.get(sql);
+  if (!reader) {
+    reader = new DataLoader((requests) => readPages(sql, requests), {
+      cache: false, // pages change with every sync: each load is a read
+      batchScheduleFn: (run) => setImmediate(run),
+      maxBatchSize: 64,
+    });
+    pageReaders.set(sql, reader);
+  }
+  return reader;
+}
+
+/** Each request's rows (`limit + 1` at most, newest first), in the order asked. */
+async function readPages(sql: Sql, requests: readonly PageRequest[]): Promise<PostRow[][]> {
+  if (requests.length === 1) {
+    const [{ communityId, limit, before }] = requests;
+    return [
+      await sql<PostRow[]>`
+        select ${pageColumns(sql)} from posts
+        where community_id = ${communityId}
+          ${before ? sql`and (published, lemmy_id) < (${before.published}::timestamptz, ${before.lemmyId})` : sql``}
+        order by published desc, lemmy_id desc
+        limit ${limit + 1}`,
+    ];
+  }
+  // One LATERAL walk of posts_community_newest per request; no cursor reads from the top.
+  const rows = await sql<(PostRow & { request: number })[]>`
+    select r.request, p.* from unnest(
+      ${requests.map((r) => r.communityId)}::bigint[],
+      ${requests.map((r) => r.before?.published ?? 'infinity')}::timestamptz[],
+      ${requests.map((r) => r.before?.lemmyId ?? MAX_BIGINT)}::bigint[],
+      ${requests.map((r) => r.limit + 1)}::int[]
+    ) with ordinality as r(community_id, published, lemmy_id, take, request)
+    cross join lateral (
+      select ${pageColumns(sql)} from posts
+      where posts.community_id = r.community_id and (posts.published, posts.lemmy_id) < (r.published, r.lemmy_id)
+      order by posts.published desc, posts.lemmy_id desc
+      limit r.take
+    ) p
+    order by r.request, p.published_iso desc, p.lemmy_id desc`;
+  const pages = requests.map((): PostRow[] => []);
+  for (const { request, ...row } of rows) pages[Number(request) - 1].push(row);
+  return pages;
+}
+
+const MAX_BIGINT = '9223372036854775807';
 
 export interface MergedPostPage extends PostPage {
   partial: boolean;
