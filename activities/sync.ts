@@ -17,6 +17,7 @@ import { contentHashOf, newestStored, storedHashes, storedLemmyIds, upsertPosts,
 import { ShardUnavailableError, type ShardRouter } from '../src/db/sharding/router.js';
 import { BudgetExhaustedError, connectivityLost, recordHostOutcome } from '../src/db/instance-budget.js';
 import { SourceError } from '../src/sources/errors.js';
+import { withDeadline } from '../src/net/deadline.js';
 import { observeScheduleLag, postsInserted, postsUpdated, recordSync } from '../src/metrics/index.js';
 import type { Sources } from '../src/sources/registry.js';
 import { postingRateOf, type SourceTarget, type SyncContext } from '../src/sources/types.js';
@@ -30,6 +31,8 @@ export interface SyncInput {
   instance?: string;
   name?: string;
   refreshSeconds?: number;
+  /** A quick attempt came first (and measured the schedule lag). */
+  afterQuickAttempt?: boolean;
 }
 
 export interface SyncSummary {
@@ -58,6 +61,15 @@ export interface SyncDeps {
 
 /** A sync gives up this long before its start-to-close timeout, so that no attempt outlives it. */
 export const DEADLINE_MARGIN_MS = 5000;
+/** The same margin for a quick (local) attempt, whose whole timeout is a few seconds. */
+export const QUICK_DEADLINE_MARGIN_MS = 500;
+
+/**
+ * A quick attempt (the workflow's local activity) that could not finish: the workflow runs the
+ * sync again as a regular activity, with retries and heartbeats. Nothing of it is recorded as a
+ * failure: the regular attempt's outcome is the sync's.
+ */
+export const HANDED_OVER = 'HandedOver';
 
 export function targetOf(row: CommunityRow): SourceTarget {
   return {
@@ -105,13 +117,13 @@ export function createSyncActivity(deps: SyncDeps) {
 
   return async function syncCommunity(input: SyncInput): Promise<SyncSummary> {
     const ctx = Context.current();
+    // A local activity: the workflow's quick attempt, inside its workflow task (no heartbeats).
+    const quick = ctx.info.isLocal;
     // Every request and budget wait stops when the activity is cancelled (the workflow was
     // cancelled, or the heartbeat timed out) or just before its start-to-close timeout: a
-    // timed-out attempt must not run on beside its retry.
-    const signal = AbortSignal.any([
-      ctx.cancellationSignal,
-      AbortSignal.timeout(Math.max(1000, ctx.info.startToCloseTimeoutMs - DEADLINE_MARGIN_MS)),
-    ]);
+    // timed-out attempt must not run on beside its retry. The budget reads the deadline too.
+    const budgetMs = Math.max(quick ? 100 : 1000, ctx.info.startToCloseTimeoutMs - (quick ? QUICK_DEADLINE_MARGIN_MS : DEADLINE_MARGIN_MS));
+    const signal = withDeadline(AbortSignal.any([ctx.cancellationSignal, AbortSignal.timeout(budgetMs)]), Date.now() + budgetMs);
     const untracked: SyncSummary = { tracked: false, fetched: 0, inserted: 0, updated: 0, pages: 0, postsStored: 0 };
     const started = performance.now();
     const row = await communityByRef(catalog, input.ref);
@@ -121,16 +133,17 @@ export function createSyncActivity(deps: SyncDeps) {
       done('untracked');
       return untracked;
     }
-    observeScheduleLag(row.kind, row.next_sync_at, ctx.info.attempt);
+    if (!input.afterQuickAttempt) observeScheduleLag(row.kind, row.next_sync_at, ctx.info.attempt);
     // Heartbeat while slow requests are in flight too, so a dead worker is noticed within the
-    // heartbeat timeout rather than the start-to-close timeout.
-    const ticker = setInterval(() => ctx.heartbeat(), 2000);
+    // heartbeat timeout rather than the start-to-close timeout. (A local activity cannot: its
+    // workflow task's timeout notices a dead worker.)
+    const ticker = quick ? undefined : setInterval(() => ctx.heartbeat(), 2000);
     try {
       const adapter = sources.adapter(row.kind);
       const source = targetOf(row);
       const syncCtx: SyncContext = {
         signal,
-        heartbeat: (detail) => ctx.heartbeat(detail),
+        heartbeat: (detail) => (quick ? undefined : ctx.heartbeat(detail)),
         newestStored: async () => (await router.read(row.shard, (sql) => newestStored(sql, row.id)))?.published,
         storedIds: (ids) => router.read(row.shard, (sql) => storedLemmyIds(sql, row.id, ids)),
         maxPages: config.SYNC_MAX_PAGES,
@@ -192,6 +205,10 @@ export function createSyncActivity(deps: SyncDeps) {
       }
       let failure = toFailure(err);
       const type = failure.type ?? 'Error';
+      if (quick) {
+        done('handed_over', type);
+        throw ApplicationFailure.create({ type: HANDED_OVER, message: `${type}: ${failure.message}`, nonRetryable: true });
+      }
       if ((CONNECTIVITY_FAILURE_TYPES as readonly string[]).includes(type)) {
         await hostFailed(row.host);
         if (await connectivityLost(catalog, config.OFFLINE_WINDOW_SECONDS).catch(() => false)) {
@@ -210,7 +227,7 @@ export function createSyncActivity(deps: SyncDeps) {
       done('failed', failure.type ?? type);
       throw failure;
     } finally {
-      clearInterval(ticker);
+      if (ticker) clearInterval(ticker);
     }
   };
 }

@@ -41,6 +41,8 @@ interface LoadResult {
   statuses: Record<string, number>;
   apiCpu: number;
   pgCpu: number;
+  /** The load generator's own CPU (this process), % of one core. */
+  loadCpu: number;
   apiRss: number;
 }
 
@@ -54,6 +56,7 @@ async function load(
   const end = Date.now() + o.durationMs;
   const cpu0 = sampleProc(o.apiPid)?.cpuSeconds ?? 0;
   const pg0 = treeCpuSeconds(o.pgPids);
+  const load0 = process.cpuUsage();
   const t0 = Date.now();
   let apiRss = 0;
   const sampler = setInterval(() => (apiRss = Math.max(apiRss, sampleProc(o.apiPid)?.rssBytes ?? 0)), 500);
@@ -83,6 +86,10 @@ async function load(
     statuses,
     apiCpu: (100 * ((sampleProc(o.apiPid)?.cpuSeconds ?? 0) - cpu0)) / secs,
     pgCpu: (100 * (treeCpuSeconds(o.pgPids) - pg0)) / secs,
+    loadCpu: (() => {
+      const u = process.cpuUsage(load0);
+      return (100 * (u.user + u.system)) / 1e6 / secs;
+    })(),
     apiRss,
   };
 }
@@ -249,6 +256,7 @@ export async function run(argv: string[]): Promise<void> {
             fivexx,
             fmt(r.apiCpu),
             fmt(r.pgCpu),
+            fmt(r.loadCpu),
             mb(r.apiRss),
           ]);
         }
@@ -303,6 +311,7 @@ export async function run(argv: string[]): Promise<void> {
         '5xx/errors',
         'CPU % API',
         'CPU % postgres',
+        'CPU % load generator',
         'RSS API',
       ],
       rowsOut,

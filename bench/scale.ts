@@ -1,9 +1,10 @@
 // `npm run bench -- scale [--n 500,2000] [--interval 60] [--warmup 70] [--duration 120]
 //   [--per-instance 50] [--rps 1000] [--cache <WORKER_MAX_CACHED_WORKFLOWS default>]
-//   [--compare eager | --before <git rev>] [--profile] [--no-append]`
+//   [--compare eager | --before <git rev> [--before-as-shipped]] [--profile] [--no-append]`
 // `--compare <lever>` runs each N twice, the lever off ("before") and as shipped ("after"), so that
 // one run of the bench shows what it buys (levers: LEVERS below); `--before <rev>` runs each N with
-// that revision's worker (a git worktree) and every lever off, then as shipped.
+// that revision's worker (a git worktree) and every lever off (`--before-as-shipped`: the dev
+// server as shipped), then as shipped.
 // Tracks N communities on fake Lemmy instances (50 per instance, distinct loopback ports), one
 // worker as a child process, a file-backed Temporal dev server and embedded Postgres (one catalog,
 // two shards). After the load and a warm-up it measures for `duration` seconds: syncs/s, scheduling
@@ -29,6 +30,17 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const LEVERS: Record<string, Record<string, unknown>> = {
   eager: { 'system.enableActivityEagerExecution': false },
 };
+
+/** A local activity's marker of the sync (the workflow's quick attempt). */
+function isQuickSync(
+  m:
+    | { markerName?: string | null; details?: Record<string, { payloads?: { data?: Uint8Array | null }[] | null }> | null }
+    | null
+    | undefined,
+): boolean {
+  const data = m?.markerName === 'core_local_activity' ? m.details?.data?.payloads?.[0]?.data : undefined;
+  return !!data && (JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type?: string }).activity_type === 'syncCommunity';
+}
 
 /** One configuration measured: the shipped one, one lever off, or an earlier revision's worker. */
 interface Variant {
@@ -169,7 +181,7 @@ async function runOne(
       }
     }
 
-    // History events per sync, and the exact lag from history (timer due → activity started) on a sample.
+    // History events per sync, and the exact lag from history (timer due → sync started) on a sample.
     const sample = items.filter((_, i) => i % Math.max(1, Math.floor(n / 20)) === 0).slice(0, 20);
     let events = 0;
     let sampleSyncs = 0;
@@ -182,15 +194,26 @@ async function runOne(
       if (!status) continue;
       events += history.events?.length ?? 0;
       sampleSyncs += status.syncs;
+      // A regular sync starts at its ActivityTaskStarted; a quick one (a local activity) at the
+      // start of the workflow task that ran it, the one its marker completes.
       let due: number | undefined;
+      let taskStartedAt: number | undefined;
       for (const e of history.events ?? []) {
         const type = String(e.eventType);
         const at = ms(e.eventTime);
+        const lagFrom = (startedAt: number | undefined) => {
+          if (due === undefined || startedAt === undefined) return;
+          if (startedAt >= windowStart && startedAt < windowEnd) historyLags.push(startedAt - due);
+          due = undefined;
+        };
         if (type === '17' || type === 'EVENT_TYPE_TIMER_STARTED') {
           due = at + ms(e.timerStartedEventAttributes?.startToFireTimeout);
-        } else if ((type === '11' || type === 'EVENT_TYPE_ACTIVITY_TASK_STARTED') && due !== undefined) {
-          if (at >= windowStart && at < windowEnd) historyLags.push(at - due);
-          due = undefined;
+        } else if (type === '6' || type === 'EVENT_TYPE_WORKFLOW_TASK_STARTED') {
+          taskStartedAt = at;
+        } else if (type === '11' || type === 'EVENT_TYPE_ACTIVITY_TASK_STARTED') {
+          lagFrom(at);
+        } else if (isQuickSync(e.markerRecordedEventAttributes)) {
+          lagFrom(taskStartedAt);
         }
       }
     }
@@ -234,7 +257,8 @@ export async function run(argv: string[]): Promise<void> {
   };
   const lever = flag(argv, 'compare', '');
   if (lever && !LEVERS[lever]) throw new Error(`--compare: no lever ${lever} (${Object.keys(LEVERS).join(', ')})`);
-  // --before <rev>: that revision's worker, with every lever of LEVERS off on the dev server.
+  // --before <rev>: that revision's worker, with every lever of LEVERS off on the dev server
+  // (with --before-as-shipped: the dev server as shipped, for a revision that had them already).
   const beforeRev = flag(argv, 'before', '');
   const checkout = beforeRev ? checkoutOf(beforeRev) : undefined;
   const variants: Variant[] = checkout
@@ -242,7 +266,9 @@ export async function run(argv: string[]): Promise<void> {
         {
           name: `${checkout.commit} (before)`,
           root: checkout.root,
-          temporal: Object.assign({}, ...Object.values(LEVERS)) as Record<string, unknown>,
+          ...(hasFlag(argv, 'before-as-shipped')
+            ? {}
+            : { temporal: Object.assign({}, ...Object.values(LEVERS)) as Record<string, unknown> }),
         },
         { name: 'as shipped (after)' },
       ]
@@ -321,8 +347,8 @@ export async function run(argv: string[]): Promise<void> {
         `${o.perInstance} communities per fake Lemmy instance (distinct ports on 127.0.0.1, served by the bench process); INSTANCE_REQUESTS_PER_SECOND raised to ${o.rps} so the per-instance politeness budget is not the limit; ~1 new post per community per interval`,
         `Temporal dev server dynamic config as shipped: ${JSON.stringify(DEV_SERVER_DYNAMIC_CONFIG)}; a "… off (before)" row turns that lever off (\`--compare\`); CPU ms/sync = the CPU of every process on the box over the window ÷ syncs`,
         `warm-up ${o.warmup} s after all workflows were started (with concurrency 50), then measured ${o.duration} s`,
-        'lag = sync start (the community request seen by the fake) − (previous sync start + interval); the true due time is previous sync *end* + interval, so this overstates lag by one sync duration (a few ms here). Communities due but not started by the end of the window count with their lag so far ("overdue").',
-        'history lag = ActivityTaskStarted − (TimerStarted + timer duration) from the workflow histories of the 20 sampled workflows: the exact scheduling lag, on a sample.',
+        'lag = sync start (the first newest-posts request of a sync seen by the fake) − (previous sync start + interval); the true due time is previous sync *end* + interval, so this overstates lag by one sync duration (a few ms here). Communities due but not started by the end of the window count with their lag so far ("overdue").',
+        'history lag = sync start − (TimerStarted + timer duration) from the workflow histories of the 20 sampled workflows (sync start: ActivityTaskStarted of a regular sync; the WorkflowTaskStarted of the task that ran a quick one): the exact scheduling lag, on a sample.',
         'CPU % is of one core (200 % = both cores of a 2-CPU box), averaged over the window; postgres = all three servers with their backends; RSS is the peak (postgres: at the end). events/sync = history events / syncs on a sample of 20 workflows.',
         ...notes,
       ],

@@ -201,13 +201,18 @@ try {
   }
 
   if (want('retried')) {
-    // 4. A passing failure: two 500s, retried by Temporal, then the sync succeeds.
-    say('retried: two server errors, then success');
+    // 4. A passing failure: two 500s, retried by Temporal, then the sync succeeds. Then a refresh
+    //    whose quick attempt meets a 500 and hands over to the regular activity, which meets
+    //    another, retries, and succeeds.
+    say('retried: two server errors, then success; a quick attempt handed over');
     fake.addCommunity('flaky');
     fake.addPosts('flaky', 2);
     fake.fail({ kind: 'status500' }, { times: 2, path: 'post/list', community: 'flaky' });
     const flaky = await start('flaky', 300);
     await syncs(flaky, 1);
+    fake.fail({ kind: 'status500' }, { times: 2, path: 'post/list', community: 'flaky' });
+    await flaky.signal(refreshSignal);
+    await syncs(flaky, 2);
     await flaky.terminate('recorded');
     await save('retried', flaky);
   }

@@ -1,8 +1,12 @@
-// The per-instance request budget holds for all workers together, measured at the fake instance.
-import { afterAll, beforeAll, expect, it } from 'vitest';
+// The per-instance request budget holds for all workers together, measured at the fake instance;
+// a request with a deadline takes no slot it could not wait for.
+import { afterAll, beforeAll, expect, it, onTestFinished } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { inject } from 'vitest';
+import { BudgetExhaustedError, InstanceBudget } from '../src/db/instance-budget.js';
 import { createLogger } from '../src/log.js';
+import { withDeadline } from '../src/net/deadline.js';
+import { createSourceHttp } from '../src/sources/factory.js';
 import { normalizeInstance } from '../src/sources/lemmy/refs.js';
 import { startTracking } from '../src/tracking.js';
 import { startWorker, type WorkerHandle } from '../src/worker-runtime.js';
@@ -57,4 +61,31 @@ it('never sends an instance more than its budget, however many communities and w
   expect(maxInWindow).toBeLessThanOrEqual(RATE + 1); // +1: arrival jitter at window edges
   const overall = (times.length - 1) / ((times[times.length - 1] - times[0]) / 1000);
   expect(overall).toBeLessThanOrEqual(RATE * 1.1);
+});
+
+it('a request with little time left takes no slot it could not wait for: refused at once, the instance booked as before', async () => {
+  // An instance of its own: the communities above still sync against the first one.
+  const own = await FakeLemmy.start();
+  onTestFinished(() => own.close());
+  const { host } = normalizeInstance(own.url);
+  const budget = new InstanceBudget(stack.storage.catalog, { requestsPerSecond: RATE, maxWaitMs: 30_000 });
+  for (let i = 0; i < 8; i++) await budget.reserve(host); // booked ~2 s ahead
+  const bookedUntil = async () =>
+    (await stack.storage.catalog<{ at: Date }[]>`select next_slot as at from instance_budget where host = ${host}`)[0].at.getTime();
+  const before = await bookedUntil();
+  const http = createSourceHttp(stack.config, stack.storage.catalog);
+  try {
+    const signal = withDeadline(AbortSignal.timeout(500), Date.now() + 500);
+    const started = Date.now();
+    await expect(http.get(new URL('/api/v3/site', own.url), { accept: 'application/json', signal })).rejects.toBeInstanceOf(
+      BudgetExhaustedError,
+    );
+    expect(Date.now() - started).toBeLessThan(400);
+    expect(await bookedUntil()).toBe(before);
+    // Without a deadline, the same request waits for its slot (INSTANCE_BUDGET_MAX_WAIT_SECONDS).
+    expect((await http.get(new URL('/api/v3/site', own.url), { accept: 'application/json' })).status).toBe(200);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1500);
+  } finally {
+    await http.close();
+  }
 });

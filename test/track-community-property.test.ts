@@ -234,6 +234,18 @@ async function historyOfAllRuns(handle: WorkflowHandle): Promise<HistoryEvent[]>
 // how Temporal works, not a failure of the workflow. Every other cause is a defect.
 const UNHANDLED_COMMAND = 1;
 
+/**
+ * A sync that ran as a local activity (the quick attempt): its marker, recorded when the workflow
+ * task that ran it completed. `failed`: it handed the sync over to the regular activity.
+ */
+function quickSyncOf(e: HistoryEvent): { failed: boolean } | undefined {
+  const m = e.markerRecordedEventAttributes;
+  if (m?.markerName !== 'core_local_activity') return undefined;
+  const data = m.details?.data?.payloads?.[0]?.data;
+  const type = data ? (JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type?: string }).activity_type : undefined;
+  return type === 'syncCommunity' ? { failed: !!m.failure } : undefined;
+}
+
 /** The workflow's history, one line per event (every run), for a failure's report. */
 async function historyTrace(handle: WorkflowHandle, started: number): Promise<string> {
   const events = await historyOfAllRuns(handle).catch(() => []);
@@ -244,6 +256,7 @@ async function historyTrace(handle: WorkflowHandle, started: number): Promise<st
         e.workflowExecutionSignaledEventAttributes?.signalName ??
         e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name ??
         e.activityTaskScheduledEventAttributes?.activityType?.name ??
+        (quickSyncOf(e) ? `quick syncCommunity${quickSyncOf(e)!.failed ? ' (handed over)' : ''}` : undefined) ??
         (e.workflowTaskFailedEventAttributes ? `cause ${String(e.workflowTaskFailedEventAttributes.cause)}` : '');
       return `  +${tsMs(e.eventTime) - started} ms ${String(e.eventId)} ${type} ${detail}`;
     })
@@ -386,7 +399,8 @@ async function checkScenario(s: Scenario, traced: (trace: () => Promise<string>)
         e.activityTaskCompletedEventAttributes ||
         e.activityTaskFailedEventAttributes ||
         e.activityTaskTimedOutEventAttributes ||
-        e.activityTaskCanceledEventAttributes,
+        e.activityTaskCanceledEventAttributes ||
+        quickSyncOf(e)?.failed === false,
     )
     .map((e) => tsMs(e.eventTime));
   const context = () =>
@@ -402,7 +416,9 @@ async function checkScenario(s: Scenario, traced: (trace: () => Promise<string>)
   // On time: the first sync at once (unless a pause came first: then it waits for a resume, which
   // the checks below hold to), every next one by when it was due.
   const firstPause = events.findIndex((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'pause');
-  const firstSync = events.findIndex((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'syncCommunity');
+  const firstSync = events.findIndex(
+    (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'syncCommunity' || quickSyncOf(e),
+  );
   const pausedBeforeFirstSync = firstPause >= 0 && (firstSync < 0 || firstPause < firstSync);
   if (!pausedBeforeFirstSync) {
     expect(syncs.length, context()).toBeGreaterThan(0);
@@ -419,14 +435,18 @@ async function checkScenario(s: Scenario, traced: (trace: () => Promise<string>)
     ).toBeLessThanOrEqual(limit);
   }
   // No sync while paused: in the history (every run, in order), no sync is scheduled after a
-  // `pause` and before the next `resume`.
+  // `pause` and before the next `resume`. A quick sync started in the workflow task its marker
+  // completes: signals recorded while it ran came after it had started.
   let pausedInHistory = false;
+  let pausedAtTaskStart = false;
   const syncsWhilePaused: string[] = [];
   for (const e of events) {
     const signal = e.workflowExecutionSignaledEventAttributes?.signalName;
     if (signal === 'pause') pausedInHistory = true;
     if (signal === 'resume') pausedInHistory = false;
-    if (pausedInHistory && e.activityTaskScheduledEventAttributes?.activityType?.name === 'syncCommunity')
+    if (e.workflowTaskStartedEventAttributes) pausedAtTaskStart = pausedInHistory;
+    const scheduledPaused = e.activityTaskScheduledEventAttributes?.activityType?.name === 'syncCommunity' && pausedInHistory;
+    if (scheduledPaused || (quickSyncOf(e) && pausedAtTaskStart))
       syncsWhilePaused.push(`event ${String(e.eventId)} at +${rel(tsMs(e.eventTime))} ms`);
   }
   expect(syncsWhilePaused, `syncs scheduled while paused; ${context()}`).toEqual([]);
@@ -450,7 +470,7 @@ async function checkScenario(s: Scenario, traced: (trace: () => Promise<string>)
     return c;
   };
   const lastCompleted = events
-    .filter((e) => e.activityTaskCompletedEventAttributes)
+    .filter((e) => e.activityTaskCompletedEventAttributes || quickSyncOf(e)?.failed === false)
     .map((e) => tsMs(e.eventTime))
     .pop();
   const sawAll = lastCompleted === undefined ? undefined : syncs.filter((at) => at <= lastCompleted).pop();

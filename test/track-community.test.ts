@@ -175,6 +175,40 @@ describe('trackCommunity', () => {
     for (const f of faults) expect(fake.requestsFor(f.name, 'post/list')).toBeGreaterThanOrEqual(2);
   });
 
+  it('syncs after the first as a quick local activity; one meeting a server error or a slow answer hands over and succeeds', async () => {
+    fake.addCommunity('quick');
+    fake.addPosts('quick', 3);
+    const { row } = await track('quick', 3600);
+    await settled(row.ref);
+    const syncOnce = async (fault?: Parameters<FakeLemmy['fail']>[0]) => {
+      if (fault) fake.fail(fault, { community: 'quick', path: 'post/list' });
+      const [post] = fake.addPosts('quick', 1);
+      await requestRefresh(deps(), row);
+      await eventually(async () => (await storedIds(row.ref)).includes(post.id), 20_000, 50);
+    };
+    await syncOnce(); // quick
+    await syncOnce({ kind: 'status500' }); // handed over, then regular
+    await syncOnce({ kind: 'slow', delayMs: 8000 }); // ended by the stack's 2 s HTTP timeout: handed over
+    const status = await eventually(async () => {
+      const s = await queryStatus(deps(), row.ref);
+      return s?.syncs === 4 && s.state === 'waiting' ? s : undefined;
+    });
+    expect(status).toMatchObject({ lastError: null, consecutiveFailures: 0 });
+    const stored = await communityByRef(stack.storage.catalog, row.ref);
+    expect({ state: stored?.sync_state, error: stored?.last_error_code ?? null }).toEqual({ state: 'waiting', error: null });
+
+    // In the history: the first sync and the two handed over are regular activities; the three
+    // refreshes' first attempts are local activities (markers), two of them failed.
+    const events = (await stack.client.workflow.getHandle(workflowIdOf(row.ref)).fetchHistory()).events ?? [];
+    const regular = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'syncCommunity').length;
+    const quick = events
+      .map((e) => e.markerRecordedEventAttributes)
+      .filter((m) => m?.markerName === 'core_local_activity')
+      .map((m) => ({ data: JSON.parse(Buffer.from(m!.details!.data!.payloads![0].data!).toString('utf8')), failed: !!m!.failure }))
+      .filter((m) => m.data.activity_type === 'syncCommunity');
+    expect({ regular, quick: quick.map((q) => q.failed) }).toEqual({ regular: 3, quick: [false, true, true] });
+  }, 60_000);
+
   it('marks an unknown community not_found with a clear error and does not retry in a loop', async () => {
     const { row } = await track('nosuchcommunity', 3600);
     const status = await eventually(async () => {

@@ -10,7 +10,9 @@
 // (git ec78da1^, the one whose loop could spin), `v2-*` from its first rework (ec78da1..4db4106),
 // `v3-*` from the last fixed-interval version (before adaptive refresh, e0bb64a), `v4-*` from the
 // version that rolled over in the task a sync ended in (before the 'roll-over-in-own-task' patch,
-// bfa1fd8: a message arriving during that roll-over could be lost).
+// bfa1fd8: a message arriving during that roll-over could be lost), `v5-*` from the version whose
+// every sync was a regular activity (before the 'quick-sync-first' patch, 5293090). The current
+// `retried.json` also holds a quick attempt that hands its sync over to the regular activity.
 // `pause-*` (recorded with `-- --only pause`) exercise pause and resume: paused while waiting, a
 // refresh and an interval change while paused, resumed, paused mid-sync, a rollover while paused,
 // and a run started paused. The other histories never paused: they must replay unchanged, which
@@ -39,6 +41,7 @@ const EXPECTED = [
   'pause-run2.json',
   'pause-start.json',
   ...[...SCENARIOS, 'pause-run1.json', 'pause-run2.json', 'pause-start.json'].map((f) => `v4-${f}`),
+  ...[...SCENARIOS, 'pause-run1.json', 'pause-run2.json', 'pause-start.json'].map((f) => `v5-${f}`),
 ];
 
 function histories() {

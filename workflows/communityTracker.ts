@@ -177,6 +177,14 @@ export class CommunityTracker {
     this.status.nextSyncAt = null;
   }
 
+  /**
+   * Whether the next sync should take milliseconds: it has synced before (a first sync pages
+   * back) and the last sync succeeded (a failing source is retried as a regular activity at once).
+   */
+  get expectsQuickSync(): boolean {
+    return this.status.lastSyncAt !== null && this.status.lastError === null;
+  }
+
   /** The state the last sync attempt left (never 'syncing' or 'paused'): what the catalog records. */
   get outcome(): OutcomeState {
     return this.lastOutcome;

@@ -10,6 +10,7 @@ import {
   ApplicationFailure,
   condition,
   type ActivityOptions,
+  type LocalActivityOptions,
   continueAsNew,
   defineQuery,
   defineSignal,
@@ -24,6 +25,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
+import type { SyncInput, SyncSummary } from '../activities/sync.js';
 import { failureCode, isNotFoundFailure, PERMANENT_FAILURE_TYPES } from '../src/failures.js';
 import {
   CommunityTracker,
@@ -108,6 +110,18 @@ const SYNC_OPTIONS: ActivityOptions = {
   },
 };
 
+/**
+ * The quick attempt: most syncs take milliseconds (a request, a write), and as a local activity
+ * one runs inside the workflow task that the timer woke, recorded as one marker, instead of an
+ * activity task and a second workflow task (three events and a round trip through the server
+ * fewer). One that cannot finish in time (paging back, a budget wait, a slow or failing source)
+ * ends with HandedOver, and the regular activity (retries, heartbeats) runs the sync.
+ */
+const QUICK_SYNC_OPTIONS: LocalActivityOptions = {
+  startToCloseTimeout: '5 seconds',
+  retry: { maximumAttempts: 1 },
+};
+
 const SCHEDULE_OPTIONS: ActivityOptions = {
   startToCloseTimeout: '5 seconds',
   retry: { initialInterval: '1 second', maximumAttempts: 3 },
@@ -118,6 +132,8 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
   const adaptive = patched('adaptive-refresh');
   // Runs roll over (continue-as-new) in a task of their own, not in the one a sync ended in.
   const rollOverInOwnTask = patched('roll-over-in-own-task');
+  // Syncs that should be quick run as a local activity first (QUICK_SYNC_OPTIONS).
+  const quickFirst = patched('quick-sync-first');
   const tracker = new CommunityTracker(input, adaptive);
 
   setHandler(refreshSignal, () => tracker.requestRefresh());
@@ -150,6 +166,7 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
   setHandler(resumeSignal, () => void tracker.resume());
 
   const { syncCommunity } = proxyActivities<Activities>({ ...SYNC_OPTIONS, summary: `sync ${input.ref}` });
+  const { syncCommunity: syncQuickly } = proxyLocalActivities<Activities>({ ...QUICK_SYNC_OPTIONS, summary: `quick sync ${input.ref}` });
   const { recordSchedule } = proxyLocalActivities<Activities>(SCHEDULE_OPTIONS);
   const maxCycles = input.maxCyclesPerRun ?? MAX_CYCLES_PER_RUN;
 
@@ -236,12 +253,25 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
     }
   }
 
+  /** The quick attempt's summary, or undefined when it handed the sync over (or failed otherwise). */
+  async function quickSync(which: SyncInput): Promise<SyncSummary | undefined> {
+    try {
+      return await syncQuickly(which);
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      return undefined;
+    }
+  }
+
   /** One sync attempt (with the activity's retries). Returns false when the community was removed from the catalog. */
   async function sync(): Promise<boolean> {
     tracker.startSync();
     try {
       // Which community only: the activity reads everything else (interval, shard) from the catalog.
-      const summary = await syncCommunity({ ref: input.ref, instance: input.instance, name: input.name });
+      const which = { ref: input.ref, instance: input.instance, name: input.name };
+      const quick = quickFirst && tracker.expectsQuickSync ? await quickSync(which) : undefined;
+      const summary =
+        quick ?? (await syncCommunity(quickFirst && tracker.expectsQuickSync ? { ...which, afterQuickAttempt: true } : which));
       if (!summary.tracked) return false;
       tracker.syncSucceeded(summary);
     } catch (err) {

@@ -27,10 +27,11 @@ export class InstanceBudget {
   ) {}
 
   /**
-   * Reserves a slot and returns how long to wait for it. Refuses (BudgetExhaustedError) when the
-   * instance is booked further ahead than maxWaitMs, so a sync does not hold a worker slot waiting.
+   * Reserves a slot and returns how long to wait for it. Refuses (BudgetExhaustedError), taking
+   * no slot, when the instance is booked further ahead than maxWaitMs (or than `maxWaitMs` given,
+   * the time its caller has left), so a sync does not hold a worker slot waiting.
    */
-  async reserve(host: string): Promise<number> {
+  async reserve(host: string, maxWaitMs = this.opts.maxWaitMs): Promise<number> {
     // The slot spacing (ms): the host's override when it has one, else the default rate.
     const spacing = this.catalog`(1000.0 / coalesce(
       (select o.requests_per_second from instance_budget_overrides o where o.host = ${host}), ${this.opts.requestsPerSecond}::float8))`;
@@ -43,12 +44,12 @@ export class InstanceBudget {
       from (select set_config('synchronous_commit', 'off', true)) as durability
       on conflict (host) do update
         set next_slot = greatest(b.next_slot, clock_timestamp()) + ${spacing} * interval '1 millisecond'
-        where greatest(b.next_slot, clock_timestamp()) <= clock_timestamp() + ${this.opts.maxWaitMs} * interval '1 millisecond'
+        where greatest(b.next_slot, clock_timestamp()) <= clock_timestamp() + ${maxWaitMs} * interval '1 millisecond'
       returning greatest(0, extract(epoch from (b.next_slot - ${spacing} * interval '1 millisecond' - clock_timestamp())) * 1000)::float8 as wait_ms`;
     if (row) return row.wait_ms;
     const [booked] = await this.catalog<{ ahead_ms: number }[]>`
       select extract(epoch from (next_slot - clock_timestamp())) * 1000 as ahead_ms from instance_budget where host = ${host}`;
-    throw new BudgetExhaustedError(host, Math.max(1000, (booked?.ahead_ms ?? 0) - this.opts.maxWaitMs));
+    throw new BudgetExhaustedError(host, Math.max(1000, (booked?.ahead_ms ?? 0) - maxWaitMs));
   }
 
   /**

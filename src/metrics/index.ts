@@ -24,7 +24,7 @@ export const httpRequestDuration = new Histogram({
 
 export const syncsTotal = new Counter({
   name: 'lemmy_fetcher_syncs_total',
-  help: 'Sync attempts by source kind, outcome (ok, not_modified, failed, cancelled, untracked) and error type (none when ok)',
+  help: 'Sync attempts by source kind, outcome (ok, not_modified, failed, cancelled, untracked, handed_over) and error type (none when ok)',
   labelNames: ['kind', 'outcome', 'error_type'] as const,
   registers: [registry],
 });

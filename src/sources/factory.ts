@@ -6,6 +6,7 @@ import type { Config } from '../config.js';
 import type { Sql } from '../db/pool.js';
 import { BudgetExhaustedError, InstanceBudget } from '../db/instance-budget.js';
 import { instanceBudgetRefusals, instanceBudgetWait, instanceRateLimited } from '../metrics/index.js';
+import { timeLeft } from '../net/deadline.js';
 import { SourceHttp } from './http.js';
 import { createSources, type Sources } from './registry.js';
 
@@ -21,9 +22,11 @@ export function createSourceHttp(config: Config, catalog: Sql): SourceHttp {
     maxBytes: config.HTTP_MAX_BYTES,
     allowPrivate: config.ALLOW_PRIVATE_INSTANCES,
     // The caller's signal ends the wait (an activity cancelled or out of time); an activity
-    // heartbeats on its own while it waits.
+    // heartbeats on its own while it waits. A caller with a deadline takes no slot it could not wait for.
     beforeRequest: async (host, signal) => {
-      const waitMs = await budget.reserve(host).catch((err: unknown) => {
+      const left = timeLeft(signal);
+      const maxWaitMs = left === undefined ? undefined : Math.min(left, config.INSTANCE_BUDGET_MAX_WAIT_SECONDS * 1000);
+      const waitMs = await budget.reserve(host, maxWaitMs).catch((err: unknown) => {
         if (err instanceof BudgetExhaustedError) instanceBudgetRefusals.inc({ host });
         throw err;
       });
