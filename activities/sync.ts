@@ -122,8 +122,11 @@ export function createSyncActivity(deps: SyncDeps) {
     // Every request and budget wait stops when the activity is cancelled (the workflow was
     // cancelled, or the heartbeat timed out) or just before its start-to-close timeout: a
     // timed-out attempt must not run on beside its retry. The budget reads the deadline too.
-    const budgetMs = Math.max(quick ? 100 : 1000, ctx.info.startToCloseTimeoutMs - (quick ? QUICK_DEADLINE_MARGIN_MS : DEADLINE_MARGIN_MS));
-    const signal = withDeadline(AbortSignal.any([ctx.cancellationSignal, AbortSignal.timeout(budgetMs)]), Date.now() + budgetMs);
+    const ownTimeMs = Math.max(
+      quick ? 100 : 1000,
+      ctx.info.startToCloseTimeoutMs - (quick ? QUICK_DEADLINE_MARGIN_MS : DEADLINE_MARGIN_MS),
+    );
+    const signal = withDeadline(AbortSignal.any([ctx.cancellationSignal, AbortSignal.timeout(ownTimeMs)]), Date.now() + ownTimeMs);
     const untracked: SyncSummary = { tracked: false, fetched: 0, inserted: 0, updated: 0, pages: 0, postsStored: 0 };
     const started = performance.now();
     const row = await communityByRef(catalog, input.ref);

@@ -18,6 +18,7 @@ import { liveStatus, startTracking } from '../src/tracking.js';
 import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { quickSyncOf } from '../test/support/history.js';
 import { checkoutOf, flag, hasFlag, startBenchEnv } from './support/env.js';
 import { profileNotes, summarizeCpuProfile } from './support/profile.js';
 import { ProcMonitor, treeCpuSeconds, treeRssBytes } from './support/proc.js';
@@ -30,17 +31,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const LEVERS: Record<string, Record<string, unknown>> = {
   eager: { 'system.enableActivityEagerExecution': false },
 };
-
-/** A local activity's marker of the sync (the workflow's quick attempt). */
-function isQuickSync(
-  m:
-    | { markerName?: string | null; details?: Record<string, { payloads?: { data?: Uint8Array | null }[] | null }> | null }
-    | null
-    | undefined,
-): boolean {
-  const data = m?.markerName === 'core_local_activity' ? m.details?.data?.payloads?.[0]?.data : undefined;
-  return !!data && (JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type?: string }).activity_type === 'syncCommunity';
-}
 
 /** One configuration measured: the shipped one, one lever off, or an earlier revision's worker. */
 interface Variant {
@@ -212,7 +202,7 @@ async function runOne(
           taskStartedAt = at;
         } else if (type === '11' || type === 'EVENT_TYPE_ACTIVITY_TASK_STARTED') {
           lagFrom(at);
-        } else if (isQuickSync(e.markerRecordedEventAttributes)) {
+        } else if (quickSyncOf(e.markerRecordedEventAttributes)) {
           lagFrom(taskStartedAt);
         }
       }

@@ -53,6 +53,7 @@ import {
 } from '../workflows/trackCommunity.js';
 import { FakeLemmy } from './fake-lemmy.js';
 import { createStack, eventually, type Stack } from './support/stack.js';
+import { quickSyncOf } from './support/history.js';
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 4);
 const SEED = Number(process.env.PROPERTY_SEED ?? 20261123);
@@ -234,17 +235,7 @@ async function historyOfAllRuns(handle: WorkflowHandle): Promise<HistoryEvent[]>
 // how Temporal works, not a failure of the workflow. Every other cause is a defect.
 const UNHANDLED_COMMAND = 1;
 
-/**
- * A sync that ran as a local activity (the quick attempt): its marker, recorded when the workflow
- * task that ran it completed. `failed`: it handed the sync over to the regular activity.
- */
-function quickSyncOf(e: HistoryEvent): { failed: boolean } | undefined {
-  const m = e.markerRecordedEventAttributes;
-  if (m?.markerName !== 'core_local_activity') return undefined;
-  const data = m.details?.data?.payloads?.[0]?.data;
-  const type = data ? (JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type?: string }).activity_type : undefined;
-  return type === 'syncCommunity' ? { failed: !!m.failure } : undefined;
-}
+const quickLabel = (q: { failed: boolean } | undefined) => (q ? `quick syncCommunity${q.failed ? ' (handed over)' : ''}` : undefined);
 
 /** The workflow's history, one line per event (every run), for a failure's report. */
 async function historyTrace(handle: WorkflowHandle, started: number): Promise<string> {
@@ -256,7 +247,7 @@ async function historyTrace(handle: WorkflowHandle, started: number): Promise<st
         e.workflowExecutionSignaledEventAttributes?.signalName ??
         e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name ??
         e.activityTaskScheduledEventAttributes?.activityType?.name ??
-        (quickSyncOf(e) ? `quick syncCommunity${quickSyncOf(e)!.failed ? ' (handed over)' : ''}` : undefined) ??
+        quickLabel(quickSyncOf(e.markerRecordedEventAttributes)) ??
         (e.workflowTaskFailedEventAttributes ? `cause ${String(e.workflowTaskFailedEventAttributes.cause)}` : '');
       return `  +${tsMs(e.eventTime) - started} ms ${String(e.eventId)} ${type} ${detail}`;
     })
@@ -400,7 +391,7 @@ async function checkScenario(s: Scenario, traced: (trace: () => Promise<string>)
         e.activityTaskFailedEventAttributes ||
         e.activityTaskTimedOutEventAttributes ||
         e.activityTaskCanceledEventAttributes ||
-        quickSyncOf(e)?.failed === false,
+        quickSyncOf(e.markerRecordedEventAttributes)?.failed === false,
     )
     .map((e) => tsMs(e.eventTime));
   const context = () =>
@@ -417,7 +408,7 @@ async function checkScenario(s: Scenario, traced: (trace: () => Promise<string>)
   // the checks below hold to), every next one by when it was due.
   const firstPause = events.findIndex((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'pause');
   const firstSync = events.findIndex(
-    (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'syncCommunity' || quickSyncOf(e),
+    (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'syncCommunity' || quickSyncOf(e.markerRecordedEventAttributes),
   );
   const pausedBeforeFirstSync = firstPause >= 0 && (firstSync < 0 || firstPause < firstSync);
   if (!pausedBeforeFirstSync) {
@@ -446,7 +437,7 @@ async function checkScenario(s: Scenario, traced: (trace: () => Promise<string>)
     if (signal === 'resume') pausedInHistory = false;
     if (e.workflowTaskStartedEventAttributes) pausedAtTaskStart = pausedInHistory;
     const scheduledPaused = e.activityTaskScheduledEventAttributes?.activityType?.name === 'syncCommunity' && pausedInHistory;
-    if (scheduledPaused || (quickSyncOf(e) && pausedAtTaskStart))
+    if (scheduledPaused || (quickSyncOf(e.markerRecordedEventAttributes) && pausedAtTaskStart))
       syncsWhilePaused.push(`event ${String(e.eventId)} at +${rel(tsMs(e.eventTime))} ms`);
   }
   expect(syncsWhilePaused, `syncs scheduled while paused; ${context()}`).toEqual([]);
@@ -470,7 +461,7 @@ async function checkScenario(s: Scenario, traced: (trace: () => Promise<string>)
     return c;
   };
   const lastCompleted = events
-    .filter((e) => e.activityTaskCompletedEventAttributes || quickSyncOf(e)?.failed === false)
+    .filter((e) => e.activityTaskCompletedEventAttributes || quickSyncOf(e.markerRecordedEventAttributes)?.failed === false)
     .map((e) => tsMs(e.eventTime))
     .pop();
   const sawAll = lastCompleted === undefined ? undefined : syncs.filter((at) => at <= lastCompleted).pop();

@@ -18,6 +18,7 @@ import {
   type CommunityStatus,
 } from '../workflows/trackCommunity.js';
 import { FakeLemmy } from './fake-lemmy.js';
+import { quickSyncOf } from './support/history.js';
 import { createStack, eventually, type Stack, queryStatus } from './support/stack.js';
 
 let stack: Stack;
@@ -201,11 +202,7 @@ describe('trackCommunity', () => {
     // refreshes' first attempts are local activities (markers), two of them failed.
     const events = (await stack.client.workflow.getHandle(workflowIdOf(row.ref)).fetchHistory()).events ?? [];
     const regular = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'syncCommunity').length;
-    const quick = events
-      .map((e) => e.markerRecordedEventAttributes)
-      .filter((m) => m?.markerName === 'core_local_activity')
-      .map((m) => ({ data: JSON.parse(Buffer.from(m!.details!.data!.payloads![0].data!).toString('utf8')), failed: !!m!.failure }))
-      .filter((m) => m.data.activity_type === 'syncCommunity');
+    const quick = events.map((e) => quickSyncOf(e.markerRecordedEventAttributes)).filter((q) => q !== undefined);
     expect({ regular, quick: quick.map((q) => q.failed) }).toEqual({ regular: 3, quick: [false, true, true] });
   }, 60_000);
 

@@ -269,9 +269,9 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
     try {
       // Which community only: the activity reads everything else (interval, shard) from the catalog.
       const which = { ref: input.ref, instance: input.instance, name: input.name };
-      const quick = quickFirst && tracker.expectsQuickSync ? await quickSync(which) : undefined;
-      const summary =
-        quick ?? (await syncCommunity(quickFirst && tracker.expectsQuickSync ? { ...which, afterQuickAttempt: true } : which));
+      const triesQuick = quickFirst && tracker.expectsQuickSync;
+      const quick = triesQuick ? await quickSync(which) : undefined;
+      const summary = quick ?? (await syncCommunity(triesQuick ? { ...which, afterQuickAttempt: true } : which));
       if (!summary.tracked) return false;
       tracker.syncSucceeded(summary);
     } catch (err) {

@@ -28,10 +28,12 @@ export class InstanceBudget {
 
   /**
    * Reserves a slot and returns how long to wait for it. Refuses (BudgetExhaustedError), taking
-   * no slot, when the instance is booked further ahead than maxWaitMs (or than `maxWaitMs` given,
-   * the time its caller has left), so a sync does not hold a worker slot waiting.
+   * no slot, when the instance is booked further ahead than maxWaitMs, or than `timeLeftMs` (the
+   * time its caller has left), so a sync neither holds a worker slot waiting nor books a slot it
+   * would leave unused.
    */
-  async reserve(host: string, maxWaitMs = this.opts.maxWaitMs): Promise<number> {
+  async reserve(host: string, timeLeftMs?: number): Promise<number> {
+    const maxWaitMs = Math.min(this.opts.maxWaitMs, timeLeftMs ?? Number.POSITIVE_INFINITY);
     // The slot spacing (ms): the host's override when it has one, else the default rate.
     const spacing = this.catalog`(1000.0 / coalesce(
       (select o.requests_per_second from instance_budget_overrides o where o.host = ${host}), ${this.opts.requestsPerSecond}::float8))`;

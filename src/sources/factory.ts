@@ -24,9 +24,7 @@ export function createSourceHttp(config: Config, catalog: Sql): SourceHttp {
     // The caller's signal ends the wait (an activity cancelled or out of time); an activity
     // heartbeats on its own while it waits. A caller with a deadline takes no slot it could not wait for.
     beforeRequest: async (host, signal) => {
-      const left = timeLeft(signal);
-      const maxWaitMs = left === undefined ? undefined : Math.min(left, config.INSTANCE_BUDGET_MAX_WAIT_SECONDS * 1000);
-      const waitMs = await budget.reserve(host, maxWaitMs).catch((err: unknown) => {
+      const waitMs = await budget.reserve(host, timeLeft(signal)).catch((err: unknown) => {
         if (err instanceof BudgetExhaustedError) instanceBudgetRefusals.inc({ host });
         throw err;
       });

@@ -26,3 +26,20 @@ export async function failedWorkflowTasks(handle: WorkflowHandle): Promise<strin
   }
   return failures;
 }
+
+/** A recorded marker, as `fetchHistory()` gives its attributes. */
+interface MarkerAttributes {
+  markerName?: string | null;
+  details?: Record<string, { payloads?: { data?: Uint8Array | null }[] | null }> | null;
+  failure?: unknown;
+}
+
+/**
+ * The sync that ran as a local activity (the workflow's quick attempt) which this marker records,
+ * or undefined for any other marker. `failed`: it handed the sync over to the regular activity.
+ */
+export function quickSyncOf(m: MarkerAttributes | null | undefined): { failed: boolean } | undefined {
+  const data = m?.markerName === 'core_local_activity' ? m.details?.data?.payloads?.[0]?.data : undefined;
+  const type = data ? (JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type?: string }).activity_type : undefined;
+  return type === 'syncCommunity' ? { failed: !!m!.failure } : undefined;
+}
