@@ -125,27 +125,27 @@ async function cached(s: Services, cache: ResponseCache, c: Context, next: () =>
     });
   }
   // The page's JSON text as the route serializes it (c.json): kept here, so that a miss neither
-  // reads the answer's body back as a stream nor parses it again.
-  let filled: { text: string; value: unknown } | undefined;
+  // reads the answer's body back as a stream nor parses it again. It is tagged before the answer
+  // is made, so Hono makes the answer once, headers and all, and @hono/node-server writes it the
+  // quick way (a copied Response went the slow way).
+  let filled: { text: string; value: unknown; etag: string } | undefined;
   c.json = ((value: unknown, arg?: unknown, headers?: unknown) => {
-    filled = { text: JSON.stringify(value), value };
+    const text = JSON.stringify(value);
+    const status = typeof arg === 'number' ? arg : ((arg as ResponseInit | undefined)?.status ?? 200);
+    if (status === 200) {
+      filled = { text, value, etag: `"${hash('sha1', text, 'hex')}"` }; // one call, no Hash object per answer
+      c.header('ETag', filled.etag);
+      c.header('X-Cache', 'miss');
+    }
     c.header('Content-Type', 'application/json');
-    return (c.body as (data: string, arg?: unknown, headers?: unknown) => Response)(filled.text, arg, headers);
+    return (c.body as (data: string, arg?: unknown, headers?: unknown) => Response)(text, arg, headers);
   }) as typeof c.json;
   await next();
   const res = c.res;
   const contentType = res.headers.get('content-type') ?? '';
   if (res.status !== 200 || !filled || !contentType.startsWith('application/json')) return;
-  const tagValue = `"${hash('sha1', filled.text, 'hex')}"`; // one call, no Hash object per answer
   // A merged page that missed a node is not the page: answered, not kept.
   const partial = communityId === undefined && (filled.value as { partial?: boolean }).partial === true;
   if (!partial && cache.usable())
-    cache.put(key, { body: filled.text, etag: tagValue, contentType, communityId }, since, { admitOnSecond: before !== '' });
-  const headers = new Headers(res.headers);
-  headers.set('ETag', tagValue);
-  headers.set('X-Cache', 'miss');
-  // Assigned over an existing answer, Hono copies it into one with a streamed body, which
-  // @hono/node-server writes the slow way; cleared first, the text is written at once.
-  c.res = undefined;
-  c.res = new Response(filled.text, { status: 200, headers });
+    cache.put(key, { body: filled.text, etag: filled.etag, contentType, communityId }, since, { admitOnSecond: before !== '' });
 }

@@ -19,6 +19,7 @@ import {
   resumeSignal,
   setRefreshPolicySignal,
   statusQuery,
+  SYNCS_PER_RUN,
   trackCommunity,
   workflowIdOf,
   type CommunityStatus,
@@ -73,6 +74,7 @@ function startWorkflow(deps: TrackingDeps, row: CommunityRow, fresh = false) {
         name: row.name,
         refreshSeconds: row.refresh_seconds,
         policy: policyOf(row),
+        maxCyclesPerRun: SYNCS_PER_RUN,
         // A paused row's workflow starts paused (e.g. restarted by a refresh after it was terminated).
         ...(row.paused_at ? { paused: true } : {}),
       },

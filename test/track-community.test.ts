@@ -7,7 +7,7 @@ import { communityByRef } from '../src/db/communities.js';
 import { countPosts } from '../src/db/posts.js';
 import { logicalShardOf } from '../src/db/sharding/router.js';
 import { normalizeInstance } from '../src/sources/lemmy/refs.js';
-import { workflowIdOf } from '../workflows/trackCommunity.js';
+import { SYNCS_PER_RUN, workflowIdOf } from '../workflows/trackCommunity.js';
 import { requestRefresh, startTracking, stopTracking } from '../src/tracking.js';
 import {
   refreshSignal,
@@ -295,6 +295,37 @@ describe('trackCommunity', () => {
     const status = (await queryStatus(deps(), row.ref))!;
     expect(status.syncs).toBeGreaterThanOrEqual(2);
     expect(status.state).toBe('waiting');
+  });
+
+  it(`rolls a tracked community's run over after ${SYNCS_PER_RUN} syncs, so a workflow out of the worker's cache replays a short history`, async () => {
+    fake.addCommunity('short-runs');
+    fake.addPosts('short-runs', 1);
+    const { row } = await track('short-runs', 3600);
+    const handle = stack.client.workflow.getHandle(workflowIdOf(row.ref));
+    await eventually(async () => (await queryStatus(deps(), row.ref))?.syncs === 1);
+    const firstRunId = (await handle.describe()).runId;
+    const added: number[] = [];
+    for (let k = 2; k <= SYNCS_PER_RUN + 1; k++) {
+      added.push(fake.addPosts('short-runs', 1)[0].id);
+      await handle.signal(refreshSignal);
+      await eventually(async () => (await queryStatus(deps(), row.ref))?.syncs === k, 10_000, 20);
+    }
+    const firstRun = await stack.client.workflow.getHandle(workflowIdOf(row.ref), firstRunId).fetchHistory();
+    const events = firstRun.events ?? [];
+    const syncs = events.filter(
+      (e) => e.activityTaskCompletedEventAttributes || quickSyncOf(e.markerRecordedEventAttributes)?.failed === false,
+    );
+    expect(syncs).toHaveLength(SYNCS_PER_RUN);
+    expect(events.at(-1)?.workflowExecutionContinuedAsNewEventAttributes).toBeTruthy();
+    // The next run carries the bound (its input names it) and everything the first knew.
+    const next = await handle.fetchHistory();
+    const input = JSON.parse(
+      Buffer.from(next.events![0].workflowExecutionStartedEventAttributes!.input!.payloads![0].data!).toString('utf8'),
+    );
+    expect(input.maxCyclesPerRun).toBe(SYNCS_PER_RUN);
+    const status = (await queryStatus(deps(), row.ref))!;
+    expect(status).toMatchObject({ syncs: SYNCS_PER_RUN + 1, lastError: null });
+    expect(await storedIds(row.ref)).toEqual(expect.arrayContaining(added));
   });
 });
 

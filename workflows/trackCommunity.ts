@@ -86,8 +86,16 @@ export function policyChangeProblem(change: RefreshPolicyChange): string | undef
   return refreshPolicyProblem(change) ?? (change?.refreshSeconds === undefined ? undefined : refreshSecondsProblem(change.refreshSeconds));
 }
 
-/** Bound on sync cycles per run, in case the server never suggests continue-as-new. */
+/** Sync cycles per run of a run whose input names none (started before SYNCS_PER_RUN): it replays as recorded. */
 export const MAX_CYCLES_PER_RUN = 200;
+
+/**
+ * Sync cycles per run for runs started, or continued, from now on (their input names it). A
+ * workflow evicted from the worker's sticky cache replays its run before its next sync, so a
+ * short run keeps that replay cheap: ~150 events at most instead of ~1,400, for ~10 events each
+ * new run costs. bench/RESULTS.md ("Replay of an evicted workflow") has the numbers.
+ */
+export const SYNCS_PER_RUN = 20;
 
 export function workflowIdOf(ref: string): string {
   return `community:${ref}`;
@@ -226,6 +234,7 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
     await condition(allHandlersFinished);
     return continueAsNew<typeof trackCommunity>({
       ...input,
+      maxCyclesPerRun: input.maxCyclesPerRun ?? SYNCS_PER_RUN,
       refreshSeconds: adaptive ? tracker.fixedSeconds : tracker.refreshSeconds,
       ...(adaptive ? { policy: tracker.policy } : {}),
       carried: tracker.carry(),

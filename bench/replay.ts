@@ -1,0 +1,143 @@
+// `npm run bench -- replay [--syncs 200] [--rounds 30] [--save history.json] [--no-append]`
+// What a worker pays to replay a trackCommunity run it no longer holds in its sticky cache (more
+// communities than WORKER_MAX_CACHED_WORKFLOWS): before its next sync, an evicted workflow replays
+// its current run's history. Records one real run of `--syncs` syncs (a refresh signal each, as a
+// timer would wake it: quick syncs), then replays its history cut after k syncs, `--rounds` times
+// each, through one replay worker in this process (the worker's workflow code, bundled), and
+// reports CPU per replay by the run's age. Runs roll over every SYNCS_PER_RUN syncs (before:
+// MAX_CYCLES_PER_RUN); an evicted workflow is on average half way through its run.
+import type { temporal } from '@temporalio/proto';
+import { Worker } from '@temporalio/worker';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { insertCommunity } from '../src/db/communities.js';
+import { logicalShardOf } from '../src/db/sharding/router.js';
+import { normalizeInstance } from '../src/sources/lemmy/refs.js';
+import { quickSyncOf } from '../test/support/history.js';
+import {
+  MAX_CYCLES_PER_RUN,
+  refreshSignal,
+  statusQuery,
+  SYNCS_PER_RUN,
+  trackCommunity,
+  workflowIdOf,
+} from '../workflows/trackCommunity.js';
+import { flag, hasFlag, startBenchEnv } from './support/env.js';
+import { appendResults } from './support/results.js';
+import { fmt, table } from './support/stats.js';
+
+type History = temporal.api.history.v1.IHistory;
+type Event = temporal.api.history.v1.IHistoryEvent;
+const EventType = { WorkflowTaskCompleted: 7, ActivityTaskCompleted: 12, MarkerRecorded: 25 } as const;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const log = (line: string) => process.stderr.write(`[replay] ${line}\n`);
+
+/** The history up to the workflow task that completed after its k-th sync (k = 0: the run's start). */
+function cutAfterSyncs(events: Event[], k: number): Event[] | undefined {
+  let syncs = 0;
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i];
+    const type = Number(e.eventType);
+    if (
+      type === EventType.ActivityTaskCompleted ||
+      (type === EventType.MarkerRecorded && quickSyncOf(e.markerRecordedEventAttributes)?.failed === false)
+    )
+      syncs++;
+    if (syncs >= k && type === EventType.WorkflowTaskCompleted) return events.slice(0, i + 1);
+  }
+  return undefined;
+}
+
+export async function run(argv: string[]): Promise<void> {
+  const total = flag(argv, 'syncs', MAX_CYCLES_PER_RUN);
+  const rounds = flag(argv, 'rounds', 30);
+  const be = await startBenchEnv({ env: { INSTANCE_REQUESTS_PER_SECOND: '1000' } });
+  try {
+    const [fake] = await be.startFakes(1);
+    await be.startWorker();
+    const { instance, host } = normalizeInstance(fake.url);
+    fake.addCommunity('replay');
+    fake.addPosts('replay', 5);
+    const ref = `replay@${host}`;
+    await insertCommunity(be.storage.catalog, { ref, instance, host, name: 'replay', refreshSeconds: 3600, shard: logicalShardOf(ref) });
+    // One long run: it never rolls over while recorded.
+    const handle = await be.client.workflow.start(trackCommunity, {
+      workflowId: workflowIdOf(ref),
+      taskQueue: be.config.TEMPORAL_TASK_QUEUE,
+      args: [{ ref, instance, name: 'replay', refreshSeconds: 3600, maxCyclesPerRun: total + 10 }],
+    });
+    const lastSync = async () => (await handle.query(statusQuery)).lastSyncAt;
+    const waitForSyncAfter = async (previous: string | null) => {
+      const end = Date.now() + 30_000;
+      for (;;) {
+        const now = await lastSync().catch(() => previous);
+        if (now && now !== previous) return now;
+        if (Date.now() > end) throw new Error('a sync did not finish within 30 s');
+        await sleep(20);
+      }
+    };
+    let last = await waitForSyncAfter(null);
+    // One more than the longest cut: a cut ends at the workflow task after its last sync.
+    for (let i = 1; i <= total; i++) {
+      fake.addPosts('replay', 1);
+      await handle.signal(refreshSignal);
+      last = await waitForSyncAfter(last);
+      if ((i + 1) % 50 === 0) log(`${i + 1}/${total} syncs recorded`);
+    }
+    const history: History = await handle.fetchHistory();
+    const events = history.events ?? [];
+    const save = flag(argv, 'save', '');
+    if (save) writeFileSync(save, historyToJSON(history));
+    await handle.terminate('bench: recorded');
+
+    const code = readFileSync(be.env.WORKFLOW_BUNDLE_PATH, 'utf8');
+    const ages = [...new Set([1, SYNCS_PER_RUN / 2, SYNCS_PER_RUN, MAX_CYCLES_PER_RUN / 2, MAX_CYCLES_PER_RUN].filter((k) => k <= total))];
+    // Warm the replayer (bundle load, V8 compilation) before anything is timed.
+    await replay(code, events, 10, 'warm-up');
+    const rows: { syncs: number; events: number; ms: number }[] = [];
+    for (const k of ages) {
+      const cut = cutAfterSyncs(events, k);
+      if (!cut) continue;
+      const ms = await replay(code, cut, rounds, `age-${k}`);
+      rows.push({ syncs: k, events: cut.length, ms });
+      log(`after ${k} syncs: ${cut.length} events, ${ms.toFixed(2)} CPU-ms per replay`);
+    }
+    const at = (k: number) => rows.find((r) => r.syncs === k);
+    const before = at(MAX_CYCLES_PER_RUN / 2);
+    const after = at(SYNCS_PER_RUN / 2);
+    const md = table(
+      ['run age (syncs)', 'history events', 'CPU ms per replay', 'µs per event'],
+      rows.map((r) => [r.syncs, r.events, fmt(r.ms, 2), fmt((r.ms * 1000) / r.events, 1)]),
+    );
+    const summary =
+      before && after
+        ? `replay of an evicted workflow half way through its run: ${MAX_CYCLES_PER_RUN} syncs per run (before) ${fmt(before.ms, 2)} CPU-ms → ${SYNCS_PER_RUN} syncs per run (after) ${fmt(after.ms, 2)} CPU-ms`
+        : '';
+    process.stdout.write(`\n${md}\n${summary}\n`);
+    if (!hasFlag(argv, 'no-append')) {
+      appendResults('Replay of an evicted workflow (`npm run bench -- replay`)', md, {
+        command: `npm run bench -- replay ${argv.join(' ')}`.trim(),
+        notes: [
+          `one trackCommunity run of ${total} syncs (a refresh signal each, quick syncs, a new post each) on the file-backed dev server, its history cut after the workflow task that followed the k-th sync, replayed ${rounds} times per cut by one replay worker in this process (Worker.runReplayHistories, the worker's bundle); CPU = this process's user + system time per replay, after a warm-up`,
+          'a workflow evicted from the sticky cache replays its run before its next sync; on average it is half way through its run',
+          ...(summary ? [summary] : []),
+        ],
+      });
+    }
+  } finally {
+    await be.close();
+  }
+}
+
+/** CPU ms per replay of these events, `times` times through one replay worker. */
+async function replay(code: string, events: Event[], times: number, name: string): Promise<number> {
+  async function* histories() {
+    for (let i = 0; i < times; i++) yield { workflowId: `${name}-${i}`, history: { events } };
+  }
+  const cpu0 = process.cpuUsage();
+  for await (const r of Worker.runReplayHistories({ workflowBundle: { code }, replayName: name }, histories())) {
+    if (r.error) throw new Error(`replay failed: ${r.error.message}`);
+  }
+  const cpu = process.cpuUsage(cpu0);
+  return (cpu.user + cpu.system) / 1000 / times;
+}
