@@ -92,7 +92,7 @@ export const MAX_CYCLES_PER_RUN = 200;
 /**
  * Sync cycles per run for runs started, or continued, from now on (their input names it). A
  * workflow evicted from the worker's sticky cache replays its run before its next sync, so a
- * short run keeps that replay cheap: ~150 events at most instead of ~1,400, for ~10 events each
+ * short run keeps that replay cheap: ~175 events at most instead of ~1,650, for ~10 events each
  * new run costs. bench/RESULTS.md ("Replay of an evicted workflow") has the numbers.
  */
 export const SYNCS_PER_RUN = 20;
