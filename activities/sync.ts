@@ -50,6 +50,12 @@ export interface SyncSummary {
   sampleRatePerHour?: number;
   /** The source asks not to be asked again sooner (seconds). */
   minIntervalSeconds?: number;
+  /**
+   * When the sync was saved, as the catalog holds it (absent in results recorded before): the
+   * workflow shows this lastSyncAt and counts the interval from it, so that lists never see the
+   * catalog's time and then the workflow's a moment later.
+   */
+  syncedAt?: string;
 }
 
 export interface SyncDeps {
@@ -194,6 +200,7 @@ export function createSyncActivity(deps: SyncDeps) {
         updated,
         pages: requests,
         postsStored: saved.postsStored,
+        syncedAt: saved.syncedAt,
         ...(fetched.notModified ? { notModified: true } : {}),
         ...(sampleRate !== undefined ? { sampleRatePerHour: sampleRate } : {}),
         ...(fetched.minIntervalSeconds ? { minIntervalSeconds: fetched.minIntervalSeconds } : {}),

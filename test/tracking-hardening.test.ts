@@ -42,6 +42,13 @@ describe('tracking: catalog status after a PATCH', () => {
       return c?.status.state === 'waiting' ? c : undefined;
     }, 20_000);
     expect(Date.parse(synced.status.nextSyncAt) - Date.parse(synced.status.lastSyncAt)).toBe(3600_000);
+    // One time for the sync: the workflow shows the one the sync saved, so the list, written by
+    // the sync and then by the workflow, never shows one time and then another.
+    const asked = (await call(app, 'GET', `/api/communities/${added.json.id}`)).json.status;
+    expect(asked.lastSyncAt).toBe(synced.status.lastSyncAt);
+    expect(Date.parse(asked.nextSyncAt) - Date.parse(asked.lastSyncAt)).toBe(3600_000);
+    await new Promise((r) => setTimeout(r, 300)); // the workflow's own write of the schedule lands
+    expect((await listed('interval')).status).toMatchObject({ lastSyncAt: synced.status.lastSyncAt, nextSyncAt: synced.status.nextSyncAt });
 
     const patched = await call(app, 'PATCH', `/api/communities/${added.json.id}`, { refreshSeconds: 600 });
     expect(patched.status).toBe(200);

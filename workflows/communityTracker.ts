@@ -120,6 +120,8 @@ export class CommunityTracker {
   private inSync = false;
   /** What the last sync attempt left (the catalog's sync state); kept while paused. */
   private lastOutcome: OutcomeState;
+  /** When the sync that just succeeded was saved (ISO, the catalog's time); until startWaiting. */
+  private syncedAt: string | undefined;
 
   /**
    * `adaptive`: the rules of policies, back-off and dormancy apply. False only while replaying
@@ -287,7 +289,8 @@ export class CommunityTracker {
       this.hintSeconds = summary.minIntervalSeconds;
     }
     this.status.syncs += 1;
-    this.status.lastSyncAt = iso(Date.now());
+    this.status.lastSyncAt = summary.syncedAt ?? iso(Date.now());
+    this.syncedAt = summary.syncedAt;
     this.status.lastError = null;
     this.status.postsStored = summary.postsStored;
     this.status.state = 'waiting';
@@ -305,11 +308,15 @@ export class CommunityTracker {
     this.lastOutcome = this.status.state as OutcomeState;
   }
 
-  /** After a sync attempt, failed or not: the interval starts again from now. */
+  /**
+   * After a sync attempt, failed or not: the interval starts again, from when a successful sync
+   * was saved (the catalog's time, which lists show) or else from now.
+   */
   startWaiting(): void {
     this.cycles += 1;
     this.inSync = false;
-    this.waitStartedAt = Date.now();
+    this.waitStartedAt = this.syncedAt !== undefined ? Math.min(Date.parse(this.syncedAt), Date.now()) : Date.now();
+    this.syncedAt = undefined;
     if (this.status.state === 'syncing') this.status.state = 'waiting';
     if (this.adaptive) this.planInterval();
     this.status.nextSyncAt = iso(this.dueAt);

@@ -167,9 +167,14 @@ export interface SyncOutcome {
 }
 
 /** A successful sync: metadata (when fetched), the adapter's state and the list's status, in one statement. */
-export async function saveSyncSuccess(sql: Sql, id: number, o: SyncOutcome): Promise<{ postsStored: number } | undefined> {
+/** `syncedAt`: the sync's time as written (last_update), which the workflow then shows and counts its wait from. */
+export async function saveSyncSuccess(
+  sql: Sql,
+  id: number,
+  o: SyncOutcome,
+): Promise<{ postsStored: number; syncedAt: string } | undefined> {
   const m = o.metadata;
-  const [row] = await sql<{ posts_stored: number }[]>`
+  const [row] = await sql<{ posts_stored: number; last_update: Date }[]>`
     update communities set
       ${
         m
@@ -183,8 +188,8 @@ export async function saveSyncSuccess(sql: Sql, id: number, o: SyncOutcome): Pro
       next_sync_at = now() + coalesce(interval_seconds, refresh_seconds) * interval '1 second', syncs = syncs + 1,
       posts_stored = posts_stored + ${o.inserted}, updated_at = now()
     where id = ${id}
-    returning posts_stored`;
-  return row ? { postsStored: row.posts_stored } : undefined;
+    returning posts_stored, last_update`;
+  return row ? { postsStored: row.posts_stored, syncedAt: row.last_update.toISOString() } : undefined;
 }
 
 /**
