@@ -4,8 +4,10 @@
 // its current run's history. Records one real run of `--syncs` syncs (a refresh signal each, as a
 // timer would wake it: quick syncs), then replays its history cut after k syncs, `--rounds` times
 // each, through one replay worker in this process (the worker's workflow code, bundled), and
-// reports CPU per replay by the run's age. Runs roll over every SYNCS_PER_RUN syncs (before:
-// MAX_CYCLES_PER_RUN); an evicted workflow is on average half way through its run.
+// reports CPU per replay by the run's age, with the bundle as the worker runs it
+// (WORKER_WORKFLOW_STACK_FRAMES) and with V8's default stack depth. Runs roll over every
+// SYNCS_PER_RUN syncs (before: MAX_CYCLES_PER_RUN); an evicted workflow is on average half way
+// through its run.
 import type { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
@@ -22,6 +24,7 @@ import {
   trackCommunity,
   workflowIdOf,
 } from '../workflows/trackCommunity.js';
+import { withWorkflowStackFrames } from '../src/worker-runtime.js';
 import { flag, hasFlag, startBenchEnv } from './support/env.js';
 import { appendResults } from './support/results.js';
 import { fmt, table } from './support/stats.js';
@@ -90,28 +93,38 @@ export async function run(argv: string[]): Promise<void> {
     if (save) writeFileSync(save, historyToJSON(history));
     await handle.terminate('bench: recorded');
 
-    const code = readFileSync(be.env.WORKFLOW_BUNDLE_PATH, 'utf8');
+    // The bundle as the worker runs it (WORKER_WORKFLOW_STACK_FRAMES), and with V8's default depth.
+    const frames = be.config.WORKER_WORKFLOW_STACK_FRAMES;
+    const plain = { code: readFileSync(be.env.WORKFLOW_BUNDLE_PATH, 'utf8') };
+    const variants = [
+      { name: `${frames} stack frames (as shipped)`, code: withWorkflowStackFrames(plain, frames).code },
+      { name: "10 stack frames (V8's default)", code: plain.code },
+    ];
     const ages = [...new Set([1, SYNCS_PER_RUN / 2, SYNCS_PER_RUN, MAX_CYCLES_PER_RUN / 2, MAX_CYCLES_PER_RUN].filter((k) => k <= total))];
-    // Warm the replayer (bundle load, V8 compilation) before anything is timed.
-    await replay(code, events, 10, 'warm-up');
-    const rows: { syncs: number; events: number; ms: number }[] = [];
-    for (const k of ages) {
-      const cut = cutAfterSyncs(events, k);
-      if (!cut) continue;
-      const ms = await replay(code, cut, rounds, `age-${k}`);
-      rows.push({ syncs: k, events: cut.length, ms });
-      log(`after ${k} syncs: ${cut.length} events, ${ms.toFixed(2)} CPU-ms per replay`);
+    const rows: { variant: string; syncs: number; events: number; ms: number }[] = [];
+    for (const [i, variant] of variants.entries()) {
+      // Warm the replayer (bundle load, V8 compilation) before anything is timed.
+      await replay(variant.code, events, 10, `warm-up-${i}`);
+      // V8's default depth at the two half-run ages only (the comparison of frames).
+      for (const k of i === 0 ? ages : [SYNCS_PER_RUN / 2, MAX_CYCLES_PER_RUN / 2]) {
+        const cut = cutAfterSyncs(events, k);
+        if (!cut) continue;
+        const ms = await replay(variant.code, cut, rounds, `age-${k}-${i}`);
+        rows.push({ variant: variant.name, syncs: k, events: cut.length, ms });
+        log(`${variant.name}, after ${k} syncs: ${cut.length} events, ${ms.toFixed(2)} CPU-ms per replay`);
+      }
     }
-    const at = (k: number) => rows.find((r) => r.syncs === k);
-    const before = at(MAX_CYCLES_PER_RUN / 2);
-    const after = at(SYNCS_PER_RUN / 2);
+    const at = (variant: number, k: number) => rows.find((r) => r.variant === variants[variant].name && r.syncs === k);
+    const before = at(1, MAX_CYCLES_PER_RUN / 2);
+    const after = at(0, SYNCS_PER_RUN / 2);
+    const shallow = at(0, MAX_CYCLES_PER_RUN / 2);
     const md = table(
-      ['run age (syncs)', 'history events', 'CPU ms per replay', 'µs per event'],
-      rows.map((r) => [r.syncs, r.events, fmt(r.ms, 2), fmt((r.ms * 1000) / r.events, 1)]),
+      ['bundle', 'run age (syncs)', 'history events', 'CPU ms per replay', 'µs per event'],
+      rows.map((r) => [r.variant, r.syncs, r.events, fmt(r.ms, 2), fmt((r.ms * 1000) / r.events, 1)]),
     );
     const summary =
-      before && after
-        ? `replay of an evicted workflow half way through its run: ${MAX_CYCLES_PER_RUN} syncs per run (before) ${fmt(before.ms, 2)} CPU-ms → ${SYNCS_PER_RUN} syncs per run (after) ${fmt(after.ms, 2)} CPU-ms`
+      before && after && shallow
+        ? `replay of an evicted workflow half way through its run: ${MAX_CYCLES_PER_RUN} syncs per run and V8's 10 stack frames (before) ${fmt(before.ms, 2)} CPU-ms → ${frames} frames ${fmt(shallow.ms, 2)} CPU-ms → and ${SYNCS_PER_RUN} syncs per run (after) ${fmt(after.ms, 2)} CPU-ms`
         : '';
     process.stdout.write(`\n${md}\n${summary}\n`);
     if (!hasFlag(argv, 'no-append')) {

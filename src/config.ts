@@ -154,6 +154,9 @@ const schema = z.object({
   WORKER_MAX_CACHED_WORKFLOWS: int(0, 100_000).default(5000),
   WORKER_MAX_CONCURRENT_ACTIVITIES: int(1, 10_000).default(50),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: int(1, 10_000).default(40),
+  // Stack frames V8 records in workflow code (its default is 10). The SDK records a stack for
+  // every promise a workflow makes, for the stack-trace query; fewer frames, cheaper activations.
+  WORKER_WORKFLOW_STACK_FRAMES: int(0, 100).default(3),
 
   API_TOKEN: z
     .string()
