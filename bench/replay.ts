@@ -15,7 +15,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { insertCommunity } from '../src/db/communities.js';
 import { logicalShardOf } from '../src/db/sharding/router.js';
 import { normalizeInstance } from '../src/sources/lemmy/refs.js';
-import { quickSyncOf } from '../test/support/history.js';
+import { completesSync } from '../test/support/history.js';
 import {
   MAX_CYCLES_PER_RUN,
   refreshSignal,
@@ -31,7 +31,6 @@ import { fmt, table } from './support/stats.js';
 
 type History = temporal.api.history.v1.IHistory;
 type Event = temporal.api.history.v1.IHistoryEvent;
-const EventType = { WorkflowTaskCompleted: 7, ActivityTaskCompleted: 12, MarkerRecorded: 25 } as const;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (line: string) => process.stderr.write(`[replay] ${line}\n`);
 
@@ -39,14 +38,8 @@ const log = (line: string) => process.stderr.write(`[replay] ${line}\n`);
 function cutAfterSyncs(events: Event[], k: number): Event[] | undefined {
   let syncs = 0;
   for (let i = 0; i < events.length; i++) {
-    const e = events[i];
-    const type = Number(e.eventType);
-    if (
-      type === EventType.ActivityTaskCompleted ||
-      (type === EventType.MarkerRecorded && quickSyncOf(e.markerRecordedEventAttributes)?.failed === false)
-    )
-      syncs++;
-    if (syncs >= k && type === EventType.WorkflowTaskCompleted) return events.slice(0, i + 1);
+    if (completesSync(events[i])) syncs++;
+    if (syncs >= k && events[i].workflowTaskCompletedEventAttributes) return events.slice(0, i + 1);
   }
   return undefined;
 }

@@ -66,8 +66,8 @@ export async function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
 /**
  * The workflow bundle with V8 recording at most `frames` stack frames in workflow code. The SDK
  * takes (and formats) a stack trace of every promise a workflow makes, for the `__stack_trace`
- * query the Web UI shows; with 3 frames instead of V8's 10 a replayed activation costs about a
- * quarter less (`npm run bench -- replay`). A failure's stack is as deep. Set on the bundle's
+ * query the Web UI shows; with 3 frames instead of V8's 10 a replayed activation costs 7–14 %
+ * less (`npm run bench -- replay`). A failure's stack is as deep. Set on the bundle's
  * first line, so a source map still matches.
  */
 export function withWorkflowStackFrames<B extends { code: string }>(bundle: B, frames: number): B {

@@ -53,7 +53,7 @@ import {
 } from '../workflows/trackCommunity.js';
 import { FakeLemmy } from './fake-lemmy.js';
 import { createStack, eventually, type Stack } from './support/stack.js';
-import { quickSyncOf } from './support/history.js';
+import { completesSync, quickSyncOf } from './support/history.js';
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 4);
 const SEED = Number(process.env.PROPERTY_SEED ?? 20261123);
@@ -461,7 +461,7 @@ async function checkScenario(s: Scenario, traced: (trace: () => Promise<string>)
     return c;
   };
   const lastCompleted = events
-    .filter((e) => e.activityTaskCompletedEventAttributes || quickSyncOf(e.markerRecordedEventAttributes)?.failed === false)
+    .filter(completesSync)
     .map((e) => tsMs(e.eventTime))
     .pop();
   const sawAll = lastCompleted === undefined ? undefined : syncs.filter((at) => at <= lastCompleted).pop();

@@ -18,7 +18,7 @@ import {
   type CommunityStatus,
 } from '../workflows/trackCommunity.js';
 import { FakeLemmy } from './fake-lemmy.js';
-import { quickSyncOf } from './support/history.js';
+import { completesSync, quickSyncOf } from './support/history.js';
 import { createStack, eventually, type Stack, queryStatus } from './support/stack.js';
 
 let stack: Stack;
@@ -312,9 +312,7 @@ describe('trackCommunity', () => {
     }
     const firstRun = await stack.client.workflow.getHandle(workflowIdOf(row.ref), firstRunId).fetchHistory();
     const events = firstRun.events ?? [];
-    const syncs = events.filter(
-      (e) => e.activityTaskCompletedEventAttributes || quickSyncOf(e.markerRecordedEventAttributes)?.failed === false,
-    );
+    const syncs = events.filter(completesSync);
     expect(syncs).toHaveLength(SYNCS_PER_RUN);
     expect(events.at(-1)?.workflowExecutionContinuedAsNewEventAttributes).toBeTruthy();
     // The next run carries the bound (its input names it) and everything the first knew.

@@ -166,8 +166,11 @@ export interface SyncOutcome {
   inserted: number;
 }
 
-/** A successful sync: metadata (when fetched), the adapter's state and the list's status, in one statement. */
-/** `syncedAt`: the sync's time as written (last_update), which the workflow then shows and counts its wait from. */
+/**
+ * A successful sync: metadata (when fetched), the adapter's state and the list's status, in one
+ * statement. `syncedAt`: the sync's time as written (last_update), which the workflow then shows
+ * and counts its wait from.
+ */
 export async function saveSyncSuccess(
   sql: Sql,
   id: number,

@@ -43,3 +43,14 @@ export function quickSyncOf(m: MarkerAttributes | null | undefined): { failed: b
   const type = data ? (JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type?: string }).activity_type : undefined;
   return type === 'syncCommunity' ? { failed: !!m!.failure } : undefined;
 }
+
+/**
+ * Whether this history event ends a sync that succeeded: a regular attempt that completed (the
+ * only regular activity trackCommunity runs), or a quick one that did not hand over.
+ */
+export function completesSync(e: {
+  activityTaskCompletedEventAttributes?: unknown;
+  markerRecordedEventAttributes?: MarkerAttributes | null;
+}): boolean {
+  return !!e.activityTaskCompletedEventAttributes || quickSyncOf(e.markerRecordedEventAttributes)?.failed === false;
+}
