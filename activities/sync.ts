@@ -21,6 +21,7 @@ import { withDeadline } from '../src/net/deadline.js';
 import { observeScheduleLag, postsInserted, postsUpdated, recordSync } from '../src/metrics/index.js';
 import type { Sources } from '../src/sources/registry.js';
 import { postingRateOf, type SourceTarget, type SyncContext } from '../src/sources/types.js';
+import { scheduleAfterSuccess, type PlannedSchedule, type SchedulePlan } from '../workflows/refreshPolicy.js';
 
 export interface SyncInput {
   ref: string;
@@ -33,6 +34,12 @@ export interface SyncInput {
   refreshSeconds?: number;
   /** A quick attempt came first (and measured the schedule lag). */
   afterQuickAttempt?: boolean;
+  /**
+   * The workflow's state for deciding the next interval (absent from runs started before): on
+   * success the sync decides it, saves it with its result and returns it (`schedule`), which
+   * spares the workflow a second write.
+   */
+  plan?: SchedulePlan;
 }
 
 export interface SyncSummary {
@@ -56,6 +63,8 @@ export interface SyncSummary {
    * catalog's time and then the workflow's a moment later.
    */
   syncedAt?: string;
+  /** The next interval, decided from the input's plan and saved with the result. */
+  schedule?: PlannedSchedule;
 }
 
 export interface SyncDeps {
@@ -182,7 +191,25 @@ export function createSyncActivity(deps: SyncDeps) {
         }
         ({ inserted, updated } = written);
       }
-      const saved = await saveSyncSuccess(catalog, row.id, { metadata: metadata ?? fetched.metadata, state: fetched.state, inserted });
+      // A first sync's page tells how often the source posts (later syncs count new posts instead).
+      const sampleRate = row.syncs === 0 ? postingRateOf(posts) : undefined;
+      const at = new Date();
+      const schedule = input.plan
+        ? scheduleAfterSuccess(input.plan, {
+            inserted,
+            syncedAtMs: at.getTime(),
+            sampleRatePerHour: sampleRate,
+            minIntervalSeconds: fetched.minIntervalSeconds,
+          })
+        : undefined;
+      const saved = await saveSyncSuccess(catalog, row.id, {
+        metadata: metadata ?? fetched.metadata,
+        state: fetched.state,
+        inserted,
+        ...(schedule
+          ? { at, schedule: { intervalSeconds: schedule.refreshSeconds, reason: schedule.reason, postsPerHour: schedule.postsPerHour } }
+          : {}),
+      });
       if (!saved) {
         done('untracked');
         return untracked;
@@ -191,8 +218,6 @@ export function createSyncActivity(deps: SyncDeps) {
       postsInserted.inc({ kind: row.kind }, inserted);
       postsUpdated.inc({ kind: row.kind }, updated);
       await hostAnswered(row.host);
-      // A first sync's page tells how often the source posts (later syncs count new posts instead).
-      const sampleRate = row.syncs === 0 ? postingRateOf(posts) : undefined;
       return {
         tracked: true,
         fetched: posts.length,
@@ -201,6 +226,7 @@ export function createSyncActivity(deps: SyncDeps) {
         pages: requests,
         postsStored: saved.postsStored,
         syncedAt: saved.syncedAt,
+        ...(schedule ? { schedule } : {}),
         ...(fetched.notModified ? { notModified: true } : {}),
         ...(sampleRate !== undefined ? { sampleRatePerHour: sampleRate } : {}),
         ...(fetched.minIntervalSeconds ? { minIntervalSeconds: fetched.minIntervalSeconds } : {}),

@@ -2,9 +2,16 @@
 // covers that end to end): the interval follows the posting rate within its bounds, is jittered,
 // backs off on failures, and honours the source's hints.
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CommunityTracker } from '../workflows/communityTracker.js';
-import { DORMANT_AFTER_FAILURES, intervalFor, JITTER, nextRate, type RefreshPolicy } from '../workflows/refreshPolicy.js';
+import {
+  DORMANT_AFTER_FAILURES,
+  intervalFor,
+  JITTER,
+  nextRate,
+  scheduleAfterSuccess,
+  type RefreshPolicy,
+} from '../workflows/refreshPolicy.js';
 
 const adaptive: RefreshPolicy = { mode: 'adaptive', minSeconds: 60, maxSeconds: 3600 };
 const base = { policy: adaptive, fixedSeconds: 300, rate: null, consecutiveFailures: 0, random: 0.5 };
@@ -115,5 +122,111 @@ describe('CommunityTracker failures', () => {
       t.startWaiting();
     }
     expect(t.status).toMatchObject({ state: 'failing', refreshSeconds: 300, consecutiveFailures: 0 });
+  });
+});
+
+describe("a sync's own schedule", () => {
+  // The sync decides the next interval from the workflow's plan and saves it with its result; the
+  // workflow takes it instead of deciding (and writing) again. Both must be the same decision.
+  const input = { ref: 'x@h', instance: 'https://h', name: 'x', refreshSeconds: 300, policy: adaptive };
+  afterEach(() => {
+    vi.restoreAllMocks();
+    vi.useRealTimers();
+  });
+
+  /** A tracker after `syncs` earlier successes finding `before` new posts each, `gapMs` apart. */
+  function trackerAt(policy: RefreshPolicy, start: number, before: number[], gapMs: number): CommunityTracker {
+    vi.setSystemTime(start);
+    const t = new CommunityTracker({ ...input, policy });
+    for (const inserted of before) {
+      vi.setSystemTime(Date.now() + gapMs);
+      t.startSync();
+      t.syncSucceeded({
+        tracked: true,
+        fetched: inserted,
+        inserted,
+        updated: 0,
+        pages: 1,
+        postsStored: 0,
+        syncedAt: new Date().toISOString(),
+      });
+      t.startWaiting();
+    }
+    return t;
+  }
+
+  it('is the interval, reason, rate and due time the workflow would have chosen itself', () => {
+    vi.useFakeTimers();
+    fc.assert(
+      fc.property(
+        fc.record({
+          mode: fc.constantFrom('fixed' as const, 'adaptive' as const),
+          minSeconds: fc.integer({ min: 1, max: 600 }),
+          span: fc.integer({ min: 0, max: 7200 }),
+          before: fc.array(fc.nat(50), { maxLength: 4 }),
+          gapMs: fc.integer({ min: 1000, max: 4 * 3_600_000 }),
+          inserted: fc.nat(100),
+          sample: fc.option(fc.double({ min: 0, max: 500, noNaN: true }), { nil: undefined }),
+          hint: fc.option(fc.integer({ min: 1, max: 20_000 }), { nil: undefined }),
+          random: fc.double({ min: 0, max: 0.999_999, noNaN: true }),
+        }),
+        (c) => {
+          const policy: RefreshPolicy = { mode: c.mode, minSeconds: c.minSeconds, maxSeconds: c.minSeconds + c.span };
+          const start = Date.UTC(2026, 11, 1);
+          const summary = {
+            tracked: true,
+            fetched: c.inserted,
+            inserted: c.inserted,
+            updated: 0,
+            pages: 1,
+            postsStored: 7,
+            ...(c.sample !== undefined ? { sampleRatePerHour: c.sample } : {}),
+            ...(c.hint !== undefined ? { minIntervalSeconds: c.hint } : {}),
+          };
+          // The workflow deciding after the sync (as before), its random number fixed.
+          const itself = trackerAt(policy, start, c.before, c.gapMs);
+          vi.setSystemTime(Date.now() + c.gapMs);
+          const syncedAt = new Date().toISOString();
+          vi.spyOn(Math, 'random').mockReturnValue(c.random);
+          itself.startSync();
+          itself.syncSucceeded({ ...summary, syncedAt });
+          itself.startWaiting();
+          vi.restoreAllMocks();
+
+          // The same history, the sync deciding from the plan, the workflow taking its decision.
+          const taking = trackerAt(policy, start, c.before, c.gapMs);
+          vi.setSystemTime(Date.now() + c.gapMs);
+          vi.spyOn(Math, 'random').mockReturnValue(c.random);
+          taking.startSync();
+          const plan = taking.planForSync();
+          vi.restoreAllMocks();
+          const schedule = scheduleAfterSuccess(plan, { ...summary, syncedAtMs: Date.parse(syncedAt) });
+          taking.syncSucceeded({ ...summary, syncedAt, schedule });
+          taking.startWaiting();
+
+          expect(taking.scheduleSaved).toBe(true);
+          expect(itself.scheduleSaved).toBe(false);
+          expect(taking.status).toEqual(itself.status);
+          expect(taking.dueAt).toBe(itself.dueAt);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('is not taken when the interval changed during the sync: the workflow decides and records it', () => {
+    const t = new CommunityTracker(input);
+    t.startSync();
+    t.syncSucceeded({ tracked: true, fetched: 0, inserted: 0, updated: 0, pages: 1, postsStored: 0, syncedAt: new Date().toISOString() });
+    t.startWaiting();
+    t.startSync();
+    const plan = t.planForSync();
+    const syncedAt = new Date().toISOString();
+    const schedule = scheduleAfterSuccess(plan, { inserted: 0, syncedAtMs: Date.parse(syncedAt) });
+    t.setRefreshSeconds(42); // a PATCH while the sync ran: the sync's decision is stale
+    t.syncSucceeded({ tracked: true, fetched: 0, inserted: 0, updated: 0, pages: 1, postsStored: 0, syncedAt, schedule });
+    t.startWaiting();
+    expect(t.scheduleSaved).toBe(false);
+    expect(t.status).toMatchObject({ refreshSeconds: 42, reason: 'fixed: 42 s', refreshPolicy: 'fixed' });
   });
 });

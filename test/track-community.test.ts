@@ -18,7 +18,7 @@ import {
   type CommunityStatus,
 } from '../workflows/trackCommunity.js';
 import { FakeLemmy } from './fake-lemmy.js';
-import { completesSync, quickSyncOf } from './support/history.js';
+import { completesSync, localActivityOf, quickSyncOf } from './support/history.js';
 import { createStack, eventually, type Stack, queryStatus } from './support/stack.js';
 
 let stack: Stack;
@@ -197,13 +197,26 @@ describe('trackCommunity', () => {
     expect(status).toMatchObject({ lastError: null, consecutiveFailures: 0 });
     const stored = await communityByRef(stack.storage.catalog, row.ref);
     expect({ state: stored?.sync_state, error: stored?.last_error_code ?? null }).toEqual({ state: 'waiting', error: null });
+    // The list shows the schedule the workflow keeps, which each sync saved with its result.
+    expect({
+      lastSyncAt: stored?.last_update?.toISOString(),
+      nextSyncAt: stored?.next_sync_at?.toISOString(),
+      refreshSeconds: stored?.interval_seconds,
+      reason: stored?.refresh_reason,
+    }).toEqual({ lastSyncAt: status.lastSyncAt, nextSyncAt: status.nextSyncAt, refreshSeconds: 3600, reason: status.reason });
 
     // In the history: the first sync and the two handed over are regular activities; the three
-    // refreshes' first attempts are local activities (markers), two of them failed.
+    // refreshes' first attempts are local activities (markers), two of them failed. No sync
+    // needed a second write for its schedule (a local activity of its own).
     const events = (await stack.client.workflow.getHandle(workflowIdOf(row.ref)).fetchHistory()).events ?? [];
     const regular = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'syncCommunity').length;
     const quick = events.map((e) => quickSyncOf(e.markerRecordedEventAttributes)).filter((q) => q !== undefined);
-    expect({ regular, quick: quick.map((q) => q.failed) }).toEqual({ regular: 3, quick: [false, true, true] });
+    const scheduleWrites = events.filter((e) => localActivityOf(e.markerRecordedEventAttributes) === 'recordSchedule').length;
+    expect({ regular, quick: quick.map((q) => q.failed), scheduleWrites }).toEqual({
+      regular: 3,
+      quick: [false, true, true],
+      scheduleWrites: 0,
+    });
   }, 60_000);
 
   it('marks an unknown community not_found with a clear error and does not retry in a loop', async () => {
@@ -216,6 +229,15 @@ describe('trackCommunity', () => {
     expect(status.lastError!.message).toContain('nosuchcommunity');
     const stored = await communityByRef(stack.storage.catalog, row.ref);
     expect(stored?.last_error_code).toBe('CommunityNotFound');
+    // A failed sync saves no schedule: the workflow records its back-off itself (a moment later).
+    const listed = await eventually(async () => {
+      const r = await communityByRef(stack.storage.catalog, row.ref);
+      return r?.refresh_reason === status.reason ? r : undefined;
+    });
+    expect({ state: listed.sync_state, reason: listed.refresh_reason }).toEqual({
+      state: 'not_found',
+      reason: expect.stringMatching(/^backing off: 1 failed sync/),
+    });
     const requests = fake.requestsFor('nosuchcommunity');
     await new Promise((r) => setTimeout(r, 2500));
     expect(fake.requestsFor('nosuchcommunity')).toBe(requests);

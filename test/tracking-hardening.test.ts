@@ -5,6 +5,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../api/app.js';
+import { communityByRef, saveSyncSuccess, setRefreshPolicy } from '../src/db/communities.js';
 import { createLogger } from '../src/log.js';
 import { FakeLemmy } from './fake-lemmy.js';
 import { createStack, eventually, type Stack, apiDeps } from './support/stack.js';
@@ -47,7 +48,7 @@ describe('tracking: catalog status after a PATCH', () => {
     const asked = (await call(app, 'GET', `/api/communities/${added.json.id}`)).json.status;
     expect(asked.lastSyncAt).toBe(synced.status.lastSyncAt);
     expect(Date.parse(asked.nextSyncAt) - Date.parse(asked.lastSyncAt)).toBe(3600_000);
-    await new Promise((r) => setTimeout(r, 300)); // the workflow's own write of the schedule lands
+    await new Promise((r) => setTimeout(r, 300)); // nothing writes another time a moment later
     expect((await listed('interval')).status).toMatchObject({ lastSyncAt: synced.status.lastSyncAt, nextSyncAt: synced.status.nextSyncAt });
 
     const patched = await call(app, 'PATCH', `/api/communities/${added.json.id}`, { refreshSeconds: 600 });
@@ -67,5 +68,49 @@ describe('tracking: catalog status after a PATCH', () => {
       return s?.nextSyncAt ? s : undefined;
     });
     expect(Math.abs(Date.parse(live.nextSyncAt) - Date.parse(after.status.nextSyncAt))).toBeLessThan(5000);
+  });
+
+  it("a sync's schedule saved as a PATCH lands does not undo the PATCH; one saved after it is the newer", async () => {
+    fake.addCommunity('racing');
+    fake.addPosts('racing', 1);
+    const added = await call(app, 'POST', '/api/communities', { instance: fake.url, name: 'racing', refreshSeconds: 3600 });
+    expect(added.status).toBe(201);
+    await eventually(async () => (await listed('racing'))?.status.state === 'waiting', 20_000);
+    const catalog = stack.storage.catalog;
+    const row = (await communityByRef(catalog, added.json.ref))!;
+    const policy = { mode: 'fixed' as const, refreshSeconds: 600, minRefreshSeconds: 60, maxRefreshSeconds: 3600 };
+    const patchedRow = (await setRefreshPolicy(catalog, row.id, policy))!;
+    const schedule = { intervalSeconds: 3600, reason: 'fixed: 3600 s', postsPerHour: 1 };
+
+    // A sync whose time is before the PATCH: its (stale) interval is not written.
+    const before = new Date(Date.now() - 1000);
+    await saveSyncSuccess(catalog, row.id, { state: {}, inserted: 0, at: before, schedule });
+    const kept = (await communityByRef(catalog, row.ref))!;
+    expect({ interval: kept.interval_seconds, next: kept.next_sync_at?.getTime(), reason: kept.refresh_reason }).toEqual({
+      interval: patchedRow.interval_seconds,
+      next: before.getTime() + (patchedRow.interval_seconds ?? 600) * 1000,
+      reason: patchedRow.refresh_reason,
+    });
+
+    // A sync after it: its schedule is the newest decision.
+    const after = new Date(Date.now() + 1000);
+    await saveSyncSuccess(catalog, row.id, {
+      state: {},
+      inserted: 0,
+      at: after,
+      schedule: { ...schedule, intervalSeconds: 600, reason: 'fixed: 600 s' },
+    });
+    const newer = (await communityByRef(catalog, row.ref))!;
+    expect({
+      interval: newer.interval_seconds,
+      next: newer.next_sync_at?.getTime(),
+      reason: newer.refresh_reason,
+      at: newer.last_update?.getTime(),
+    }).toEqual({
+      interval: 600,
+      next: after.getTime() + 600_000,
+      reason: 'fixed: 600 s',
+      at: after.getTime(),
+    });
   });
 });

@@ -3,7 +3,15 @@
 // the next run. Plain data and arithmetic on the workflow clock (Date.now() in a workflow is
 // Temporal's deterministic time); no Temporal calls, so the workflow file reads as its flow.
 import type { SyncSummary } from '../activities/sync.js';
-import { DORMANT_AFTER_FAILURES, intervalFor, nextRate, type RefreshMode, type RefreshPolicy } from './refreshPolicy.js';
+import {
+  DORMANT_AFTER_FAILURES,
+  intervalFor,
+  nextRate,
+  type PlannedSchedule,
+  type RefreshMode,
+  type RefreshPolicy,
+  type SchedulePlan,
+} from './refreshPolicy.js';
 
 export type CommunityState = 'syncing' | 'waiting' | 'failing' | 'not_found' | 'dormant' | 'paused';
 /** What the last sync attempt left: the state shown when not syncing and not paused. */
@@ -122,6 +130,12 @@ export class CommunityTracker {
   private lastOutcome: OutcomeState;
   /** When the sync that just succeeded was saved (ISO, the catalog's time); until startWaiting. */
   private syncedAt: string | undefined;
+  /** intervalChanges when the sync's plan was made: a change since makes the sync's schedule stale. */
+  private plannedAtChange: number | undefined;
+  /** The schedule the sync that just succeeded decided and saved, when still current; until startWaiting. */
+  private adopted: PlannedSchedule | undefined;
+  /** The catalog holds the schedule of the current wait already (the sync saved it): no second write. */
+  scheduleSaved = false;
 
   /**
    * `adaptive`: the rules of policies, back-off and dormancy apply. False only while replaying
@@ -279,8 +293,31 @@ export class CommunityTracker {
     this.status.state = 'syncing';
   }
 
+  /**
+   * What the sync needs to decide the next interval as syncSucceeded and startWaiting would, with
+   * this workflow's random number. One plan per sync attempt.
+   */
+  planForSync(): SchedulePlan {
+    this.plannedAtChange = this.intervalChanges;
+    return {
+      policy: { ...this.policy },
+      fixedSeconds: this.fixedSeconds,
+      postsPerHour: this.status.postsPerHour,
+      lastSyncAt: this.status.lastSyncAt,
+      random: Math.random(), // the workflow's seeded PRNG: the same on replay
+    };
+  }
+
   syncSucceeded(summary: SyncSummary): void {
-    if (this.adaptive) {
+    const planned = this.plannedAtChange;
+    this.plannedAtChange = undefined;
+    if (this.adaptive && summary.schedule && summary.syncedAt !== undefined && planned === this.intervalChanges) {
+      // The sync decided from this workflow's state, unchanged since, and saved it: take it as is.
+      this.adopted = summary.schedule;
+      this.status.postsPerHour = summary.schedule.postsPerHour;
+      this.status.consecutiveFailures = 0;
+      this.hintSeconds = summary.minIntervalSeconds;
+    } else if (this.adaptive) {
       const previous = this.status.lastSyncAt ? Date.parse(this.status.lastSyncAt) : null;
       const elapsedHours = previous === null ? null : (Date.now() - previous) / 3_600_000;
       const rate = nextRate(this.status.postsPerHour, summary.inserted, elapsedHours, summary.sampleRatePerHour);
@@ -315,10 +352,20 @@ export class CommunityTracker {
   startWaiting(): void {
     this.cycles += 1;
     this.inSync = false;
-    this.waitStartedAt = this.syncedAt !== undefined ? Math.min(Date.parse(this.syncedAt), Date.now()) : Date.now();
+    const adopted = this.adopted;
+    this.adopted = undefined;
+    this.scheduleSaved = adopted !== undefined;
+    if (adopted && this.syncedAt !== undefined) {
+      // Exactly what the sync saved (its time and interval), so lists and the status agree.
+      this.waitStartedAt = Date.parse(this.syncedAt);
+      this.status.refreshSeconds = adopted.refreshSeconds;
+      this.status.reason = adopted.reason;
+    } else {
+      this.waitStartedAt = this.syncedAt !== undefined ? Math.min(Date.parse(this.syncedAt), Date.now()) : Date.now();
+      if (this.adaptive) this.planInterval();
+    }
     this.syncedAt = undefined;
     if (this.status.state === 'syncing') this.status.state = 'waiting';
-    if (this.adaptive) this.planInterval();
     this.status.nextSyncAt = iso(this.dueAt);
     if (this.paused) this.showPaused(); // paused during the sync
   }

@@ -84,3 +84,44 @@ export function intervalFor(i: IntervalInput): Interval {
   }
   return { seconds: Math.max(1, seconds), reason };
 }
+
+/**
+ * What a sync needs to decide the next interval itself, exactly as the workflow would after a
+ * success: the workflow's state before the sync and its random number (drawn in the workflow, so
+ * the same on replay). Lets the sync write its schedule with its result in one statement.
+ */
+export interface SchedulePlan {
+  policy: RefreshPolicy;
+  fixedSeconds: number;
+  postsPerHour: number | null;
+  /** The last success (ISO), from which the posting rate's elapsed time counts. */
+  lastSyncAt: string | null;
+  random: number;
+}
+
+/** The interval decided after a successful sync, and the posting rate it was decided from. */
+export interface PlannedSchedule {
+  refreshSeconds: number;
+  reason: string;
+  postsPerHour: number | null;
+}
+
+/** The schedule after a successful sync saved at `syncedAtMs` that found `inserted` new items. */
+export function scheduleAfterSuccess(
+  plan: SchedulePlan,
+  sync: { inserted: number; syncedAtMs: number; sampleRatePerHour?: number; minIntervalSeconds?: number },
+): PlannedSchedule {
+  const elapsedHours = plan.lastSyncAt === null ? null : (sync.syncedAtMs - Date.parse(plan.lastSyncAt)) / 3_600_000;
+  const rate = nextRate(plan.postsPerHour, sync.inserted, elapsedHours, sync.sampleRatePerHour);
+  // Rounded as the status shows it, and the interval is chosen from the rounded rate.
+  const postsPerHour = rate === null ? null : Math.round(rate * 10_000) / 10_000;
+  const { seconds, reason } = intervalFor({
+    policy: plan.policy,
+    fixedSeconds: plan.fixedSeconds,
+    rate: postsPerHour,
+    consecutiveFailures: 0,
+    hintSeconds: sync.minIntervalSeconds,
+    random: plan.random,
+  });
+  return { refreshSeconds: seconds, reason, postsPerHour };
+}

@@ -142,6 +142,9 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
   const rollOverInOwnTask = patched('roll-over-in-own-task');
   // Syncs that should be quick run as a local activity first (QUICK_SYNC_OPTIONS).
   const quickFirst = patched('quick-sync-first');
+  // A successful sync saves the next interval with its result (the workflow's plan goes with it),
+  // so the schedule's own local activity runs only after a failure or a change during the sync.
+  const scheduleInSync = adaptive && patched('schedule-in-sync');
   const tracker = new CommunityTracker(input, adaptive);
 
   setHandler(refreshSignal, () => tracker.requestRefresh());
@@ -189,13 +192,13 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
         return;
       }
       tracker.startWaiting();
-      if (adaptive) await saveSchedule();
+      if (adaptive && !tracker.scheduleSaved) await saveSchedule();
       synced = true;
     }
 
     if (rollOverDue()) {
-      // Straight after a sync, the carry would be made in the task that resolved the schedule's
-      // local activity. A message arriving meanwhile makes the server refuse the continue-as-new,
+      // Straight after a sync, the carry would be made in the task that resolved the sync's (or the
+      // schedule's) local activity. A message arriving meanwhile makes the server refuse the continue-as-new,
       // and the replay that follows could deliver it only after the carry was made: it was lost
       // (a resume, a refresh, an interval; test/track-community-property.test.ts found it). A 1 ms
       // timer first puts the roll-over in a task of its own, which every message arriving by then
@@ -277,7 +280,8 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
     tracker.startSync();
     try {
       // Which community only: the activity reads everything else (interval, shard) from the catalog.
-      const which = { ref: input.ref, instance: input.instance, name: input.name };
+      const which: SyncInput = { ref: input.ref, instance: input.instance, name: input.name };
+      if (scheduleInSync) which.plan = tracker.planForSync();
       const triesQuick = quickFirst && tracker.expectsQuickSync;
       const quick = triesQuick ? await quickSync(which) : undefined;
       const summary = quick ?? (await syncCommunity(triesQuick ? { ...which, afterQuickAttempt: true } : which));

@@ -164,12 +164,19 @@ export interface SyncOutcome {
   state: SourceState;
   /** Posts this sync inserted (the stored count grows by as many). */
   inserted: number;
+  /** When the sync is saved (its clock: the next interval counts from it); the database's now() when absent. */
+  at?: Date;
+  /**
+   * The next interval as the workflow will have it (decided by the sync from the workflow's
+   * plan): written here, with the result, rather than by a second write of the workflow.
+   */
+  schedule?: { intervalSeconds: number; reason: string; postsPerHour: number | null };
 }
 
 /**
- * A successful sync: metadata (when fetched), the adapter's state and the list's status, in one
- * statement. `syncedAt`: the sync's time as written (last_update), which the workflow then shows
- * and counts its wait from.
+ * A successful sync: metadata (when fetched), the adapter's state and the list's status (with the
+ * next interval, when given), in one statement. `syncedAt`: the sync's time as written
+ * (last_update), which the workflow then shows and counts its wait from.
  */
 export async function saveSyncSuccess(
   sql: Sql,
@@ -177,6 +184,11 @@ export async function saveSyncSuccess(
   o: SyncOutcome,
 ): Promise<{ postsStored: number; syncedAt: string } | undefined> {
   const m = o.metadata;
+  const at = o.at ? sql`${o.at}::timestamptz` : sql`now()`;
+  const s = o.schedule;
+  // A policy changed after this sync's time (a PATCH as it ended) is newer: keep what it wrote, as
+  // saveSchedule does; the workflow has the change and records its own schedule.
+  const newer = o.at ? sql`policy_changed_at > ${o.at}::timestamptz` : sql`false`;
   const [row] = await sql<{ posts_stored: number; last_update: Date }[]>`
     update communities set
       ${
@@ -186,9 +198,19 @@ export async function saveSyncSuccess(
       posts_count = ${m.postsCount}, metadata_fetched_at = now(),`
           : sql``
       }
-      source_state = ${sql.json(o.state)}, last_update = now(), last_error = null, last_error_code = null,
-      last_error_at = null, sync_state = 'waiting', last_attempt_at = now(), consecutive_failures = 0,
-      next_sync_at = now() + coalesce(interval_seconds, refresh_seconds) * interval '1 second', syncs = syncs + 1,
+      ${
+        s
+          ? sql`interval_seconds = case when ${newer} then interval_seconds else ${s.intervalSeconds} end,
+      refresh_reason = case when ${newer} then refresh_reason else ${s.reason} end, posts_per_hour = ${s.postsPerHour},`
+          : sql``
+      }
+      source_state = ${sql.json(o.state)}, last_update = ${at}, last_error = null, last_error_code = null,
+      last_error_at = null, sync_state = 'waiting', last_attempt_at = ${at}, consecutive_failures = 0,
+      next_sync_at = ${at} + ${
+        s
+          ? sql`case when ${newer} then coalesce(interval_seconds, refresh_seconds) else ${s.intervalSeconds} end`
+          : sql`coalesce(interval_seconds, refresh_seconds)`
+      } * interval '1 second', syncs = syncs + 1,
       posts_stored = posts_stored + ${o.inserted}, updated_at = now()
     where id = ${id}
     returning posts_stored, last_update`;

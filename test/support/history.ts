@@ -39,9 +39,13 @@ interface MarkerAttributes {
  * or undefined for any other marker. `failed`: it handed the sync over to the regular activity.
  */
 export function quickSyncOf(m: MarkerAttributes | null | undefined): { failed: boolean } | undefined {
+  return localActivityOf(m) === 'syncCommunity' ? { failed: !!m!.failure } : undefined;
+}
+
+/** The activity type of the local activity this marker records, or undefined for any other marker. */
+export function localActivityOf(m: MarkerAttributes | null | undefined): string | undefined {
   const data = m?.markerName === 'core_local_activity' ? m.details?.data?.payloads?.[0]?.data : undefined;
-  const type = data ? (JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type?: string }).activity_type : undefined;
-  return type === 'syncCommunity' ? { failed: !!m!.failure } : undefined;
+  return data ? (JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type?: string }).activity_type : undefined;
 }
 
 /**
