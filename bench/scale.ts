@@ -1,10 +1,13 @@
 // `npm run bench -- scale [--n 500,2000] [--interval 60] [--warmup 70] [--duration 120]
 //   [--per-instance 50] [--rps 1000] [--cache <WORKER_MAX_CACHED_WORKFLOWS default>]
-//   [--compare eager | --before <git rev> [--before-as-shipped]] [--profile] [--no-append]`
+//   [--compare eager | --before <git rev> [--before-as-shipped]] [--profile] [--no-append]
+//   [--temporal-server dev|postgres|dev,postgres] [--temporal-shards 4]`
 // `--compare <lever>` runs each N twice, the lever off ("before") and as shipped ("after"), so that
 // one run of the bench shows what it buys (levers: LEVERS below); `--before <rev>` runs each N with
 // that revision's worker (a git worktree) and every lever off (`--before-as-shipped`: the dev
-// server as shipped), then as shipped.
+// server as shipped), then as shipped. `--temporal-server postgres` runs each of these against the
+// real Temporal server with Postgres persistence instead of the dev server (`dev,postgres`: both,
+// one after the other; `--temporal-shards`: its numHistoryShards), see support/temporal-server.ts.
 // Tracks N communities on fake Lemmy instances (50 per instance, distinct loopback ports), one
 // worker as a child process, a file-backed Temporal dev server and embedded Postgres (one catalog,
 // two shards). After the load and a warm-up it measures for `duration` seconds: syncs/s, scheduling
@@ -19,11 +22,12 @@ import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { quickSyncOf } from '../test/support/history.js';
-import { checkoutOf, flag, hasFlag, startBenchEnv } from './support/env.js';
+import { checkoutOf, flag, hasFlag, startBenchEnv, TEMPORAL_SERVER_KINDS, type TemporalServerKind } from './support/env.js';
 import { profileNotes, summarizeCpuProfile } from './support/profile.js';
 import { ProcMonitor, treeCpuSeconds, treeRssBytes } from './support/proc.js';
 import { appendResults } from './support/results.js';
 import { fmt, mapLimit, mb, percentile, table } from './support/stats.js';
+import { ensureTemporalServer, PostgresTemporalServer, treePssBytes } from './support/temporal-server.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -42,7 +46,13 @@ interface Variant {
   /** Profile the worker (`--cpu-prof`) into this directory; the window starts this long after its spawn. */
   profileDir?: string;
   profileFromMs?: number;
+  /** Which Temporal server (default the dev server); `temporalShards`: numHistoryShards of the real one. */
+  server?: TemporalServerKind;
+  temporalShards?: number;
 }
+
+/** How a variant's name says which Temporal server it ran against. */
+const SERVER_LABELS: Record<TemporalServerKind, string> = { dev: 'dev server', postgres: 'temporal server + postgres' };
 
 export interface ScaleResult {
   /** 'as shipped', or which lever was turned off. */
@@ -64,6 +74,11 @@ export interface ScaleResult {
   historyLagP50: number;
   historyLagP99: number;
   historyLagN: number;
+  /**
+   * The real server's own Postgres (postmaster + backends), already counted in cpu.temporal and
+   * rss.temporal: rss is its PSS (shared buffers once), rssSum the sum of RSS as for `postgres`.
+   */
+  temporalPostgres?: { cpu: number; rss: number; rssSum: number };
 }
 
 /** A protobuf Timestamp or Duration in ms. */
@@ -81,6 +96,8 @@ async function runOne(
   const be = await startBenchEnv({
     env: { INSTANCE_REQUESTS_PER_SECOND: String(o.rps), WORKER_MAX_CACHED_WORKFLOWS: String(o.cache) },
     ...(variant.temporal ? { temporalDynamicConfig: variant.temporal } : {}),
+    ...(variant.server ? { temporalServer: variant.server } : {}),
+    ...(variant.temporalShards ? { temporalHistoryShards: variant.temporalShards } : {}),
   });
   try {
     const instances = Math.ceil(n / o.perInstance);
@@ -91,6 +108,8 @@ async function runOne(
       { root: variant.root, nodeFlags: variant.profileDir ? ['--cpu-prof', '--cpu-prof-dir', variant.profileDir] : [] },
     );
     const pgPids = be.nodes.map((x) => x.pid!).filter(Boolean);
+    // The real server's Postgres counts as part of Temporal, as the dev server's SQLite does.
+    const temporalPgPid = be.temporal instanceof PostgresTemporalServer ? be.temporal.postgresPid : undefined;
     const monitor = new ProcMonitor({ worker: worker.pid, temporal: be.temporal.pid, 'bench (fakes, client)': process.pid }, 1000).start();
     const deps = { config: be.config, catalog: be.storage.catalog, router: be.storage.router, temporal: be.client };
     const items = Array.from({ length: n }, (_, i) => {
@@ -128,6 +147,7 @@ async function runOne(
     if (variant.profileDir) variant.profileFromMs = windowStart - spawnedAt;
     monitor.markCpu();
     const pgCpu0 = treeCpuSeconds(pgPids);
+    const temporalPgCpu0 = temporalPgPid ? treeCpuSeconds([temporalPgPid]) : 0;
     log(`measuring for ${o.duration} s`);
     await sleep(o.duration * 1000);
     const windowEnd = Date.now();
@@ -139,6 +159,16 @@ async function runOne(
       'bench (fakes, client)': monitor.peakRss('bench (fakes, client)'),
       postgres: treeRssBytes(pgPids),
     };
+    let temporalPostgres: ScaleResult['temporalPostgres'];
+    if (temporalPgPid) {
+      temporalPostgres = {
+        cpu: (100 * (treeCpuSeconds([temporalPgPid]) - temporalPgCpu0)) / ((windowEnd - windowStart) / 1000),
+        rss: treePssBytes([temporalPgPid]),
+        rssSum: treeRssBytes([temporalPgPid]),
+      };
+      cpu.temporal = (cpu.temporal ?? Number.NaN) + temporalPostgres.cpu;
+      rss.temporal += temporalPostgres.rss;
+    }
     publishing = false;
     await publisher;
 
@@ -228,6 +258,7 @@ async function runOne(
       historyLagP50: percentile(historyLags, 50) / 1000,
       historyLagP99: percentile(historyLags, 99) / 1000,
       historyLagN: historyLags.length,
+      ...(temporalPostgres ? { temporalPostgres } : {}),
     };
   } finally {
     await be.close();
@@ -247,11 +278,20 @@ export async function run(argv: string[]): Promise<void> {
   };
   const lever = flag(argv, 'compare', '');
   if (lever && !LEVERS[lever]) throw new Error(`--compare: no lever ${lever} (${Object.keys(LEVERS).join(', ')})`);
+  const servers = flag(argv, 'temporal-server', 'dev').split(',') as TemporalServerKind[];
+  for (const s of servers) {
+    if (!TEMPORAL_SERVER_KINDS.includes(s)) throw new Error(`--temporal-server: no server ${s} (${TEMPORAL_SERVER_KINDS.join(', ')})`);
+  }
+  const temporalShards = flag(argv, 'temporal-shards', 4);
+  // Built (or found) before the first run, so that a build failure does not come after a long run.
+  const serverBinaries = servers.includes('postgres')
+    ? await ensureTemporalServer((l) => process.stderr.write(`[temporal-server] ${l}\n`))
+    : undefined;
   // --before <rev>: that revision's worker, with every lever of LEVERS off on the dev server
   // (with --before-as-shipped: the dev server as shipped, for a revision that had them already).
   const beforeRev = flag(argv, 'before', '');
   const checkout = beforeRev ? checkoutOf(beforeRev) : undefined;
-  const variants: Variant[] = checkout
+  const baseVariants: Variant[] = checkout
     ? [
         {
           name: `${checkout.commit} (before)`,
@@ -265,6 +305,18 @@ export async function run(argv: string[]): Promise<void> {
     : lever
       ? [{ name: `${lever} off (before)`, temporal: LEVERS[lever] }, { name: 'as shipped (after)' }]
       : [{ name: 'as shipped' }];
+  // Each variant against each server; the name says which server unless it is the dev server alone.
+  const variants: Variant[] =
+    servers.length === 1 && servers[0] === 'dev'
+      ? baseVariants
+      : baseVariants.flatMap((v) =>
+          servers.map((server) => ({
+            ...v,
+            name: `${v.name}, ${SERVER_LABELS[server]}`,
+            server,
+            ...(server === 'postgres' ? { temporalShards } : {}),
+          })),
+        );
   // --profile: the worker of the last variant (as shipped) under `node --cpu-prof`, summarised over the window.
   const profileDir = hasFlag(argv, 'profile') ? mkdtempSync(path.join(os.tmpdir(), 'lemmy-fetcher-prof-')) : undefined;
   if (profileDir) variants[variants.length - 1].profileDir = profileDir;
@@ -321,8 +373,14 @@ export async function run(argv: string[]): Promise<void> {
       fmt(r.lagMax, 2),
       r.overdue,
       `${fmt(r.historyLagP50, 2)} / ${fmt(r.historyLagP99, 2)} (${r.historyLagN})`,
-      ...procs.map((p) => fmt(r.cpu[p] ?? Number.NaN, 0)),
-      ...procs.map((p) => mb(r.rss[p] ?? 0)),
+      ...procs.map((p) =>
+        p === 'temporal' && r.temporalPostgres
+          ? `${fmt(r.cpu[p] ?? Number.NaN, 0)} (pg ${fmt(r.temporalPostgres.cpu, 0)})`
+          : fmt(r.cpu[p] ?? Number.NaN, 0),
+      ),
+      ...procs.map((p) =>
+        p === 'temporal' && r.temporalPostgres ? `${mb(r.rss[p] ?? 0)} (pg ${mb(r.temporalPostgres.rss)})` : mb(r.rss[p] ?? 0),
+      ),
       fmt(r.eventsPerSync, 1),
       // Every process on the box (the bench's fakes and client included), per sync measured.
       fmt((Object.values(r.cpu).reduce((a, b) => a + b, 0) * 10) / r.syncsPerSecond, 1),
@@ -333,13 +391,18 @@ export async function run(argv: string[]): Promise<void> {
     appendResults('Scale (`npm run bench -- scale`)', md, {
       command: `npm run bench -- scale ${argv.join(' ')}`.trim(),
       notes: [
-        `one worker (child process, defaults: WORKER_MAX_CACHED_WORKFLOWS=${o.cache}, 50 concurrent activities, DB_POOL_MAX=10), file-backed Temporal dev server, embedded Postgres (catalog + 2 shard nodes, default durability), all on this machine`,
+        `one worker (child process, defaults: WORKER_MAX_CACHED_WORKFLOWS=${o.cache}, 50 concurrent activities, DB_POOL_MAX=10), ${serverBinaries ? 'the file-backed Temporal dev server or the Temporal server with Postgres (see below)' : 'file-backed Temporal dev server'}, embedded Postgres (catalog + 2 shard nodes, default durability), all on this machine`,
         `${o.perInstance} communities per fake Lemmy instance (distinct ports on 127.0.0.1, served by the bench process); INSTANCE_REQUESTS_PER_SECOND raised to ${o.rps} so the per-instance politeness budget is not the limit; ~1 new post per community per interval`,
         `Temporal dev server dynamic config as shipped: ${JSON.stringify(DEV_SERVER_DYNAMIC_CONFIG)}; a "… off (before)" row turns that lever off (\`--compare\`); CPU ms/sync = the CPU of every process on the box over the window ÷ syncs`,
         `warm-up ${o.warmup} s after all workflows were started (with concurrency 50), then measured ${o.duration} s`,
         'lag = sync start (the first newest-posts request of a sync seen by the fake) − (previous sync start + interval); the true due time is previous sync *end* + interval, so this overstates lag by one sync duration (a few ms here). Communities due but not started by the end of the window count with their lag so far ("overdue").',
         'history lag = sync start − (TimerStarted + timer duration) from the workflow histories of the 20 sampled workflows (sync start: ActivityTaskStarted of a regular sync; the WorkflowTaskStarted of the task that ran a quick one): the exact scheduling lag, on a sample.',
         'CPU % is of one core (200 % = both cores of a 2-CPU box), averaged over the window; postgres = all three servers with their backends; RSS is the peak (postgres: at the end). events/sync = history events / syncs on a sample of 20 workflows.',
+        ...(serverBinaries
+          ? [
+              `"temporal server + postgres" rows: go.temporal.io/server ${serverBinaries.version} (the version the Temporal CLI embeds, built with the CLI's dependency versions by \`npm run temporal-server\`), all four services in one process, PostgreSQL persistence and SQL visibility (postgres12 plugin; maxConns 20 default store, 10 visibility, as the official image) on an embedded Postgres node of its own (default durability, max_connections 300), numHistoryShards ${temporalShards}, the same dynamic config as the dev server and otherwise the server's defaults (the dev server adds its own: 1 history shard, host-level history cache 8,096, persistence QPS 10,000/45,000, search-attribute cache refresh on read); its CPU % temporal and RSS temporal include that Postgres (postmaster + backends; its share in parentheses; its memory is its PSS at the end, shared buffers counted once, where the postgres column sums RSS)`,
+            ]
+          : []),
         ...notes,
       ],
     });

@@ -1,7 +1,8 @@
 // A throw-away lemmy-fetcher environment for benches: embedded Postgres nodes (one catalog, two
-// post shards) and a Temporal dev server (file-backed by default, like `npm start`) on free
-// loopback ports under a temp dir, a Storage + Temporal client in this process, the workflow
-// bundle written once, fake Lemmy instances on distinct ports, and workers as child processes.
+// post shards) and a Temporal dev server (file-backed by default, like `npm start`; or the real
+// server with Postgres persistence, see ./temporal-server.ts) on free loopback ports under a temp
+// dir, a Storage + Temporal client in this process, the workflow bundle written once, fake Lemmy
+// instances on distinct ports, and workers as child processes.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -18,13 +19,14 @@ import { bundleWorkflows } from '../../src/worker-runtime.js';
 import { FakeLemmy } from '../../test/fake-lemmy.js';
 import { freePort } from '../../test/support/ports.js';
 import { ROOT, spawnWorkerProcess, type WorkerProcess } from './proc.js';
+import { ensureTemporalServer, PostgresTemporalServer } from './temporal-server.js';
 
 export { freePort };
 
 export interface BenchEnv {
   dir: string;
   log: Logger;
-  temporal: TemporalDevServer;
+  temporal: TemporalDevServer | PostgresTemporalServer;
   nodes: EmbeddedPostgresNode[];
   /** Environment for `npm run worker` / `npm run api` child processes. */
   env: Record<string, string>;
@@ -51,21 +53,44 @@ export interface BenchEnvOptions {
   fastPostgres?: boolean;
   /** Dynamic config of the dev server over DEV_SERVER_DYNAMIC_CONFIG (e.g. to measure a lever off). */
   temporalDynamicConfig?: Record<string, unknown>;
+  /**
+   * `dev` (default): `temporal server start-dev`; `postgres`: the real server (go.temporal.io/server,
+   * built by `npm run temporal-server`) with PostgreSQL persistence and SQL visibility on an embedded
+   * Postgres node of its own, as docker-compose.yml runs it. fileBacked does not apply to it;
+   * fastPostgres and temporalDynamicConfig do.
+   */
+  temporalServer?: TemporalServerKind;
+  /** numHistoryShards of the `postgres` server (default 4, the official image's). */
+  temporalHistoryShards?: number;
 }
+
+export type TemporalServerKind = 'dev' | 'postgres';
+export const TEMPORAL_SERVER_KINDS: readonly TemporalServerKind[] = ['dev', 'postgres'];
 
 export async function startBenchEnv(opts: BenchEnvOptions = {}): Promise<BenchEnv> {
   const log = createLogger({ level: process.env.BENCH_LOG_LEVEL ?? 'warn', format: 'pretty' });
   const dir = mkdtempSync(path.join(os.tmpdir(), 'lemmy-fetcher-bench-'));
   chmodSync(dir, 0o755);
-  const binary = await ensureTemporalCli((l) => process.stderr.write(`[temporal-cli] ${l}\n`));
-  const temporal = new TemporalDevServer({
-    binary,
-    port: await freePort(),
-    headless: true,
-    log: log.child({ role: 'temporal' }),
-    ...(opts.temporalDynamicConfig ? { dynamicConfig: opts.temporalDynamicConfig } : {}),
-    ...(opts.fileBacked === false ? {} : { dbFile: path.join(dir, 'temporal', 'temporal.db') }),
-  });
+  const durability: Record<string, string> = opts.fastPostgres ? { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' } : {};
+  const temporal =
+    opts.temporalServer === 'postgres'
+      ? new PostgresTemporalServer({
+          binaries: await ensureTemporalServer((l) => process.stderr.write(`[temporal-server] ${l}\n`)),
+          dir: path.join(dir, 'temporal-server'),
+          port: await freePort(),
+          log: log.child({ role: 'temporal' }),
+          postgresSettings: durability,
+          ...(opts.temporalHistoryShards ? { numHistoryShards: opts.temporalHistoryShards } : {}),
+          ...(opts.temporalDynamicConfig ? { dynamicConfig: opts.temporalDynamicConfig } : {}),
+        })
+      : new TemporalDevServer({
+          binary: await ensureTemporalCli((l) => process.stderr.write(`[temporal-cli] ${l}\n`)),
+          port: await freePort(),
+          headless: true,
+          log: log.child({ role: 'temporal' }),
+          ...(opts.temporalDynamicConfig ? { dynamicConfig: opts.temporalDynamicConfig } : {}),
+          ...(opts.fileBacked === false ? {} : { dbFile: path.join(dir, 'temporal', 'temporal.db') }),
+        });
   const nodes: EmbeddedPostgresNode[] = [];
   for (const name of ['catalog', 'shard-1', 'shard-2']) {
     nodes.push(
@@ -76,12 +101,21 @@ export async function startBenchEnv(opts: BenchEnvOptions = {}): Promise<BenchEn
         log: log.child({ role: 'pg' }),
         settings: {
           max_connections: '300',
-          ...(opts.fastPostgres ? { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' } : {}),
+          ...durability,
         },
       }),
     );
   }
-  const [bundle] = await Promise.all([bundleWorkflows(), temporal.start(), ...nodes.map((n) => n.start())]);
+  const bundling = bundleWorkflows();
+  const started = await Promise.allSettled([temporal.start(), ...nodes.map((n) => n.start()), bundling]);
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    // Servers run in their own process groups: stop the ones that started rather than leave them.
+    await Promise.allSettled([temporal.stop(), ...nodes.map((n) => n.stop())]);
+    rmSync(dir, { recursive: true, force: true });
+    throw failed.reason;
+  }
+  const bundle = await bundling;
   const bundlePath = path.join(dir, 'workflow-bundle.js');
   writeFileSync(bundlePath, bundle.code);
   const env: Record<string, string> = {
