@@ -1,7 +1,7 @@
 // `npm run bench -- scale [--n 500,2000] [--interval 60] [--warmup 70] [--duration 120]
 //   [--per-instance 50] [--rps 1000] [--cache <WORKER_MAX_CACHED_WORKFLOWS default>]
 //   [--compare eager | --before <git rev> [--before-as-shipped]] [--profile] [--no-append]
-//   [--temporal-server dev|postgres|dev,postgres] [--temporal-shards 4]`
+//   [--temporal-server dev|postgres|dev,postgres] [--temporal-shards 4] [--try '<dynamic config JSON>']`
 // `--compare <lever>` runs each N twice, the lever off ("before") and as shipped ("after"), so that
 // one run of the bench shows what it buys (levers: LEVERS below); `--before <rev>` runs each N with
 // that revision's worker (a git worktree) and every lever off (`--before-as-shipped`: the dev
@@ -305,6 +305,10 @@ export async function run(argv: string[]): Promise<void> {
     : lever
       ? [{ name: `${lever} off (before)`, temporal: LEVERS[lever] }, { name: 'as shipped (after)' }]
       : [{ name: 'as shipped' }];
+  // --try '<json>': one more variant, as shipped with this dynamic config on top, to weigh a server
+  // setting in the same run before shipping it.
+  const trial = flag(argv, 'try', '');
+  if (trial) baseVariants.push({ name: `as shipped + ${trial}`, temporal: JSON.parse(trial) as Record<string, unknown> });
   // Each variant against each server; the name says which server unless it is the dev server alone.
   const variants: Variant[] =
     servers.length === 1 && servers[0] === 'dev'
