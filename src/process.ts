@@ -7,3 +7,12 @@ export function alive(pid: number): boolean {
     return false;
   }
 }
+
+/** Asks a process to stop (SIGTERM) and kills it (SIGKILL) if it is still there after `graceMs`. */
+export async function terminate(pid: number, graceMs = 15_000): Promise<void> {
+  if (!alive(pid)) return;
+  process.kill(pid, 'SIGTERM');
+  const end = Date.now() + graceMs;
+  while (alive(pid) && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+  if (alive(pid)) process.kill(pid, 'SIGKILL');
+}

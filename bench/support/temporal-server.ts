@@ -15,8 +15,8 @@ import { msToTs } from '@temporalio/common/lib/time.js';
 import { stringify } from 'yaml';
 import { EmbeddedPostgresNode } from '../../src/db/embedded.js';
 import type { Logger } from '../../src/log.js';
-import { alive } from '../../src/process.js';
-import { ensureTemporalCli, type Progress } from '../../src/temporal/cli.js';
+import { terminate } from '../../src/process.js';
+import { ensureTemporalCli, runGo, type Progress } from '../../src/temporal/cli.js';
 import { DEV_SERVER_DYNAMIC_CONFIG, portOpen } from '../../src/temporal/devserver.js';
 import { freePorts } from '../../test/support/ports.js';
 import { descendants } from './proc.js';
@@ -117,43 +117,11 @@ async function build(version: string, cliVersion: string | undefined, progress: 
     const { stdout: got } = await go(['list', '-m', SERVER_MODULE]);
     if (got.trim() !== `${SERVER_MODULE} ${version}`)
       throw new Error(`expected ${SERVER_MODULE} ${version}, the module resolved to ${got.trim()}`);
-    let compiled = 0;
-    const tail: string[] = [];
-    await new Promise<void>((resolve, reject) => {
-      const child = spawn(
-        'go',
-        ['build', '-v', '-o', path.join(staging, 'out') + path.sep, `${SERVER_MODULE}/cmd/server`, `${SERVER_MODULE}/cmd/tools/sql`],
-        {
-          cwd: staging,
-          env,
-          stdio: ['ignore', 'ignore', 'pipe'],
-        },
-      );
-      let buffered = '';
-      const ticker = setInterval(
-        () => progress(`  ... ${compiled} packages compiled, ${Math.round((Date.now() - started) / 1000)} s`),
-        15_000,
-      );
-      child.stderr.on('data', (chunk: Buffer) => {
-        buffered += chunk.toString('utf8');
-        const lines = buffered.split('\n');
-        buffered = lines.pop() ?? '';
-        for (const line of lines) {
-          if (!line.startsWith('go: downloading')) compiled += 1;
-          tail.push(line);
-          if (tail.length > 30) tail.shift();
-        }
-      });
-      child.on('error', (err) => {
-        clearInterval(ticker);
-        reject(err);
-      });
-      child.on('exit', (code) => {
-        clearInterval(ticker);
-        if (code === 0) resolve();
-        else reject(new Error(`go build exited with ${code}:\n${tail.join('\n')}`));
-      });
-    });
+    await runGo(
+      ['build', '-v', '-o', path.join(staging, 'out') + path.sep, `${SERVER_MODULE}/cmd/server`, `${SERVER_MODULE}/cmd/tools/sql`],
+      { cwd: staging, env },
+      progress,
+    );
     // The schema files temporal-sql-tool applies, from the module cache, kept beside the binaries.
     const { stdout: moduleDir } = await go(['list', '-m', '-f', '{{.Dir}}', SERVER_MODULE]);
     const schemaStaging = path.join(staging, 'schema');
@@ -483,14 +451,7 @@ export class PostgresTemporalServer {
   /** The server (SIGTERM, then SIGKILL after 15 s), then its Postgres. */
   async stop(): Promise<void> {
     this.stopping = true;
-    const child = this.child;
-    if (child?.pid && alive(child.pid)) {
-      const pid = child.pid;
-      process.kill(pid, 'SIGTERM');
-      const end = Date.now() + 15_000;
-      while (alive(pid) && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
-      if (alive(pid)) process.kill(pid, 'SIGKILL');
-    }
+    if (this.child?.pid) await terminate(this.child.pid);
     this.child = undefined;
     await this.postgres?.stop();
   }

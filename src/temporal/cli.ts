@@ -85,38 +85,11 @@ async function build(version: string, progress: Progress): Promise<string> {
       `Building the Temporal CLI ${version} from ${MODULE} into ${path.dirname(target)} (several minutes the first time; later runs reuse it)`,
     );
     const started = Date.now();
-    let compiled = 0;
-    const tail: string[] = [];
-    await new Promise<void>((resolve, reject) => {
-      const child = spawn('go', ['install', '-v', `${MODULE}@${version}`], {
-        env: { ...process.env, GOBIN: staging, GOFLAGS: '-mod=mod', CGO_ENABLED: '0' },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      let buffered = '';
-      const ticker = setInterval(
-        () => progress(`  ... ${compiled} packages compiled, ${Math.round((Date.now() - started) / 1000)} s`),
-        15_000,
-      );
-      child.stderr.on('data', (chunk: Buffer) => {
-        buffered += chunk.toString('utf8');
-        const lines = buffered.split('\n');
-        buffered = lines.pop() ?? '';
-        for (const line of lines) {
-          if (!line.startsWith('go: downloading')) compiled += 1;
-          tail.push(line);
-          if (tail.length > 30) tail.shift();
-        }
-      });
-      child.on('error', (err) => {
-        clearInterval(ticker);
-        reject(err);
-      });
-      child.on('exit', (code) => {
-        clearInterval(ticker);
-        if (code === 0) resolve();
-        else reject(new Error(`go install exited with ${code}:\n${tail.join('\n')}`));
-      });
-    });
+    await runGo(
+      ['install', '-v', `${MODULE}@${version}`],
+      { env: { ...process.env, GOBIN: staging, GOFLAGS: '-mod=mod', CGO_ENABLED: '0' } },
+      progress,
+    );
     mkdirSync(path.dirname(target), { recursive: true });
     renameSync(path.join(staging, 'temporal'), target);
     rmSync(staging, { recursive: true, force: true });
@@ -150,4 +123,41 @@ async function acquireLock(file: string, progress: Progress): Promise<() => void
       await new Promise((r) => setTimeout(r, 1000));
     }
   }
+}
+
+/**
+ * Runs a verbose `go build`/`go install`, saying every 15 s how many packages it has compiled
+ * (a first build takes minutes); rejects with the last lines of its output when it fails.
+ */
+export async function runGo(args: string[], opts: { cwd?: string; env: NodeJS.ProcessEnv }, progress: Progress): Promise<void> {
+  const started = Date.now();
+  let compiled = 0;
+  const tail: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn('go', args, { ...opts, stdio: ['ignore', 'ignore', 'pipe'] });
+    let buffered = '';
+    const ticker = setInterval(
+      () => progress(`  ... ${compiled} packages compiled, ${Math.round((Date.now() - started) / 1000)} s`),
+      15_000,
+    );
+    child.stderr.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? '';
+      for (const line of lines) {
+        if (!line.startsWith('go: downloading')) compiled += 1;
+        tail.push(line);
+        if (tail.length > 30) tail.shift();
+      }
+    });
+    child.on('error', (err) => {
+      clearInterval(ticker);
+      reject(err);
+    });
+    child.on('exit', (code) => {
+      clearInterval(ticker);
+      if (code === 0) resolve();
+      else reject(new Error(`go ${args[0]} exited with ${code}:\n${tail.join('\n')}`));
+    });
+  });
 }

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from '../log.js';
-import { alive } from '../process.js';
+import { alive, terminate } from '../process.js';
 
 export interface DevServerOptions {
   binary: string;
@@ -148,10 +148,7 @@ export class TemporalDevServer {
       })();
       if (cmdline.includes('start-dev')) {
         this.opts.log.warn({ pid }, 'stopping a Temporal dev server left running by a previous run');
-        process.kill(pid, 'SIGTERM');
-        const end = Date.now() + 15_000;
-        while (alive(pid) && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
-        if (alive(pid)) process.kill(pid, 'SIGKILL');
+        await terminate(pid);
       }
     }
     rmSync(this.pidFile, { force: true });
@@ -159,14 +156,7 @@ export class TemporalDevServer {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    const child = this.child;
-    if (child?.pid && alive(child.pid)) {
-      const pid = child.pid;
-      process.kill(pid, 'SIGTERM');
-      const end = Date.now() + 15_000;
-      while (alive(pid) && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
-      if (alive(pid)) process.kill(pid, 'SIGKILL');
-    }
+    if (this.child?.pid) await terminate(this.child.pid);
     this.child = undefined;
     if (this.pidFile) rmSync(this.pidFile, { force: true });
   }
