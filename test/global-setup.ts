@@ -8,6 +8,7 @@ import type { TestProject } from 'vitest/node';
 import { createLogger } from '../src/log.js';
 import { ensureTemporalCli } from '../src/temporal/cli.js';
 import { bundleWorkflows } from '../src/worker-runtime.js';
+import { guardAgainstOrphans } from './support/orphan-guard.js';
 import { freePorts } from './support/ports.js';
 import { startTestServers } from './support/servers.js';
 
@@ -28,6 +29,7 @@ export default async function setup(project: TestProject) {
   chmodSync(tmpDir, 0o755); // Postgres runs as its own user and must reach its data dir
   const [temporalPort, ...pgPorts] = await freePorts(4);
   const binary = await ensureTemporalCli((line) => process.stderr.write(`[temporal-cli] ${line}\n`));
+  const unguard = guardAgainstOrphans(tmpDir, temporalPort);
   // Whatever fails from here on (a port taken, initdb refused, the bundle broken), nothing that
   // was started may outlive this run: vitest calls no teardown for a setup that threw.
   const cleanup = () => rmSync(tmpDir, { recursive: true, force: true });
@@ -38,6 +40,7 @@ export default async function setup(project: TestProject) {
   if (started_.status === 'rejected' || bundled.status === 'rejected') {
     // startTestServers stopped its own servers if it failed; the bundle may have failed alone.
     if (started_.status === 'fulfilled') await started_.value.stop();
+    unguard();
     cleanup();
     throw started_.status === 'rejected' ? started_.reason : (bundled as PromiseRejectedResult).reason;
   }
@@ -62,6 +65,7 @@ export default async function setup(project: TestProject) {
 
   return async () => {
     process.off('exit', killAll);
+    unguard();
     await servers.stop();
     cleanup();
   };
