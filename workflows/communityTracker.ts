@@ -6,7 +6,7 @@ import type { SyncSummary } from '../activities/sync.js';
 import {
   DORMANT_AFTER_FAILURES,
   intervalFor,
-  nextRate,
+  rateAfterSync,
   type PlannedSchedule,
   type RefreshMode,
   type RefreshPolicy,
@@ -318,10 +318,8 @@ export class CommunityTracker {
       this.status.consecutiveFailures = 0;
       this.hintSeconds = summary.minIntervalSeconds;
     } else if (this.adaptive) {
-      const previous = this.status.lastSyncAt ? Date.parse(this.status.lastSyncAt) : null;
-      const elapsedHours = previous === null ? null : (Date.now() - previous) / 3_600_000;
-      const rate = nextRate(this.status.postsPerHour, summary.inserted, elapsedHours, summary.sampleRatePerHour);
-      this.status.postsPerHour = rate === null ? null : Math.round(rate * 10_000) / 10_000;
+      const { postsPerHour, lastSyncAt } = this.status;
+      this.status.postsPerHour = rateAfterSync(postsPerHour, lastSyncAt, Date.now(), summary.inserted, summary.sampleRatePerHour);
       this.status.consecutiveFailures = 0;
       this.hintSeconds = summary.minIntervalSeconds;
     }

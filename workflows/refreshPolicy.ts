@@ -86,6 +86,22 @@ export function intervalFor(i: IntervalInput): Interval {
 }
 
 /**
+ * The posting rate after a successful sync at `atMs` that found `inserted` new items, the last one
+ * at `lastSyncAt`; rounded as the status shows it (the interval is chosen from the rounded rate).
+ */
+export function rateAfterSync(
+  previous: number | null,
+  lastSyncAt: string | null,
+  atMs: number,
+  inserted: number,
+  sample?: number,
+): number | null {
+  const elapsedHours = lastSyncAt === null ? null : (atMs - Date.parse(lastSyncAt)) / 3_600_000;
+  const rate = nextRate(previous, inserted, elapsedHours, sample);
+  return rate === null ? null : Math.round(rate * 10_000) / 10_000;
+}
+
+/**
  * What a sync needs to decide the next interval itself, exactly as the workflow would after a
  * success: the workflow's state before the sync and its random number (drawn in the workflow, so
  * the same on replay). Lets the sync write its schedule with its result in one statement.
@@ -111,10 +127,7 @@ export function scheduleAfterSuccess(
   plan: SchedulePlan,
   sync: { inserted: number; syncedAtMs: number; sampleRatePerHour?: number; minIntervalSeconds?: number },
 ): PlannedSchedule {
-  const elapsedHours = plan.lastSyncAt === null ? null : (sync.syncedAtMs - Date.parse(plan.lastSyncAt)) / 3_600_000;
-  const rate = nextRate(plan.postsPerHour, sync.inserted, elapsedHours, sync.sampleRatePerHour);
-  // Rounded as the status shows it, and the interval is chosen from the rounded rate.
-  const postsPerHour = rate === null ? null : Math.round(rate * 10_000) / 10_000;
+  const postsPerHour = rateAfterSync(plan.postsPerHour, plan.lastSyncAt, sync.syncedAtMs, sync.inserted, sync.sampleRatePerHour);
   const { seconds, reason } = intervalFor({
     policy: plan.policy,
     fixedSeconds: plan.fixedSeconds,

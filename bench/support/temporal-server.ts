@@ -5,7 +5,7 @@
 // CLI embeds (with the CLI's own dependency versions, so that only the server differs from the
 // dev server) into a per-version cache outside the clone; `npm run temporal-server` runs it alone.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,7 +16,7 @@ import { stringify } from 'yaml';
 import { EmbeddedPostgresNode } from '../../src/db/embedded.js';
 import type { Logger } from '../../src/log.js';
 import { terminate } from '../../src/process.js';
-import { ensureTemporalCli, runGo, type Progress } from '../../src/temporal/cli.js';
+import { acquireLock, ensureTemporalCli, runGo, type Progress } from '../../src/temporal/cli.js';
 import { DEV_SERVER_DYNAMIC_CONFIG, portOpen } from '../../src/temporal/devserver.js';
 import { freePorts } from '../../test/support/ports.js';
 import { descendants } from './proc.js';
@@ -94,7 +94,7 @@ async function build(version: string, cliVersion: string | undefined, progress: 
   const target = cachedServerBinaries(version);
   const versionDir = path.join(serverCacheRoot(), version);
   mkdirSync(versionDir, { recursive: true });
-  const lock = await acquireLock(path.join(versionDir, 'build.lock'), progress);
+  const lock = await acquireLock(path.join(versionDir, 'build.lock'), progress, 'temporal-server');
   try {
     if (complete(target)) return target;
     const staging = path.join(versionDir, `staging-${process.pid}`);
@@ -139,30 +139,6 @@ async function build(version: string, cliVersion: string | undefined, progress: 
   } finally {
     rmSync(path.join(versionDir, `staging-${process.pid}`), { recursive: true, force: true });
     lock();
-  }
-}
-
-async function acquireLock(file: string, progress: Progress): Promise<() => void> {
-  const started = Date.now();
-  let told = false;
-  for (;;) {
-    try {
-      closeSync(openSync(file, 'wx'));
-      return () => rmSync(file, { force: true });
-    } catch {
-      // A lock older than 30 minutes belongs to a build that died.
-      try {
-        if (Date.now() - statSync(file).mtimeMs > 30 * 60_000) rmSync(file, { force: true });
-      } catch {
-        /* gone already */
-      }
-      if (!told) {
-        progress('Waiting for another process that is building temporal-server ...');
-        told = true;
-      }
-      if (Date.now() - started > 60 * 60_000) throw new Error(`timed out waiting for ${file}`);
-      await new Promise((r) => setTimeout(r, 1000));
-    }
   }
 }
 

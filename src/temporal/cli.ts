@@ -100,7 +100,8 @@ async function build(version: string, progress: Progress): Promise<string> {
   }
 }
 
-async function acquireLock(file: string, progress: Progress): Promise<() => void> {
+/** A lock file for one build at a time (of `what`); the answer releases it. */
+export async function acquireLock(file: string, progress: Progress, what = 'the Temporal CLI'): Promise<() => void> {
   const started = Date.now();
   let told = false;
   for (;;) {
@@ -116,7 +117,7 @@ async function acquireLock(file: string, progress: Progress): Promise<() => void
         /* gone already */
       }
       if (!told) {
-        progress('Waiting for another process that is building the Temporal CLI ...');
+        progress(`Waiting for another process that is building ${what} ...`);
         told = true;
       }
       if (Date.now() - started > 60 * 60_000) throw new Error(`timed out waiting for ${file}`);
