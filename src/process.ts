@@ -16,3 +16,14 @@ export async function terminate(pid: number, graceMs = 15_000): Promise<void> {
   while (alive(pid) && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
   if (alive(pid)) process.kill(pid, 'SIGKILL');
 }
+
+/** Calls `onLine` with each complete line a child's output stream writes (the last, unfinished one waits). */
+export function eachLine(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
+  let buffered = '';
+  stream.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString('utf8');
+    const lines = buffered.split('\n');
+    buffered = lines.pop() ?? '';
+    for (const line of lines) onLine(line);
+  });
+}

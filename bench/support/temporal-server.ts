@@ -15,7 +15,7 @@ import { msToTs } from '@temporalio/common/lib/time.js';
 import { stringify } from 'yaml';
 import { EmbeddedPostgresNode } from '../../src/db/embedded.js';
 import type { Logger } from '../../src/log.js';
-import { terminate } from '../../src/process.js';
+import { eachLine, terminate } from '../../src/process.js';
 import { acquireLock, ensureTemporalCli, runGo, type Progress } from '../../src/temporal/cli.js';
 import { DEV_SERVER_DYNAMIC_CONFIG, portOpen } from '../../src/temporal/devserver.js';
 import { freePorts } from '../../test/support/ports.js';
@@ -405,22 +405,16 @@ export class PostgresTemporalServer {
 
   private relay(stream: NodeJS.ReadableStream): void {
     const { log } = this.opts;
-    let buf = '';
-    stream.on('data', (chunk: Buffer) => {
-      buf += chunk.toString('utf8');
-      const lines = buf.split('\n');
-      buf = lines.pop() ?? '';
-      for (const raw of lines) {
-        const line = raw.trim();
-        if (!line) continue;
-        this.tail.push(line);
-        if (this.tail.length > 30) this.tail.shift();
-        if (this.stopping) continue; // shutdown chatter is noise
-        const level = /"level":"(\w+)"/.exec(line)?.[1];
-        if (level === 'error' || level === 'dpanic' || level === 'panic' || level === 'fatal') log.error(line);
-        else if (level === 'warn') log.warn(line);
-        else log.info(line);
-      }
+    eachLine(stream, (raw) => {
+      const line = raw.trim();
+      if (!line) return;
+      this.tail.push(line);
+      if (this.tail.length > 30) this.tail.shift();
+      if (this.stopping) return; // shutdown chatter is noise
+      const level = /"level":"(\w+)"/.exec(line)?.[1];
+      if (level === 'error' || level === 'dpanic' || level === 'panic' || level === 'fatal') log.error(line);
+      else if (level === 'warn') log.warn(line);
+      else log.info(line);
     });
   }
 

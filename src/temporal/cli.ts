@@ -5,6 +5,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { eachLine } from '../process.js';
 
 /** Tried in order: tags from v1.6 on carry a `replace` directive that `go install pkg@v` refuses. */
 export const TEMPORAL_CLI_VERSIONS = ['v1.5.1', 'v1.5.0', 'v1.4.1'];
@@ -136,20 +137,14 @@ export async function runGo(args: string[], opts: { cwd?: string; env: NodeJS.Pr
   const tail: string[] = [];
   await new Promise<void>((resolve, reject) => {
     const child = spawn('go', args, { ...opts, stdio: ['ignore', 'ignore', 'pipe'] });
-    let buffered = '';
     const ticker = setInterval(
       () => progress(`  ... ${compiled} packages compiled, ${Math.round((Date.now() - started) / 1000)} s`),
       15_000,
     );
-    child.stderr.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      const lines = buffered.split('\n');
-      buffered = lines.pop() ?? '';
-      for (const line of lines) {
-        if (!line.startsWith('go: downloading')) compiled += 1;
-        tail.push(line);
-        if (tail.length > 30) tail.shift();
-      }
+    eachLine(child.stderr, (line) => {
+      if (!line.startsWith('go: downloading')) compiled += 1;
+      tail.push(line);
+      if (tail.length > 30) tail.shift();
     });
     child.on('error', (err) => {
       clearInterval(ticker);

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from '../log.js';
-import { alive, terminate } from '../process.js';
+import { alive, eachLine, terminate } from '../process.js';
 
 export interface DevServerOptions {
   binary: string;
@@ -100,21 +100,14 @@ export class TemporalDevServer {
     const child = spawn(binary, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     if (this.pidFile) writeFileSync(this.pidFile, String(child.pid));
-    const relay = (stream: NodeJS.ReadableStream) => {
-      let buf = '';
-      stream.on('data', (chunk: Buffer) => {
-        buf += chunk.toString('utf8');
-        const lines = buf.split('\n');
-        buf = lines.pop() ?? '';
-        for (const line of lines) {
-          if (!line.trim() || this.stopping) continue; // shutdown chatter (closed pollers) is noise
-          const level = /level=(ERROR|WARN)/.exec(line)?.[1];
-          if (level === 'ERROR') log.error(line.trim());
-          else if (level === 'WARN') log.warn(line.trim());
-          else log.info(line.trim());
-        }
+    const relay = (stream: NodeJS.ReadableStream) =>
+      eachLine(stream, (line) => {
+        if (!line.trim() || this.stopping) return; // shutdown chatter (closed pollers) is noise
+        const level = /level=(ERROR|WARN)/.exec(line)?.[1];
+        if (level === 'ERROR') log.error(line.trim());
+        else if (level === 'WARN') log.warn(line.trim());
+        else log.info(line.trim());
       });
-    };
     relay(child.stdout!);
     relay(child.stderr!);
     let exited: number | null | undefined;
