@@ -14,9 +14,10 @@
 // Retry-After (seconds until the next request is allowed). A live stream is one request for its
 // whole life. /healthz and /metrics are not under these mounts, so they are never limited.
 //
-// The buckets are in this process's memory: with N API replicas each keeps its own, so a client
-// spread over them by the load balancer gets up to N times the limit (a sticky balancer keeps a
-// client on one; a shared store such as the catalog or Redis would be the next step).
+// The buckets are in this process's memory: with N API replicas (or API_PROCESSES=N, whose
+// processes take connections in turn) each keeps its own, so a client spread over them gets up to
+// N times the limit (a sticky balancer keeps a client on one; a shared store such as the catalog or
+// Redis would be the next step).
 import type { Context, MiddlewareHandler } from 'hono';
 import { CallerDirectory, clientKey, type Caller } from './callers.js';
 import { ApiError, errorBody } from './errors.js';

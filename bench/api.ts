@@ -1,4 +1,4 @@
-// `npm run bench -- api [--posts 1000000] [--communities 1000] [--hot 10] [--concurrency 32] [--duration 15] [--only <name part>] [--profile <name part>] [--before <git rev>] [--no-profile] [--no-append]`
+// `npm run bench -- api [--posts 1000000] [--communities 1000] [--hot 10] [--concurrency 32] [--duration 15] [--only <name part>] [--profile <name part>] [--before <git rev>] [--processes 1,2] [--no-profile] [--no-append]`
 // Requests/s and latency of the read endpoints with `posts` posts over the two shard nodes, before
 // → after in one run: the API with the response cache off (API_RESPONSE_CACHE=false), then on,
 // each with every middleware of app.ts on (validation, keys, rate limits, ETag, metrics); with
@@ -25,7 +25,7 @@ import { apiKeyHash, newApiKey } from '../api/users.js';
 import { logicalShardOf } from '../src/db/sharding/router.js';
 import { communityRef } from '../src/sources/lemmy/refs.js';
 import { checkoutOf, flag, freePort, hasFlag, startBenchEnv } from './support/env.js';
-import { sampleProc, treeCpuSeconds } from './support/proc.js';
+import { treeCpuSeconds, treeRssBytes } from './support/proc.js';
 import { profileNotes, summarizeCpuProfile } from './support/profile.js';
 import { appendResults } from './support/results.js';
 import { fmt, mapLimit, mb, percentile, table } from './support/stats.js';
@@ -54,12 +54,12 @@ async function load(
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
   const end = Date.now() + o.durationMs;
-  const cpu0 = sampleProc(o.apiPid)?.cpuSeconds ?? 0;
+  const cpu0 = treeCpuSeconds([o.apiPid]);
   const pg0 = treeCpuSeconds(o.pgPids);
   const load0 = process.cpuUsage();
   const t0 = Date.now();
   let apiRss = 0;
-  const sampler = setInterval(() => (apiRss = Math.max(apiRss, sampleProc(o.apiPid)?.rssBytes ?? 0)), 500);
+  const sampler = setInterval(() => (apiRss = Math.max(apiRss, treeRssBytes([o.apiPid]))), 500);
   await Promise.all(
     Array.from({ length: o.concurrency }, async () => {
       while (Date.now() < end) {
@@ -84,7 +84,7 @@ async function load(
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     statuses,
-    apiCpu: (100 * ((sampleProc(o.apiPid)?.cpuSeconds ?? 0) - cpu0)) / secs,
+    apiCpu: (100 * (treeCpuSeconds([o.apiPid]) - cpu0)) / secs,
     pgCpu: (100 * (treeCpuSeconds(o.pgPids) - pg0)) / secs,
     loadCpu: (() => {
       const u = process.cpuUsage(load0);
@@ -107,6 +107,10 @@ export async function run(argv: string[]): Promise<void> {
   const perCommunity = Math.ceil(totalPosts / communities);
   const log = (m: string) => process.stderr.write(`[api] ${m}\n`);
   const beforeRev = flag(argv, 'before', '');
+  const processCounts = flag(argv, 'processes', '')
+    .split(',')
+    .filter(Boolean)
+    .map((n) => Math.max(1, Number(n) || 1));
   const checkout = beforeRev ? checkoutOf(beforeRev) : undefined;
   const be = await startBenchEnv({});
   let api: ChildProcess | undefined;
@@ -226,9 +230,25 @@ export async function run(argv: string[]): Promise<void> {
           { name: 'this tree, cache on (after)', root: ROOT, env: { API_RESPONSE_CACHE: 'true' } },
         ]
       : [
-          { name: 'cache off (before)', root: ROOT, env: { API_RESPONSE_CACHE: 'false' } },
+          {
+            name: processCounts.length ? 'cache off, 1 process (before)' : 'cache off (before)',
+            root: ROOT,
+            env: { API_RESPONSE_CACHE: 'false' },
+          },
           { name: 'cache on (after)', root: ROOT, env: { API_RESPONSE_CACHE: 'true' } },
         ];
+    // `--processes 1,2`: the cache off, 1 process (before), then the API as that many processes
+    // (API_PROCESSES), cache on, one row group each.
+    if (processCounts.length)
+      variants.splice(
+        1,
+        variants.length - 1,
+        ...processCounts.map((n) => ({
+          name: `cache on, ${n} process${n === 1 ? '' : 'es'}`,
+          root: ROOT,
+          env: { API_RESPONSE_CACHE: 'true', API_PROCESSES: String(n) },
+        })),
+      );
     for (const { name: cache, root, env } of variants) {
       const started = await startApi(be.env, env, concurrency, [], root);
       api = started.api;
@@ -318,10 +338,11 @@ export async function run(argv: string[]): Promise<void> {
     );
     process.stdout.write(`\n${md}\n`);
     const beforeAfter = scenarios
-      .filter(([n]) => results.has(`${variants[1].name} ${n}`))
+      .filter(([n]) => results.has(`${variants.at(-1)!.name} ${n}`))
       .map(([name]) => {
+        // The first row group against the last (with --processes: cache off → the most processes).
         const off = results.get(`${variants[0].name} ${name}`)!;
-        const on = results.get(`${variants[1].name} ${name}`)!;
+        const on = results.get(`${variants.at(-1)!.name} ${name}`)!;
         return `${name}: ${fmt(off.rps)} → ${fmt(on.rps)} req/s, p99 ${fmt(off.p99, 1)} → ${fmt(on.p99, 1)} ms`;
       });
     for (const line of [...beforeAfter, ...notes]) process.stdout.write(`${line}\n`);

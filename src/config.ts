@@ -207,6 +207,8 @@ const schema = z.object({
   API_KEY_CACHE_SECONDS: int(0, 3600).default(30),
   API_RESPONSE_CACHE: bool.default(true),
   API_RESPONSE_CACHE_MAX_BYTES: int(0, 16 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
+  // `npm run api` as this many processes on one port (node:cluster), one per core to use.
+  API_PROCESSES: int(1, 64).default(1),
 });
 
 /** Every environment variable the service reads (README's table, docker-compose.yml). */

@@ -146,9 +146,16 @@ export function observeScheduleLag(kind: string, dueAt: Date | null, attempt: nu
   if (lag >= 0) syncScheduleLag.observe({ kind }, lag);
 }
 
-/** The exposition (text format) of this process's registry. */
+let exposition: (() => Promise<string>) | undefined;
+
+/** Serves another exposition than this process's own: the whole cluster's (src/metrics/cluster.ts). */
+export function useExposition(source: () => Promise<string>): void {
+  exposition = source;
+}
+
+/** The exposition (text format) of this process's registry, or of its cluster's. */
 export async function renderMetrics(): Promise<{ contentType: string; body: string }> {
-  return { contentType: registry.contentType, body: await registry.metrics() };
+  return { contentType: registry.contentType, body: await (exposition ? exposition() : registry.metrics()) };
 }
 
 /**
