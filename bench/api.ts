@@ -224,31 +224,25 @@ export async function run(argv: string[]): Promise<void> {
 
     const rowsOut: (string | number)[][] = [];
     const results = new Map<string, LoadResult>();
-    const variants = checkout
-      ? [
-          { name: `${checkout.commit}, cache on (before)`, root: checkout.root, env: { API_RESPONSE_CACHE: 'true' } },
-          { name: 'this tree, cache on (after)', root: ROOT, env: { API_RESPONSE_CACHE: 'true' } },
-        ]
-      : [
-          {
-            name: processCounts.length ? 'cache off, 1 process (before)' : 'cache off (before)',
+    // `--processes 1,2`: after the first row group, the API as that many processes (API_PROCESSES),
+    // cache on, one row group each.
+    const byProcesses = processCounts.map((n) => ({
+      name: `cache on, ${n} process${n === 1 ? '' : 'es'}`,
+      root: ROOT,
+      env: { API_RESPONSE_CACHE: 'true', API_PROCESSES: String(n) },
+    }));
+    const variants = [
+      checkout
+        ? { name: `${checkout.commit}, cache on (before)`, root: checkout.root, env: { API_RESPONSE_CACHE: 'true' } }
+        : {
+            name: byProcesses.length ? 'cache off, 1 process (before)' : 'cache off (before)',
             root: ROOT,
             env: { API_RESPONSE_CACHE: 'false' },
           },
-          { name: 'cache on (after)', root: ROOT, env: { API_RESPONSE_CACHE: 'true' } },
-        ];
-    // `--processes 1,2`: the cache off, 1 process (before), then the API as that many processes
-    // (API_PROCESSES), cache on, one row group each.
-    if (processCounts.length)
-      variants.splice(
-        1,
-        variants.length - 1,
-        ...processCounts.map((n) => ({
-          name: `cache on, ${n} process${n === 1 ? '' : 'es'}`,
-          root: ROOT,
-          env: { API_RESPONSE_CACHE: 'true', API_PROCESSES: String(n) },
-        })),
-      );
+      ...(byProcesses.length
+        ? byProcesses
+        : [{ name: checkout ? 'this tree, cache on (after)' : 'cache on (after)', root: ROOT, env: { API_RESPONSE_CACHE: 'true' } }]),
+    ];
     for (const { name: cache, root, env } of variants) {
       const started = await startApi(be.env, env, concurrency, [], root);
       api = started.api;

@@ -13,7 +13,6 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { loadConfig } from '../src/config.js';
 import { normalizeInstance } from '../src/sources/lemmy/refs.js';
-import { onShutdown } from '../src/shutdown.js';
 import { startTracking } from '../src/tracking.js';
 import { SYNCS_PER_RUN } from '../workflows/trackCommunity.js';
 import type { FakeLemmy } from '../test/fake-lemmy.js';
@@ -439,16 +438,6 @@ export async function run(argv: string[]): Promise<void> {
       ADAPTIVE_MAX_REFRESH_SECONDS: '3600',
     },
   });
-  // Ctrl-C reaches the bench but not the servers (their own process groups): stop what it started.
-  onShutdown(
-    be.log,
-    () => be.close(),
-    () => {
-      for (const w of be.workers) w.child.kill('SIGKILL');
-      if ('killSync' in be.temporal) be.temporal.killSync();
-      for (const node of be.nodes) node.killSync();
-    },
-  );
   let r: FleetResult;
   try {
     r = await runFleet(be, o);

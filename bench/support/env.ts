@@ -12,6 +12,7 @@ import { loadConfig, type Config } from '../../src/config.js';
 import { EmbeddedPostgresNode } from '../../src/db/embedded.js';
 import { openStorage, type Storage } from '../../src/db/index.js';
 import { createLogger, type Logger } from '../../src/log.js';
+import { onShutdown } from '../../src/shutdown.js';
 import { connectClient } from '../../src/temporal/client.js';
 import { ensureTemporalCli } from '../../src/temporal/cli.js';
 import { TemporalDevServer } from '../../src/temporal/devserver.js';
@@ -67,8 +68,32 @@ export interface BenchEnvOptions {
 export type TemporalServerKind = 'dev' | 'postgres';
 export const TEMPORAL_SERVER_KINDS: readonly TemporalServerKind[] = ['dev', 'postgres'];
 
+/** Environments not closed yet: what Ctrl-C must stop (the servers run in process groups of their own). */
+const openEnvs = new Set<BenchEnv>();
+let stopOnSignal = false;
+
+/** Once per bench process: SIGINT/SIGTERM close every open environment, or kill what they run when forced. */
+function closeOnShutdown(log: Logger): void {
+  if (stopOnSignal) return;
+  stopOnSignal = true;
+  onShutdown(
+    log,
+    async () => {
+      for (const be of [...openEnvs]) await be.close();
+    },
+    () => {
+      for (const be of openEnvs) {
+        for (const w of be.workers) w.child.kill('SIGKILL');
+        if ('killSync' in be.temporal) be.temporal.killSync();
+        for (const node of be.nodes) node.killSync();
+      }
+    },
+  );
+}
+
 export async function startBenchEnv(opts: BenchEnvOptions = {}): Promise<BenchEnv> {
   const log = createLogger({ level: process.env.BENCH_LOG_LEVEL ?? 'warn', format: 'pretty' });
+  closeOnShutdown(log);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'lemmy-fetcher-bench-'));
   chmodSync(dir, 0o755);
   const durability: Record<string, string> = opts.fastPostgres ? { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' } : {};
@@ -154,6 +179,7 @@ export async function startBenchEnv(opts: BenchEnvOptions = {}): Promise<BenchEn
       return out;
     },
     async close() {
+      openEnvs.delete(benchEnv);
       for (const w of benchEnv.workers) {
         if (w.child.exitCode === null) {
           w.child.kill('SIGTERM');
@@ -169,6 +195,7 @@ export async function startBenchEnv(opts: BenchEnvOptions = {}): Promise<BenchEn
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  openEnvs.add(benchEnv);
   return benchEnv;
 }
 
