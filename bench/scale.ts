@@ -1,7 +1,11 @@
 // `npm run bench -- scale [--n 500,2000] [--interval 60] [--warmup 70] [--duration 120]
 //   [--per-instance 50] [--rps 1000] [--cache <WORKER_MAX_CACHED_WORKFLOWS default>]
 //   [--compare eager | --before <git rev> [--before-as-shipped]] [--profile] [--no-append]
-//   [--temporal-server dev|postgres|dev,postgres] [--temporal-shards 4] [--try '<dynamic config JSON>']`
+//   [--temporal-server dev|postgres|dev,postgres] [--temporal-shards 4] [--try '<dynamic config JSON>']
+//   [--quiet-runs <from seconds>:<syncs>]`
+// `--quiet-runs`: the workflows are started with QUIET_RUN_FROM_SECONDS / QUIET_RUN_SYNCS (e.g.
+// `60:4` with `--interval 60` and a small `--cache`: every sync of an evicted workflow, as the
+// hourly communities of a large fleet; an earlier revision's worker ignores them).
 // `--compare <lever>` runs each N twice, the lever off ("before") and as shipped ("after"), so that
 // one run of the bench shows what it buys (levers: LEVERS below); `--before <rev>` runs each N with
 // that revision's worker (a git worktree) and every lever off (`--before-as-shipped`: the dev
@@ -16,7 +20,7 @@ import type { CommunityStatus } from '../workflows/trackCommunity.js';
 import { loadConfig } from '../src/config.js';
 import { DEV_SERVER_DYNAMIC_CONFIG } from '../src/temporal/devserver.js';
 import { normalizeInstance } from '../src/sources/lemmy/refs.js';
-import { workflowIdOf } from '../workflows/trackCommunity.js';
+import { SYNCS_PER_RUN, workflowIdOf } from '../workflows/trackCommunity.js';
 import { liveStatus, startTracking } from '../src/tracking.js';
 import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -87,14 +91,25 @@ function ms(t: { seconds?: unknown; nanos?: number | null } | null | undefined):
   return Number(t.seconds ?? 0) * 1000 + (t.nanos ?? 0) / 1e6;
 }
 
+/** `--quiet-runs 60:4` → the config that starts workflows with those quiet runs. */
+function quietRunsEnv(spec: string): Record<string, string> {
+  if (!spec) return {};
+  const [from, syncs] = spec.split(':');
+  return { QUIET_RUN_FROM_SECONDS: from, QUIET_RUN_SYNCS: syncs };
+}
+
 async function runOne(
   n: number,
-  o: { interval: number; warmup: number; duration: number; perInstance: number; rps: number; cache: number },
+  o: { interval: number; warmup: number; duration: number; perInstance: number; rps: number; cache: number; quietRuns: string },
   variant: Variant = { name: 'as shipped' },
 ): Promise<ScaleResult> {
   const log = (m: string) => process.stderr.write(`[scale n=${n}, ${variant.name}] ${m}\n`);
   const be = await startBenchEnv({
-    env: { INSTANCE_REQUESTS_PER_SECOND: String(o.rps), WORKER_MAX_CACHED_WORKFLOWS: String(o.cache) },
+    env: {
+      INSTANCE_REQUESTS_PER_SECOND: String(o.rps),
+      WORKER_MAX_CACHED_WORKFLOWS: String(o.cache),
+      ...quietRunsEnv(o.quietRuns),
+    },
     ...(variant.temporal ? { temporalDynamicConfig: variant.temporal } : {}),
     ...(variant.server ? { temporalServer: variant.server } : {}),
     ...(variant.temporalShards ? { temporalHistoryShards: variant.temporalShards } : {}),
@@ -212,7 +227,10 @@ async function runOne(
       const live = await liveStatus(deps, ref, 5000);
       const status: CommunityStatus | undefined = typeof live === 'object' ? live : undefined;
       if (!status) continue;
-      events += history.events?.length ?? 0;
+      // Every run of the chain (runs roll over): the syncs the status counts were made in all of them.
+      for await (const run of be.client.workflow.list({ query: `WorkflowId = '${workflowIdOf(ref)}'` })) {
+        events += (await be.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory()).events?.length ?? 0;
+      }
       sampleSyncs += status.syncs;
       // A regular sync starts at its ActivityTaskStarted; a quick one (a local activity) at the
       // start of the workflow task that ran it, the one its marker completes.
@@ -275,7 +293,10 @@ export async function run(argv: string[]): Promise<void> {
     perInstance: flag(argv, 'per-instance', 50),
     rps: flag(argv, 'rps', 1000),
     cache: flag(argv, 'cache', loadConfig({}).WORKER_MAX_CACHED_WORKFLOWS),
+    quietRuns: flag(argv, 'quiet-runs', ''),
   };
+  // Checked before a long run starts.
+  if (o.quietRuns) loadConfig(quietRunsEnv(o.quietRuns));
   const lever = flag(argv, 'compare', '');
   if (lever && !LEVERS[lever]) throw new Error(`--compare: no lever ${lever} (${Object.keys(LEVERS).join(', ')})`);
   const servers = flag(argv, 'temporal-server', 'dev').split(',') as TemporalServerKind[];
@@ -399,9 +420,14 @@ export async function run(argv: string[]): Promise<void> {
         `${o.perInstance} communities per fake Lemmy instance (distinct ports on 127.0.0.1, served by the bench process); INSTANCE_REQUESTS_PER_SECOND raised to ${o.rps} so the per-instance politeness budget is not the limit; ~1 new post per community per interval`,
         `Temporal dev server dynamic config as shipped: ${JSON.stringify(DEV_SERVER_DYNAMIC_CONFIG)}; a "… off (before)" row turns that lever off (\`--compare\`); CPU ms/sync = the CPU of every process on the box over the window ÷ syncs`,
         `warm-up ${o.warmup} s after all workflows were started (with concurrency 50), then measured ${o.duration} s`,
+        ...(o.quietRuns
+          ? [
+              `workflows started with QUIET_RUN_FROM_SECONDS:QUIET_RUN_SYNCS = ${o.quietRuns}: runs roll over after that many syncs at that interval or longer (a revision before quiet runs ignores it: ${SYNCS_PER_RUN} syncs per run)`,
+            ]
+          : []),
         'lag = sync start (the first newest-posts request of a sync seen by the fake) − (previous sync start + interval); the true due time is previous sync *end* + interval, so this overstates lag by one sync duration (a few ms here). Communities due but not started by the end of the window count with their lag so far ("overdue").',
         'history lag = sync start − (TimerStarted + timer duration) from the workflow histories of the 20 sampled workflows (sync start: ActivityTaskStarted of a regular sync; the WorkflowTaskStarted of the task that ran a quick one): the exact scheduling lag, on a sample.',
-        'CPU % is of one core (200 % = both cores of a 2-CPU box), averaged over the window; postgres = all three servers with their backends; RSS is the peak (postgres: at the end). events/sync = history events / syncs on a sample of 20 workflows.',
+        'CPU % is of one core (200 % = both cores of a 2-CPU box), averaged over the window; postgres = all three servers with their backends; RSS is the peak (postgres: at the end). events/sync = history events of every run / syncs on a sample of 20 workflows.',
         ...(serverBinaries
           ? [
               `"temporal server + postgres" rows: go.temporal.io/server ${serverBinaries.version} (the version the Temporal CLI embeds, built with the CLI's dependency versions by \`npm run temporal-server\`), all four services in one process, PostgreSQL persistence and SQL visibility (postgres12 plugin; maxConns 20 default store, 10 visibility, as the official image) on an embedded Postgres node of its own (default durability, max_connections 300), numHistoryShards ${temporalShards}, the same dynamic config as the dev server and otherwise the server's defaults (the dev server adds its own: 1 history shard, host-level history cache 8,096, persistence QPS 10,000/45,000, search-attribute cache refresh on read); its CPU % temporal and RSS temporal include that Postgres (postmaster + backends; its share in parentheses; its memory is its PSS at the end, shared buffers counted once, where the postgres column sums RSS)`,

@@ -6,7 +6,8 @@
 //   npm run record-histories                 # all scenarios, into test/fixtures/histories/
 //   npm run record-histories -- --out DIR    # elsewhere (e.g. to compare with the committed ones)
 //   npm run record-histories -- --only pause # only these scenarios (comma-separated: signals,
-//                                            # rollover, not-found, retried, removed, pause)
+//                                            # rollover, not-found, retried, removed, pause,
+//                                            # quiet-runs)
 //
 // Record after a change to the workflow that adds a path worth guarding, and commit the files;
 // first give the current files a version prefix (as v1-*, v2-*): workflows started by that code
@@ -42,6 +43,7 @@ import {
   trackCommunity,
   workflowIdOf,
   type CommunityStatus,
+  type QuietRuns,
 } from '../workflows/trackCommunity.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -102,13 +104,29 @@ try {
   const { instance, host } = normalizeInstance(fake.url);
 
   type Handle = WorkflowHandle<typeof trackCommunity>;
-  const start = async (name: string, refreshSeconds: number, maxCyclesPerRun?: number, paused?: boolean): Promise<Handle> => {
+  const start = async (
+    name: string,
+    refreshSeconds: number,
+    maxCyclesPerRun?: number,
+    paused?: boolean,
+    quietRuns?: QuietRuns,
+  ): Promise<Handle> => {
     const ref = `${name}@${host}`;
     await insertCommunity(storage.catalog, { ref, instance, host, name, refreshSeconds, shard: logicalShardOf(ref) });
     return client.workflow.start(trackCommunity, {
       workflowId: workflowIdOf(ref),
       taskQueue: config.TEMPORAL_TASK_QUEUE,
-      args: [{ ref, instance, name, refreshSeconds, ...(maxCyclesPerRun ? { maxCyclesPerRun } : {}), ...(paused ? { paused } : {}) }],
+      args: [
+        {
+          ref,
+          instance,
+          name,
+          refreshSeconds,
+          ...(maxCyclesPerRun ? { maxCyclesPerRun } : {}),
+          ...(paused ? { paused } : {}),
+          ...(quietRuns ? { quietRuns } : {}),
+        },
+      ],
     });
   };
   /** The latest run's handle (after continue-as-new the first handle still points at the chain). */
@@ -186,6 +204,22 @@ try {
     await latest(rollover).executeUpdate(setRefreshIntervalUpdate, { args: [300] });
     await latest(rollover).terminate('recorded');
     await save('rollover', rollover);
+  }
+
+  if (want('quiet-runs')) {
+    // Quiet runs: at a 2 s interval (the quiet threshold) the run rolls over after 2 syncs of its
+    // 20; in the next run the interval is shortened below the threshold, and it goes on past 2.
+    say('quiet-runs: continue-as-new after 2 syncs at a long interval, none at a short one');
+    fake.addCommunity('quiet');
+    fake.addPosts('quiet', 3);
+    const quiet = await start('quiet', 2, 20, false, { fromSeconds: 2, syncs: 2 });
+    const firstRun = (await quiet.describe()).runId;
+    await until('the rollover', async () => (await latest(quiet).describe()).runId !== firstRun);
+    await latest(quiet).executeUpdate(setRefreshIntervalUpdate, { args: [1] });
+    await syncs(quiet, 5);
+    await latest(quiet).terminate('recorded');
+    if ((await latest(quiet).describe()).runId === firstRun) throw new Error('quiet-runs: no rollover');
+    await save('quiet-runs', quiet);
   }
 
   if (want('not-found')) {

@@ -27,7 +27,7 @@ import {
 import type { RefreshPolicy } from '../workflows/refreshPolicy.js';
 
 export interface TrackingDeps {
-  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'REFRESH_SECONDS'>;
+  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'REFRESH_SECONDS' | 'QUIET_RUN_FROM_SECONDS' | 'QUIET_RUN_SYNCS'>;
   catalog: Sql;
   router: ShardRouter;
   temporal: Client;
@@ -75,6 +75,7 @@ function startWorkflow(deps: TrackingDeps, row: CommunityRow, fresh = false) {
         refreshSeconds: row.refresh_seconds,
         policy: policyOf(row),
         maxCyclesPerRun: SYNCS_PER_RUN,
+        quietRuns: { fromSeconds: deps.config.QUIET_RUN_FROM_SECONDS, syncs: deps.config.QUIET_RUN_SYNCS },
         // A paused row's workflow starts paused (e.g. restarted by a refresh after it was terminated).
         ...(row.paused_at ? { paused: true } : {}),
       },

@@ -8,7 +8,8 @@
 // 86401, NaN, a string); new posts on the instance; a slow next sync (so that
 // messages and the cancel land mid-sync); `pause` and `resume` (also when not paused / already
 // paused); waits of 0.1–2 s. Runs roll over (continue-as-new) after 1–3 syncs (maxCyclesPerRun),
-// also while paused. A sequence ends with a cancel or just stops.
+// also while paused, and in some sequences after 1–2 syncs while the interval is long enough
+// (quietRuns: from 2, 4 or 300 s). A sequence ends with a cancel or just stops.
 //
 // Invariants, checked for every sequence:
 // - the worker process stays up and no workflow task ever fails (every run's history is scanned);
@@ -118,6 +119,8 @@ type Command =
 interface Scenario {
   initialSeconds: number;
   maxCyclesPerRun: number;
+  /** Shorter runs while the interval is at least `fromSeconds` (absent: as runs started before them). */
+  quietRuns?: { fromSeconds: number; syncs: number };
   commands: Command[];
   /** The sequence ends with a cancel (else the workflow is terminated after the checks). */
   cancel: boolean;
@@ -141,6 +144,7 @@ const command: fc.Arbitrary<Command> = fc.oneof(
 const scenario: fc.Arbitrary<Scenario> = fc.record({
   initialSeconds: fc.oneof({ weight: 4, arbitrary: fc.integer({ min: 2, max: 4 }) }, { weight: 1, arbitrary: fc.constant(300) }),
   maxCyclesPerRun: fc.integer({ min: 1, max: 3 }),
+  quietRuns: fc.option(fc.record({ fromSeconds: fc.constantFrom(2, 4, 300), syncs: fc.integer({ min: 1, max: 2 }) }), { nil: undefined }),
   commands: fc.array(command, { minLength: 3, maxLength: 8 }),
   cancel: fc.boolean(),
 });
@@ -282,7 +286,16 @@ async function checkScenario(s: Scenario, traced: (trace: () => Promise<string>)
   const handle = await stack.client.workflow.start(trackCommunity, {
     workflowId: workflowIdOf(ref),
     taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
-    args: [{ ref, instance, name, refreshSeconds: s.initialSeconds, maxCyclesPerRun: s.maxCyclesPerRun }],
+    args: [
+      {
+        ref,
+        instance,
+        name,
+        refreshSeconds: s.initialSeconds,
+        maxCyclesPerRun: s.maxCyclesPerRun,
+        ...(s.quietRuns ? { quietRuns: s.quietRuns } : {}),
+      },
+    ],
   });
   traced(() => historyTrace(handle, started));
   const told: Told[] = [];

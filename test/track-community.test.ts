@@ -7,7 +7,7 @@ import { communityByRef } from '../src/db/communities.js';
 import { countPosts } from '../src/db/posts.js';
 import { logicalShardOf } from '../src/db/sharding/router.js';
 import { normalizeInstance } from '../src/sources/lemmy/refs.js';
-import { SYNCS_PER_RUN, workflowIdOf } from '../workflows/trackCommunity.js';
+import { QUIET_RUNS, SYNCS_PER_RUN, workflowIdOf } from '../workflows/trackCommunity.js';
 import { requestRefresh, startTracking, stopTracking } from '../src/tracking.js';
 import {
   refreshSignal,
@@ -322,7 +322,8 @@ describe('trackCommunity', () => {
   it(`rolls a tracked community's run over after ${SYNCS_PER_RUN} syncs, so a workflow out of the worker's cache replays a short history`, async () => {
     fake.addCommunity('short-runs');
     fake.addPosts('short-runs', 1);
-    const { row } = await track('short-runs', 3600);
+    // Synced more often than QUIET_RUN_FROM_SECONDS (900): runs of the full length.
+    const { row } = await track('short-runs', 600);
     const handle = stack.client.workflow.getHandle(workflowIdOf(row.ref));
     await eventually(async () => (await queryStatus(deps(), row.ref))?.syncs === 1);
     const firstRunId = (await handle.describe()).runId;
@@ -345,6 +346,46 @@ describe('trackCommunity', () => {
     expect(input.maxCyclesPerRun).toBe(SYNCS_PER_RUN);
     const status = (await queryStatus(deps(), row.ref))!;
     expect(status).toMatchObject({ syncs: SYNCS_PER_RUN + 1, lastError: null });
+    expect(await storedIds(row.ref)).toEqual(expect.arrayContaining(added));
+  });
+});
+
+describe('runs of a community synced rarely', () => {
+  it(`roll over after QUIET_RUN_SYNCS (${QUIET_RUNS.syncs}) syncs while the interval is ${QUIET_RUNS.fromSeconds} s or more, and are long again once it is shorter`, async () => {
+    expect(stack.config).toMatchObject({ QUIET_RUN_FROM_SECONDS: QUIET_RUNS.fromSeconds, QUIET_RUN_SYNCS: QUIET_RUNS.syncs });
+    fake.addCommunity('quiet-runs');
+    fake.addPosts('quiet-runs', 1);
+    const { row } = await track('quiet-runs', 3600);
+    const handle = stack.client.workflow.getHandle(workflowIdOf(row.ref)) as WorkflowHandle<typeof trackCommunity>;
+    await eventually(async () => (await queryStatus(deps(), row.ref))?.syncs === 1);
+    const firstRunId = (await handle.describe()).runId;
+    const added: number[] = [];
+    const syncOnce = async (k: number) => {
+      added.push(fake.addPosts('quiet-runs', 1)[0].id);
+      await handle.signal(refreshSignal);
+      await eventually(async () => (await queryStatus(deps(), row.ref))?.syncs === k, 10_000, 20);
+    };
+    for (let k = 2; k <= QUIET_RUNS.syncs; k++) await syncOnce(k);
+    // The run that held QUIET_RUNS.syncs syncs of an hourly community has handed over to a new one.
+    const secondRunId = await eventually(async () => {
+      const runId = (await handle.describe()).runId;
+      return runId !== firstRunId ? runId : undefined;
+    });
+    const firstRun = (await stack.client.workflow.getHandle(workflowIdOf(row.ref), firstRunId).fetchHistory()).events ?? [];
+    expect(firstRun.filter(completesSync)).toHaveLength(QUIET_RUNS.syncs);
+    expect(firstRun.some((e) => e.workflowTaskFailedEventAttributes)).toBe(false);
+    const next = (await handle.fetchHistory()).events ?? [];
+    const input = JSON.parse(Buffer.from(next[0].workflowExecutionStartedEventAttributes!.input!.payloads![0].data!).toString('utf8'));
+    expect(input.quietRuns).toEqual(QUIET_RUNS);
+    // Nothing was lost on the way: the count, the interval and every post.
+    expect(await queryStatus(deps(), row.ref)).toMatchObject({ syncs: QUIET_RUNS.syncs, refreshSeconds: 3600, lastError: null });
+    expect(await storedIds(row.ref)).toEqual(expect.arrayContaining(added));
+
+    // Every 10 minutes: the run goes on past QUIET_RUNS.syncs syncs.
+    await handle.executeUpdate(setRefreshIntervalUpdate, { args: [600] });
+    for (let k = QUIET_RUNS.syncs + 1; k <= 2 * QUIET_RUNS.syncs + 1; k++) await syncOnce(k);
+    expect((await handle.describe()).runId).toBe(secondRunId);
+    expect(((await handle.fetchHistory()).events ?? []).filter(completesSync)).toHaveLength(QUIET_RUNS.syncs + 1);
     expect(await storedIds(row.ref)).toEqual(expect.arrayContaining(added));
   });
 });

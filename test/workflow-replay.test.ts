@@ -15,7 +15,8 @@
 // `retried.json` also holds a quick attempt that hands its sync over to the regular activity.
 // `pause-*` (recorded with `-- --only pause`) exercise pause and resume: paused while waiting, a
 // refresh and an interval change while paused, resumed, paused mid-sync, a rollover while paused,
-// and a run started paused. The other histories never paused: they must replay unchanged, which
+// and a run started paused. `quiet-runs-*` (`-- --only quiet-runs`): a run rolled over after 2
+// syncs at an interval at its quiet threshold, and the next going on past 2 at a shorter one. The other histories never paused: they must replay unchanged, which
 // is why the paused wait is a path only a pause takes.
 // Workflows started by those versions may still be running, so their histories stay here. Record
 // new ones when the workflow gains a path worth guarding (give the previous files a prefix);
@@ -42,6 +43,8 @@ const EXPECTED = [
   'pause-start.json',
   ...[...SCENARIOS, 'pause-run1.json', 'pause-run2.json', 'pause-start.json'].map((f) => `v4-${f}`),
   ...[...SCENARIOS, 'pause-run1.json', 'pause-run2.json', 'pause-start.json'].map((f) => `v5-${f}`),
+  'quiet-runs-run1.json',
+  'quiet-runs-run2.json',
 ];
 
 function histories() {

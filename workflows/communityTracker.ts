@@ -69,10 +69,23 @@ export interface TrackCommunityInput {
   policy?: RefreshPolicy;
   /** Rolls over to a new run after this many syncs (default MAX_CYCLES_PER_RUN). */
   maxCyclesPerRun?: number;
+  /** Shorter runs while the interval is long (absent in runs started before: one length for all). */
+  quietRuns?: QuietRuns;
   /** Start paused (the catalog says so): no sync until a `resume`. A carried state decides instead. */
   paused?: boolean;
   /** Set by continue-as-new only. */
   carried?: CarriedState;
+}
+
+/**
+ * While the interval is at least `fromSeconds`, a run rolls over after `syncs` syncs. A community
+ * synced that rarely is out of a busy worker's sticky cache by its next sync, which replays its
+ * run first: a replay costs about 7 CPU-ms per sync in the run (bench/RESULTS.md, "Replay of an
+ * evicted workflow"), a roll-over one workflow task and a new run's start.
+ */
+export interface QuietRuns {
+  fromSeconds: number;
+  syncs: number;
 }
 
 export const MIN_REFRESH_SECONDS = 1;

@@ -32,6 +32,7 @@ import {
   refreshPolicyProblem,
   refreshSecondsProblem,
   type CommunityStatus,
+  type QuietRuns,
   type TrackCommunityInput,
 } from './communityTracker.js';
 import type { RefreshPolicy } from './refreshPolicy.js';
@@ -48,6 +49,7 @@ export {
   type CommunityState,
   type OutcomeState,
   type CommunityStatus,
+  type QuietRuns,
   type SyncError,
   type TrackCommunityInput,
 } from './communityTracker.js';
@@ -96,6 +98,9 @@ export const MAX_CYCLES_PER_RUN = 200;
  * new run costs. bench/RESULTS.md ("Replay of an evicted workflow") has the numbers.
  */
 export const SYNCS_PER_RUN = 20;
+
+/** Runs of a community synced every 15 minutes or less often hold 4 syncs (QUIET_RUN_* configure what starts get). */
+export const QUIET_RUNS: QuietRuns = { fromSeconds: 900, syncs: 4 };
 
 export function workflowIdOf(ref: string): string {
   return `community:${ref}`;
@@ -229,7 +234,12 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
   }
 
   function rollOverDue(): boolean {
-    return tracker.cycles >= maxCycles || workflowInfo().continueAsNewSuggested;
+    const quiet = input.quietRuns;
+    return (
+      tracker.cycles >= maxCycles ||
+      (quiet !== undefined && tracker.cycles >= quiet.syncs && tracker.refreshSeconds >= quiet.fromSeconds) ||
+      workflowInfo().continueAsNewSuggested
+    );
   }
 
   /** Continue as new: let handlers finish, then carry everything over, including a pending refresh. */
@@ -238,6 +248,7 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
     return continueAsNew<typeof trackCommunity>({
       ...input,
       maxCyclesPerRun: input.maxCyclesPerRun ?? SYNCS_PER_RUN,
+      quietRuns: input.quietRuns ?? QUIET_RUNS,
       refreshSeconds: adaptive ? tracker.fixedSeconds : tracker.refreshSeconds,
       ...(adaptive ? { policy: tracker.policy } : {}),
       carried: tracker.carry(),
