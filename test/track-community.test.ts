@@ -388,6 +388,41 @@ describe('runs of a community synced rarely', () => {
     expect(((await handle.fetchHistory()).events ?? []).filter(completesSync)).toHaveLength(QUIET_RUNS.syncs + 1);
     expect(await storedIds(row.ref)).toEqual(expect.arrayContaining(added));
   });
+
+  it('never hand over without a sync, even when a hand-started run asks for runs of 0 syncs', async () => {
+    fake.addCommunity('zero-runs');
+    fake.addPosts('zero-runs', 1);
+    const { row } = await track('zero-runs', 3600);
+    const handle = stack.client.workflow.getHandle(workflowIdOf(row.ref)) as WorkflowHandle<typeof trackCommunity>;
+    await eventually(async () => (await queryStatus(deps(), row.ref))?.syncs === 1);
+    await handle.terminate('test: restart with runs of 0 syncs');
+    await stack.client.workflow.start(trackCommunity, {
+      workflowId: workflowIdOf(row.ref),
+      taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+      args: [
+        {
+          ref: row.ref,
+          instance: row.instance,
+          name: row.name,
+          refreshSeconds: 3600,
+          maxCyclesPerRun: 0,
+          quietRuns: { fromSeconds: 1, syncs: 0 },
+        },
+      ],
+    });
+    // The new run syncs at once, then rolls over once (after that one sync): the next run waits
+    // the hour out instead of handing over again at once, run after run.
+    const handedOver = async () => {
+      const runs: string[] = [];
+      const query = `WorkflowId = '${workflowIdOf(row.ref)}' AND ExecutionStatus = 'ContinuedAsNew'`;
+      for await (const run of stack.client.workflow.list({ query })) runs.push(run.runId);
+      return runs.length;
+    };
+    await eventually(async () => (await handedOver()) >= 1);
+    await new Promise((r) => setTimeout(r, 3000)); // without the floor: several more by now
+    expect(await handedOver()).toBe(1);
+    expect(await queryStatus(deps(), row.ref)).toMatchObject({ syncs: 1, state: 'waiting', lastError: null });
+  });
 });
 
 // Changing the interval moves the deadline of the wait in progress (workflows/deadline.ts): later,

@@ -233,11 +233,13 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
     // already, that is 'due' at once, and the next pass syncs).
   }
 
+  // A run makes at least one sync before it rolls over by count, whatever its input says (a
+  // bound of 0 from a hand-started run would otherwise hand over to the next run for ever).
   function rollOverDue(): boolean {
     const quiet = input.quietRuns;
     return (
-      tracker.cycles >= maxCycles ||
-      (quiet !== undefined && tracker.cycles >= quiet.syncs && tracker.refreshSeconds >= quiet.fromSeconds) ||
+      tracker.cycles >= Math.max(1, maxCycles) ||
+      (quiet !== undefined && tracker.cycles >= Math.max(1, quiet.syncs) && tracker.refreshSeconds >= quiet.fromSeconds) ||
       workflowInfo().continueAsNewSuggested
     );
   }
