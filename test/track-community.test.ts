@@ -16,6 +16,7 @@ import {
   statusQuery,
   trackCommunity,
   type CommunityStatus,
+  type TrackCommunityInput,
 } from '../workflows/trackCommunity.js';
 import { FakeLemmy } from './fake-lemmy.js';
 import { completesSync, localActivityOf, quickSyncOf } from './support/history.js';
@@ -47,6 +48,20 @@ async function storedIds(ref: string): Promise<number[]> {
   return stack.storage.router.read(row.shard, async (sql) =>
     (await sql<{ lemmy_id: number }[]>`select lemmy_id from posts where community_id = ${row.id} order by lemmy_id`).map((r) => r.lemmy_id),
   );
+}
+
+/** Replaces a tracked community's workflow by a run started with this input (ref, instance and name from its row). */
+async function restartWorkflow(
+  row: { ref: string; instance: string; name: string },
+  why: string,
+  input: Omit<TrackCommunityInput, 'ref' | 'instance' | 'name'>,
+) {
+  await stack.client.workflow.getHandle(workflowIdOf(row.ref)).terminate(why);
+  return stack.client.workflow.start(trackCommunity, {
+    workflowId: workflowIdOf(row.ref),
+    taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+    args: [{ ref: row.ref, instance: row.instance, name: row.name, ...input }],
+  });
 }
 
 const refOf = (name: string) => `${name}@${fake.hostPort}`;
@@ -296,12 +311,7 @@ describe('trackCommunity', () => {
     const handle = stack.client.workflow.getHandle(workflowIdOf(row.ref));
     await eventually(async () => (await queryStatus(deps(), row.ref))?.syncs === 1);
     // Restart the chain with a one-sync bound per run, so every refresh rolls it over.
-    await handle.terminate('test: restart with maxCyclesPerRun=1');
-    const first = await stack.client.workflow.start(trackCommunity, {
-      workflowId: workflowIdOf(row.ref),
-      taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
-      args: [{ ref: row.ref, instance: row.instance, name: row.name, refreshSeconds: 3600, maxCyclesPerRun: 1 }],
-    });
+    const first = await restartWorkflow(row, 'test: restart with maxCyclesPerRun=1', { refreshSeconds: 3600, maxCyclesPerRun: 1 });
     const added: number[] = [];
     for (let i = 0; i < 6; i++) {
       added.push(fake.addPosts('rollover', 1)[0].id);
@@ -393,22 +403,11 @@ describe('runs of a community synced rarely', () => {
     fake.addCommunity('zero-runs');
     fake.addPosts('zero-runs', 1);
     const { row } = await track('zero-runs', 3600);
-    const handle = stack.client.workflow.getHandle(workflowIdOf(row.ref)) as WorkflowHandle<typeof trackCommunity>;
     await eventually(async () => (await queryStatus(deps(), row.ref))?.syncs === 1);
-    await handle.terminate('test: restart with runs of 0 syncs');
-    await stack.client.workflow.start(trackCommunity, {
-      workflowId: workflowIdOf(row.ref),
-      taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
-      args: [
-        {
-          ref: row.ref,
-          instance: row.instance,
-          name: row.name,
-          refreshSeconds: 3600,
-          maxCyclesPerRun: 0,
-          quietRuns: { fromSeconds: 1, syncs: 0 },
-        },
-      ],
+    await restartWorkflow(row, 'test: restart with runs of 0 syncs', {
+      refreshSeconds: 3600,
+      maxCyclesPerRun: 0,
+      quietRuns: { fromSeconds: 1, syncs: 0 },
     });
     // The new run syncs at once, then rolls over once (after that one sync): the next run waits
     // the hour out instead of handing over again at once, run after run.
@@ -596,35 +595,25 @@ describe('changing the refresh interval', () => {
   it('a run continued as new after its due time syncs at once instead of spinning', async () => {
     // What continue-as-new hands over when the new run starts late (worker down, a backlog):
     // the wait began 10 minutes ago with a 5-minute interval, no refresh pending.
-    const { row, handle } = await trackSynced('overdue', 300);
-    await handle.terminate('replaced by a run that starts overdue');
+    const { row } = await trackSynced('overdue', 300);
     const startedAt = Date.now();
-    const overdue = await stack.client.workflow.start(trackCommunity, {
-      workflowId: workflowIdOf(row.ref),
-      taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
-      args: [
-        {
-          ref: row.ref,
-          instance: row.instance,
-          name: row.name,
+    const overdue = await restartWorkflow(row, 'replaced by a run that starts overdue', {
+      refreshSeconds: 300,
+      carried: {
+        status: {
+          state: 'waiting',
+          lastSyncAt: new Date(startedAt - 600_000).toISOString(),
+          nextSyncAt: null,
+          lastError: null,
+          syncs: 1,
+          postsStored: 3,
           refreshSeconds: 300,
-          carried: {
-            status: {
-              state: 'waiting',
-              lastSyncAt: new Date(startedAt - 600_000).toISOString(),
-              nextSyncAt: null,
-              lastError: null,
-              syncs: 1,
-              postsStored: 3,
-              refreshSeconds: 300,
-              // as carried by a run from before refresh policies: the tracker fills in the rest
-            } as CommunityStatus,
-            syncNow: false,
-            waitStartedAt: startedAt - 600_000,
-            cycles: 0,
-          },
-        },
-      ],
+          // as carried by a run from before refresh policies: the tracker fills in the rest
+        } as CommunityStatus,
+        syncNow: false,
+        waitStartedAt: startedAt - 600_000,
+        cycles: 0,
+      },
     });
     const status = await eventually(async () => {
       const s = await statusNow(overdue);
