@@ -227,8 +227,11 @@ async function runOne(
       const live = await liveStatus(deps, ref, 5000);
       const status: CommunityStatus | undefined = typeof live === 'object' ? live : undefined;
       if (!status) continue;
-      // Every run of the chain (runs roll over): the syncs the status counts were made in all of them.
-      for await (const run of be.client.workflow.list({ query: `WorkflowId = '${workflowIdOf(ref)}'` })) {
+      // Every run of the chain (runs roll over): the syncs the status counts were made in all of
+      // them. The current run's history is the one above; the earlier ones are closed.
+      events += history.events?.length ?? 0;
+      const earlier = `WorkflowId = '${workflowIdOf(ref)}' AND ExecutionStatus != 'Running'`;
+      for await (const run of be.client.workflow.list({ query: earlier })) {
         events += (await be.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory()).events?.length ?? 0;
       }
       sampleSyncs += status.syncs;
