@@ -1,6 +1,6 @@
 // `npm run bench -- scale [--n 500,2000] [--interval 60] [--warmup 70] [--duration 120]
 //   [--per-instance 50] [--rps 1000] [--cache <WORKER_MAX_CACHED_WORKFLOWS default>]
-//   [--compare eager | --before <git rev> [--before-as-shipped]] [--profile] [--no-append]
+//   [--compare eager|gogc | --before <git rev> [--before-as-shipped]] [--profile] [--no-append]
 //   [--temporal-server dev|postgres|dev,postgres] [--temporal-shards 4] [--try '<dynamic config JSON>']
 //   [--quiet-runs <from seconds>:<syncs>]`
 // `--quiet-runs`: the workflows are started with QUIET_RUN_FROM_SECONDS / QUIET_RUN_SYNCS (e.g.
@@ -18,7 +18,7 @@
 // lag, CPU/RSS per process and history events per sync. Each N runs in a fresh environment.
 import type { CommunityStatus } from '../workflows/trackCommunity.js';
 import { loadConfig } from '../src/config.js';
-import { DEV_SERVER_DYNAMIC_CONFIG } from '../src/temporal/devserver.js';
+import { DEV_SERVER_DYNAMIC_CONFIG, DEV_SERVER_GO_RUNTIME, type GoRuntime } from '../src/temporal/devserver.js';
 import { normalizeInstance } from '../src/sources/lemmy/refs.js';
 import { SYNCS_PER_RUN, workflowIdOf } from '../workflows/trackCommunity.js';
 import { liveStatus, startTracking } from '../src/tracking.js';
@@ -35,16 +35,31 @@ import { ensureTemporalServer, PostgresTemporalServer, treePssBytes } from './su
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Levers that can be measured off against the shipped defaults: the dev server's dynamic config to turn each off. */
-const LEVERS: Record<string, Record<string, unknown>> = {
-  eager: { 'system.enableActivityEagerExecution': false },
+/** What turns a lever off: the dev server's dynamic config, or its Go runtime settings. */
+interface LeverOff {
+  temporal?: Record<string, unknown>;
+  goRuntime?: Partial<GoRuntime>;
+}
+
+/** Levers that can be measured off against the shipped defaults. */
+const LEVERS: Record<string, LeverOff> = {
+  eager: { temporal: { 'system.enableActivityEagerExecution': false } },
+  gogc: { goRuntime: { GOGC: '100', GOMEMLIMIT: 'off' } },
 };
+
+/** Every lever off at once (the dev server of `--before`). */
+const allLeversOff = (): LeverOff => ({
+  temporal: Object.assign({}, ...Object.values(LEVERS).map((l) => l.temporal ?? {})) as Record<string, unknown>,
+  goRuntime: Object.assign({}, ...Object.values(LEVERS).map((l) => l.goRuntime ?? {})) as Partial<GoRuntime>,
+});
 
 /** One configuration measured: the shipped one, one lever off, or an earlier revision's worker. */
 interface Variant {
   name: string;
   /** Dev server dynamic config over the shipped one. */
   temporal?: Record<string, unknown>;
+  /** Dev server Go runtime settings over the shipped ones. */
+  goRuntime?: Partial<GoRuntime>;
   /** Checkout to run the worker from (an earlier revision). */
   root?: string;
   /** Profile the worker (`--cpu-prof`) into this directory; the window starts this long after its spawn. */
@@ -111,6 +126,7 @@ async function runOne(
       ...quietRunsEnv(o.quietRuns),
     },
     ...(variant.temporal ? { temporalDynamicConfig: variant.temporal } : {}),
+    ...(variant.goRuntime ? { temporalGoRuntime: variant.goRuntime } : {}),
     ...(variant.server ? { temporalServer: variant.server } : {}),
     ...(variant.temporalShards ? { temporalHistoryShards: variant.temporalShards } : {}),
   });
@@ -320,14 +336,12 @@ export async function run(argv: string[]): Promise<void> {
         {
           name: `${checkout.commit} (before)`,
           root: checkout.root,
-          ...(hasFlag(argv, 'before-as-shipped')
-            ? {}
-            : { temporal: Object.assign({}, ...Object.values(LEVERS)) as Record<string, unknown> }),
+          ...(hasFlag(argv, 'before-as-shipped') ? {} : allLeversOff()),
         },
         { name: 'as shipped (after)' },
       ]
     : lever
-      ? [{ name: `${lever} off (before)`, temporal: LEVERS[lever] }, { name: 'as shipped (after)' }]
+      ? [{ name: `${lever} off (before)`, ...LEVERS[lever] }, { name: 'as shipped (after)' }]
       : [{ name: 'as shipped' }];
   // --try '<json>': one more variant, as shipped with this dynamic config on top, to weigh a server
   // setting in the same run before shipping it.
@@ -421,7 +435,7 @@ export async function run(argv: string[]): Promise<void> {
       notes: [
         `one worker (child process, defaults: WORKER_MAX_CACHED_WORKFLOWS=${o.cache}, 50 concurrent activities, DB_POOL_MAX=10), ${serverBinaries ? 'the file-backed Temporal dev server or the Temporal server with Postgres (see below)' : 'file-backed Temporal dev server'}, embedded Postgres (catalog + 2 shard nodes, default durability), all on this machine`,
         `${o.perInstance} communities per fake Lemmy instance (distinct ports on 127.0.0.1, served by the bench process); INSTANCE_REQUESTS_PER_SECOND raised to ${o.rps} so the per-instance politeness budget is not the limit; ~1 new post per community per interval`,
-        `Temporal dev server dynamic config as shipped: ${JSON.stringify(DEV_SERVER_DYNAMIC_CONFIG)}; a "… off (before)" row turns that lever off (\`--compare\`); CPU ms/sync = the CPU of every process on the box over the window ÷ syncs`,
+        `Temporal dev server dynamic config as shipped: ${JSON.stringify(DEV_SERVER_DYNAMIC_CONFIG)}, its Go runtime ${JSON.stringify(DEV_SERVER_GO_RUNTIME)}; a "… off (before)" row turns that lever off (\`--compare\`); CPU ms/sync = the CPU of every process on the box over the window ÷ syncs`,
         `warm-up ${o.warmup} s after all workflows were started (with concurrency 50), then measured ${o.duration} s`,
         ...(o.quietRuns
           ? [

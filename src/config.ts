@@ -195,6 +195,15 @@ const schema = z.object({
     .transform((v): string | null => (/^(off|none)$/i.test(v) ? null : v))
     .default('127.0.0.1:9465'),
   TEMPORAL_DEV_METRICS_PORT: int(0, 65535).default(0),
+  // The embedded dev server's Go garbage collector; unset: DEV_SERVER_GO_RUNTIME (400, 1536MiB).
+  TEMPORAL_DEV_GOGC: z
+    .string()
+    .regex(/^(\d+|off)$/, 'must be a whole number (percent) or off')
+    .optional(),
+  TEMPORAL_DEV_GOMEMLIMIT: z
+    .string()
+    .regex(/^(\d+(B|KiB|MiB|GiB|TiB)?|off)$/, 'must be a size such as 1536MiB or 2GiB, or off')
+    .optional(),
 
   // GraphQL (/graphql): operations deeper than this many levels, or costlier than this (about one
   // point per field the answer can hold, times `first`), are refused before they run.

@@ -50,6 +50,10 @@ async function startDevServer(): Promise<string> {
     port: config.TEMPORAL_DEV_PORT,
     uiPort: config.TEMPORAL_DEV_UI_PORT,
     metricsPort: config.TEMPORAL_DEV_METRICS_PORT,
+    goRuntime: {
+      ...(config.TEMPORAL_DEV_GOGC ? { GOGC: config.TEMPORAL_DEV_GOGC } : {}),
+      ...(config.TEMPORAL_DEV_GOMEMLIMIT ? { GOMEMLIMIT: config.TEMPORAL_DEV_GOMEMLIMIT } : {}),
+    },
     namespace: config.TEMPORAL_NAMESPACE,
     log: log.child({ role: 'temporal' }),
   });

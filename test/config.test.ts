@@ -43,6 +43,16 @@ describe('configuration', () => {
     expect(() => parseShardUrls('a=postgres://a/x,a=postgres://b/y')).toThrow(/unique/);
   });
 
+  it('takes the dev server garbage collector settings Go understands, and names a bad one', () => {
+    expect(loadConfig({ TEMPORAL_DEV_GOGC: 'off', TEMPORAL_DEV_GOMEMLIMIT: '2GiB' })).toMatchObject({
+      TEMPORAL_DEV_GOGC: 'off',
+      TEMPORAL_DEV_GOMEMLIMIT: '2GiB',
+    });
+    expect(loadConfig({})).toMatchObject({ TEMPORAL_DEV_GOGC: undefined, TEMPORAL_DEV_GOMEMLIMIT: undefined });
+    expect(() => loadConfig({ TEMPORAL_DEV_GOGC: 'lots' })).toThrow(/TEMPORAL_DEV_GOGC/);
+    expect(() => loadConfig({ TEMPORAL_DEV_GOMEMLIMIT: '2 GB' })).toThrow(/TEMPORAL_DEV_GOMEMLIMIT/);
+  });
+
   it('treats empty variables as unset', () => {
     expect(loadConfig({ PORT: '', TEMPORAL_ADDRESS: '' })).toMatchObject({ PORT: 3000, TEMPORAL_ADDRESS: undefined });
   });

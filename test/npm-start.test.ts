@@ -94,6 +94,7 @@ beforeAll(async () => {
     EMBEDDED_PG_SYSTEM_DIR: systemDir,
     ALLOW_PRIVATE_INSTANCES: 'true',
     LOG_FORMAT: 'json',
+    TEMPORAL_DEV_GOGC: '250',
   };
 });
 
@@ -132,6 +133,10 @@ it('runs everything, stops cleanly on Ctrl-C, and keeps its data across a restar
   });
   const ui = await fetch(`http://127.0.0.1:${env.TEMPORAL_DEV_UI_PORT}/`);
   expect(ui.status).toBe(200);
+  // The dev server's garbage collector as configured: GOGC set, GOMEMLIMIT left at its default.
+  const devServerPid = Number(readFileSync(path.join(dataDir, 'temporal', 'temporal.db.pid'), 'utf8'));
+  const goEnv = readFileSync(`/proc/${devServerPid}/environ`, 'utf8').split('\0');
+  expect(goEnv).toEqual(expect.arrayContaining(['GOGC=250', 'GOMEMLIMIT=1536MiB']));
 
   const added = await fetch(`http://127.0.0.1:${env.PORT}/api/communities`, {
     method: 'POST',

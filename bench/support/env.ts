@@ -15,7 +15,7 @@ import { createLogger, type Logger } from '../../src/log.js';
 import { onShutdown } from '../../src/shutdown.js';
 import { connectClient } from '../../src/temporal/client.js';
 import { ensureTemporalCli } from '../../src/temporal/cli.js';
-import { TemporalDevServer } from '../../src/temporal/devserver.js';
+import { TemporalDevServer, type GoRuntime } from '../../src/temporal/devserver.js';
 import { bundleWorkflows } from '../../src/worker-runtime.js';
 import { FakeLemmy } from '../../test/fake-lemmy.js';
 import { freePort } from '../../test/support/ports.js';
@@ -54,6 +54,8 @@ export interface BenchEnvOptions {
   fastPostgres?: boolean;
   /** Dynamic config of the dev server over DEV_SERVER_DYNAMIC_CONFIG (e.g. to measure a lever off). */
   temporalDynamicConfig?: Record<string, unknown>;
+  /** The dev server's Go runtime settings over DEV_SERVER_GO_RUNTIME. */
+  temporalGoRuntime?: Partial<GoRuntime>;
   /**
    * `dev` (default): `temporal server start-dev`; `postgres`: the real server (go.temporal.io/server,
    * built by `npm run temporal-server`) with PostgreSQL persistence and SQL visibility on an embedded
@@ -114,6 +116,7 @@ export async function startBenchEnv(opts: BenchEnvOptions = {}): Promise<BenchEn
           headless: true,
           log: log.child({ role: 'temporal' }),
           ...(opts.temporalDynamicConfig ? { dynamicConfig: opts.temporalDynamicConfig } : {}),
+          ...(opts.temporalGoRuntime ? { goRuntime: opts.temporalGoRuntime } : {}),
           ...(opts.fileBacked === false ? {} : { dbFile: path.join(dir, 'temporal', 'temporal.db') }),
         });
   const nodes: EmbeddedPostgresNode[] = [];
