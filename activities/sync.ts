@@ -5,7 +5,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Config } from '../src/config.js';
 import {
   communityByRef,
-  lockCommunityForWrite,
+  communityRowLock,
   metadataIsStale,
   saveSyncError,
   saveSyncSuccess,
@@ -179,12 +179,14 @@ export function createSyncActivity(deps: SyncDeps) {
       let inserted = 0;
       let updated = 0;
       if (changed.length > 0) {
-        const written = await router.write(row.shard, async (sql, _node, tx) => {
-          // The community may have been removed while we were fetching: then write nothing. The row
-          // lock holds off a concurrent removal until these posts are committed (see stopTracking).
-          if (!(await lockCommunityForWrite(tx, row.id))) return undefined;
-          return upsertPosts(sql, row.shard, row.id, changed);
-        });
+        // The community may have been removed while we were fetching: then its row is gone and
+        // nothing is written. The row lock holds off a concurrent removal until these posts are
+        // committed (see stopTracking).
+        const written = await router.write(
+          row.shard,
+          async (sql, _node, _tx, [still]) => (still ? upsertPosts(sql, row.shard, row.id, changed) : undefined),
+          { lockRows: (tx) => communityRowLock(tx, row.id, 'key share') },
+        );
         if (!written) {
           done('untracked');
           return untracked;

@@ -1,5 +1,6 @@
 // Catalog queries about tracked sources ("communities": a Lemmy community, a feed, a Mastodon timeline).
 import type { SourceKind, SourceMetadata, SourceState } from '../sources/types.js';
+import type { PendingQuery } from 'postgres';
 import type { Sql } from './pool.js';
 import { deleteCommunityPosts } from './posts.js';
 import type { ShardRouter } from './sharding/router.js';
@@ -305,7 +306,7 @@ export async function deleteCommunityRow(sql: Sql, id: number): Promise<boolean>
 /**
  * Removes a community's posts and its row together. The row is locked while its posts are
  * deleted, so a sync still in flight (which takes the row's key-share lock before writing, see
- * lockCommunityForWrite) cannot leave posts behind; if anything fails, the row stays and the
+ * communityRowLock) cannot leave posts behind; if anything fails, the row stays and the
  * removal can be retried. `beforeDelete` runs once the row is locked (not at all when the row is
  * gone already); if it throws, nothing is removed. False when the row was gone.
  */
@@ -314,20 +315,28 @@ export async function deleteCommunity(
   row: Pick<CommunityRow, 'id' | 'shard'>,
   beforeDelete?: () => Promise<void>,
 ): Promise<boolean> {
-  return router.write(row.shard, async (sql, _node, tx) => {
-    const [locked] = await tx`select id from communities where id = ${row.id} for update`;
-    if (!locked) return false;
-    await beforeDelete?.();
-    await deleteCommunityPosts(sql, row.id);
-    await tx`delete from communities where id = ${row.id}`;
-    return true;
-  });
+  return router.write(
+    row.shard,
+    async (sql, _node, tx, [locked]) => {
+      if (!locked) return false;
+      await beforeDelete?.();
+      await deleteCommunityPosts(sql, row.id);
+      await tx`delete from communities where id = ${row.id}`;
+      return true;
+    },
+    { lockRows: (tx) => communityRowLock(tx, row.id, 'update') },
+  );
 }
 
-/** Inside a shard write: false when the community was removed meanwhile; else holds off its removal until commit. */
-export async function lockCommunityForWrite(catalogTx: Sql, id: number): Promise<boolean> {
-  const [still] = await catalogTx`select id from communities where id = ${id} for key share`;
-  return Boolean(still);
+/**
+ * A shard write's lock on its community's row, for router.write's `lockRows`: no row when the
+ * community was removed meanwhile. A sync's posts take it `key share`, which holds off a removal
+ * (`update`, deleteCommunity) until they are committed.
+ */
+export function communityRowLock(catalogTx: Sql, id: number, mode: 'key share' | 'update'): PendingQuery<{ id: number }[]> {
+  return mode === 'update'
+    ? catalogTx<{ id: number }[]>`select id from communities where id = ${id} for update`
+    : catalogTx<{ id: number }[]>`select id from communities where id = ${id} for key share`;
 }
 
 /** id → ref for the communities of a page of posts. */

@@ -227,18 +227,31 @@ export class ShardRouter {
    * Runs a write into `shard`'s node while holding the shard's write lock shared, so that a shard
    * move (which takes it exclusively) sees no write in flight when it copies the last changes and
    * flips the map. Fails fast (lock_timeout) rather than queueing behind a long move.
-   * `catalogTx` is the catalog transaction holding the lock, for row locks that must cover the write.
+   * `catalogTx` is the catalog transaction holding the lock. `lockRows` is a catalog row lock that
+   * must cover the write (a community's row), taken after the shard's lock; fn gets its rows.
+   * The statements before fn go out together and run in order: one round trip, not four (a sync
+   * with new posts makes one write; bench/RESULTS.md, "Scale").
    */
-  async write<T>(shard: number, fn: (sql: Sql, node: string, catalogTx: Sql) => Promise<T>, lockTimeoutMs = 10_000): Promise<T> {
+  async write<T>(
+    shard: number,
+    fn: (sql: Sql, node: string, catalogTx: Sql, lockedRows: readonly unknown[]) => Promise<T>,
+    opts: { lockTimeoutMs?: number; lockRows?: (catalogTx: Sql) => Promise<readonly unknown[]> } = {},
+  ): Promise<T> {
+    const lockTimeoutMs = Math.max(1, Math.floor(opts.lockTimeoutMs ?? 10_000));
     return this.catalog.begin(async (tx) => {
-      await tx.unsafe(`set local lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`);
-      await tx`select pg_advisory_xact_lock_shared(${SHARD_WRITE_LOCK}, ${shard})`;
-      const [row] = await tx<{ node: string }[]>`select node from shard_map where shard = ${shard}`;
+      // execute() queues each statement now, in this order, and they leave in one write (awaiting
+      // them one by one would wait a round trip each); the row lock is queued after them.
+      const [, , [row], lockedRows] = await Promise.all([
+        tx.unsafe(`set local lock_timeout = ${lockTimeoutMs}`).execute(),
+        tx`select pg_advisory_xact_lock_shared(${SHARD_WRITE_LOCK}, ${shard})`.execute(),
+        tx<{ node: string }[]>`select node from shard_map where shard = ${shard}`.execute(),
+        opts.lockRows ? opts.lockRows(tx as unknown as Sql) : [],
+      ]);
       if (!row) throw new Error(`logical shard ${shard} has no node in shard_map`);
       if (!this.urls.has(row.node)) await this.refreshNodes();
       const started = performance.now();
       try {
-        return await fn(this.pool(row.node), row.node, tx as unknown as Sql);
+        return await fn(this.pool(row.node), row.node, tx as unknown as Sql, lockedRows);
       } catch (err) {
         throw isConnectionError(err) ? new ShardUnavailableError(row.node, err) : err;
       } finally {
