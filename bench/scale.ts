@@ -2,7 +2,9 @@
 //   [--per-instance 50] [--rps 1000] [--cache <WORKER_MAX_CACHED_WORKFLOWS default>]
 //   [--compare eager|gogc | --before <git rev> [--before-as-shipped]] [--profile] [--no-append]
 //   [--temporal-server dev|postgres|dev,postgres] [--temporal-shards 4] [--try '<dynamic config JSON>']
-//   [--quiet-runs <from seconds>:<syncs>]`
+//   [--quiet-runs <from seconds>:<syncs>] [--first-sync-timeout 900]`
+// The warm-up starts once every community has synced once (at most --first-sync-timeout seconds
+// after the first start); a community that never synced counts as overdue, not left out.
 // `--quiet-runs`: the workflows are started with QUIET_RUN_FROM_SECONDS / QUIET_RUN_SYNCS (e.g.
 // `60:4` with `--interval 60` and a small `--cache`: every sync of an evicted workflow, as the
 // hourly communities of a large fleet; an earlier revision's worker ignores them).
@@ -44,6 +46,7 @@ interface LeverOff {
 /** Levers that can be measured off against the shipped defaults. */
 const LEVERS: Record<string, LeverOff> = {
   eager: { temporal: { 'system.enableActivityEagerExecution': false } },
+  // The dev server's collector (the real server of --temporal-server postgres keeps Go's defaults, as in docker-compose.yml).
   gogc: { goRuntime: { GOGC: '100', GOMEMLIMIT: 'off' } },
 };
 
@@ -80,6 +83,10 @@ export interface ScaleResult {
   instances: number;
   interval: number;
   loadSeconds: number;
+  /** From the first start until every community had synced once (or the timeout). */
+  firstSyncSeconds: number;
+  /** Communities without a single sync by the window's end (counted as overdue too). */
+  neverSynced: number;
   windowSeconds: number;
   syncsPerSecond: number;
   expectedPerSecond: number;
@@ -115,7 +122,16 @@ function quietRunsEnv(spec: string): Record<string, string> {
 
 async function runOne(
   n: number,
-  o: { interval: number; warmup: number; duration: number; perInstance: number; rps: number; cache: number; quietRuns: string },
+  o: {
+    interval: number;
+    warmup: number;
+    duration: number;
+    perInstance: number;
+    rps: number;
+    cache: number;
+    quietRuns: string;
+    firstSyncTimeout: number;
+  },
   variant: Variant = { name: 'as shipped' },
 ): Promise<ScaleResult> {
   const log = (m: string) => process.stderr.write(`[scale n=${n}, ${variant.name}] ${m}\n`);
@@ -157,7 +173,26 @@ async function runOne(
       if (++started % 500 === 0) log(`${started} started`);
     });
     const loadSeconds = (Date.now() - loadStart) / 1000;
-    log(`${n} workflows started in ${loadSeconds.toFixed(1)} s; warming up ${o.warmup} s`);
+    log(`${n} workflows started in ${loadSeconds.toFixed(1)} s; waiting for every first sync`);
+    // Steady state starts once every community has synced once: started faster than the dev
+    // server hands out their first workflow tasks, some wait in its task queue's backlog for
+    // minutes, and a window measured meanwhile would not see them (they have no sync to lag).
+    let firstSynced = 0;
+    for (let lastLog = Date.now(); ; await sleep(1000)) {
+      const [row] = await be.storage.catalog<{ n: number }[]>`select count(*)::int as n from communities where last_update is not null`;
+      firstSynced = row.n;
+      if (firstSynced >= n || Date.now() - loadStart > o.firstSyncTimeout * 1000) break;
+      if (Date.now() - lastLog >= 10_000) {
+        lastLog = Date.now();
+        log(`${firstSynced} of ${n} synced once`);
+      }
+    }
+    const firstSyncSeconds = (Date.now() - loadStart) / 1000;
+    log(
+      firstSynced >= n
+        ? `every first sync done ${firstSyncSeconds.toFixed(1)} s after the first start; warming up ${o.warmup} s`
+        : `${firstSynced} of ${n} synced once after ${o.firstSyncTimeout} s (--first-sync-timeout); warming up ${o.warmup} s anyway`,
+    );
 
     // New posts keep appearing: on average one per community per interval.
     let publishing = true;
@@ -208,6 +243,7 @@ async function runOne(
     let syncs = 0;
     let overdue = 0;
     const intervalMs = o.interval * 1000;
+    const startsByFake = new Map<(typeof fakes)[number], Map<string, number[]>>();
     for (const fake of fakes) {
       const byCommunity = new Map<string, number[]>();
       for (const r of fake.requests) {
@@ -216,19 +252,29 @@ async function runOne(
         if (!list) byCommunity.set(r.community, (list = []));
         list.push(r.at);
       }
-      for (const times of byCommunity.values()) {
-        times.sort((a, b) => a - b);
-        for (let k = 1; k < times.length; k++) {
-          if (times[k] < windowStart || times[k] >= windowEnd) continue;
-          syncs++;
-          lags.push(times[k] - (times[k - 1] + intervalMs));
-        }
-        const last = times[times.length - 1];
-        // Due inside the window but not started by its end: count its lag so far, not hide it.
-        if (last + intervalMs + 2000 < windowEnd) {
-          overdue++;
-          lags.push(windowEnd - (last + intervalMs));
-        }
+      startsByFake.set(fake, byCommunity);
+    }
+    let neverSynced = 0;
+    for (const it of items) {
+      const times = startsByFake.get(it.fake)?.get(it.name);
+      // Never synced at all: overdue since the window began (at least), not left out.
+      if (!times) {
+        neverSynced++;
+        overdue++;
+        lags.push(windowEnd - windowStart);
+        continue;
+      }
+      times.sort((a, b) => a - b);
+      for (let k = 1; k < times.length; k++) {
+        if (times[k] < windowStart || times[k] >= windowEnd) continue;
+        syncs++;
+        lags.push(times[k] - (times[k - 1] + intervalMs));
+      }
+      const last = times[times.length - 1];
+      // Due inside the window but not started by its end: count its lag so far, not hide it.
+      if (last + intervalMs + 2000 < windowEnd) {
+        overdue++;
+        lags.push(windowEnd - (last + intervalMs));
       }
     }
 
@@ -282,6 +328,8 @@ async function runOne(
       instances,
       interval: o.interval,
       loadSeconds,
+      firstSyncSeconds,
+      neverSynced,
       windowSeconds,
       syncsPerSecond: syncs / windowSeconds,
       expectedPerSecond: n / o.interval,
@@ -313,6 +361,7 @@ export async function run(argv: string[]): Promise<void> {
     rps: flag(argv, 'rps', 1000),
     cache: flag(argv, 'cache', loadConfig({}).WORKER_MAX_CACHED_WORKFLOWS),
     quietRuns: flag(argv, 'quiet-runs', ''),
+    firstSyncTimeout: flag(argv, 'first-sync-timeout', 900),
   };
   // Checked before a long run starts.
   if (o.quietRuns) loadConfig(quietRunsEnv(o.quietRuns));
@@ -391,12 +440,12 @@ export async function run(argv: string[]): Promise<void> {
       'N',
       'instances',
       'interval s',
-      'load s',
+      'load s (every first sync)',
       'syncs/s (expected)',
       'lag p50 s',
       'lag p99 s',
       'lag max s',
-      'overdue',
+      'overdue (never synced)',
       'history lag p50/p99 s (n)',
       ...procs.map((p) => `CPU % ${p}`),
       ...procs.map((p) => `RSS ${p}`),
@@ -408,12 +457,12 @@ export async function run(argv: string[]): Promise<void> {
       r.n,
       r.instances,
       r.interval,
-      fmt(r.loadSeconds, 1),
+      `${fmt(r.loadSeconds, 1)} (${fmt(r.firstSyncSeconds, 0)})`,
       `${fmt(r.syncsPerSecond, 2)} (${fmt(r.expectedPerSecond, 2)})`,
       fmt(r.lagP50, 2),
       fmt(r.lagP99, 2),
       fmt(r.lagMax, 2),
-      r.overdue,
+      `${r.overdue} (${r.neverSynced})`,
       `${fmt(r.historyLagP50, 2)} / ${fmt(r.historyLagP99, 2)} (${r.historyLagN})`,
       ...procs.map((p) =>
         p === 'temporal' && r.temporalPostgres
@@ -442,7 +491,7 @@ export async function run(argv: string[]): Promise<void> {
               `workflows started with QUIET_RUN_FROM_SECONDS:QUIET_RUN_SYNCS = ${o.quietRuns}: runs roll over after that many syncs at that interval or longer (a revision before quiet runs ignores it: ${SYNCS_PER_RUN} syncs per run)`,
             ]
           : []),
-        'lag = sync start (the first newest-posts request of a sync seen by the fake) − (previous sync start + interval); the true due time is previous sync *end* + interval, so this overstates lag by one sync duration (a few ms here). Communities due but not started by the end of the window count with their lag so far ("overdue").',
+        'lag = sync start (the first newest-posts request of a sync seen by the fake) − (previous sync start + interval); the true due time is previous sync *end* + interval, so this overstates lag by one sync duration (a few ms here). Communities due but not started by the end of the window count with their lag so far ("overdue"), and so do those that never synced at all (in parentheses; lag: the whole window). "load s" = starting every workflow, then (in parentheses) until every community had synced once; the warm-up begins after that.',
         'history lag = sync start − (TimerStarted + timer duration) from the workflow histories of the 20 sampled workflows (sync start: ActivityTaskStarted of a regular sync; the WorkflowTaskStarted of the task that ran a quick one): the exact scheduling lag, on a sample.',
         'CPU % is of one core (200 % = both cores of a 2-CPU box), averaged over the window; postgres = all three servers with their backends; RSS is the peak (postgres: at the end). events/sync = history events of every run / syncs on a sample of 20 workflows.',
         ...(serverBinaries

@@ -43,7 +43,7 @@ export interface GoRuntime {
 }
 
 /**
- * The dev server spends a tenth of its CPU in Go's garbage collector at the default GOGC=100
+ * The dev server spent 12 % of its CPU in Go's garbage collector at the default GOGC=100
  * (profiled at 2,000 communities, bench/RESULTS.md "Scale"). Letting the heap grow to five times
  * what is live makes collections a quarter as frequent for a few hundred MB more; the soft limit
  * keeps a large fleet's server well under 2 GB.
