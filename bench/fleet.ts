@@ -12,6 +12,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { loadConfig } from '../src/config.js';
+import { syncedCommunityCount } from '../src/db/communities.js';
 import { normalizeInstance } from '../src/sources/lemmy/refs.js';
 import { startTracking } from '../src/tracking.js';
 import { SYNCS_PER_RUN } from '../workflows/trackCommunity.js';
@@ -250,8 +251,7 @@ async function runFleet(
     let counting: Promise<void> | undefined;
     const countFirstSyncs = () =>
       (counting ??= (async () => {
-        const [row] = await be.storage.catalog<{ n: number }[]>`select count(*)::int as n from communities where last_update is not null`;
-        firstSynced = row.n;
+        firstSynced = await syncedCommunityCount(be.storage.catalog);
         await sleep(500);
       })().finally(() => (counting = undefined)));
     // The deadline bounds the whole start-up, the starts included: with `--window` they can take longer than it.
@@ -272,14 +272,13 @@ async function runFleet(
     if (started < o.n) log(`start-up deadline (${o.startupTimeout} s) passed with ${started} of ${o.n} workflows started`);
     else log(`all ${o.n} workflows started in ${fmt(startedSeconds, 1)} s; waiting for every first sync`);
     for (;;) {
-      const [row] = await be.storage.catalog<{ n: number }[]>`select count(*)::int as n from communities where last_update is not null`;
-      firstSynced = row.n;
-      if (row.n >= o.n) {
+      firstSynced = await syncedCommunityCount(be.storage.catalog);
+      if (firstSynced >= o.n) {
         startupSeconds = (Date.now() - loadStart) / 1000;
         break;
       }
       if (pastDeadline()) {
-        log(`start-up not done after ${o.startupTimeout} s (${row.n} of ${o.n} first syncs); measuring anyway`);
+        log(`start-up not done after ${o.startupTimeout} s (${firstSynced} of ${o.n} first syncs); measuring anyway`);
         break;
       }
       await sleep(2000);

@@ -20,6 +20,7 @@
 // lag, CPU/RSS per process and history events per sync. Each N runs in a fresh environment.
 import type { CommunityStatus } from '../workflows/trackCommunity.js';
 import { loadConfig } from '../src/config.js';
+import { syncedCommunityCount } from '../src/db/communities.js';
 import { DEV_SERVER_DYNAMIC_CONFIG, DEV_SERVER_GO_RUNTIME, type GoRuntime } from '../src/temporal/devserver.js';
 import { normalizeInstance } from '../src/sources/lemmy/refs.js';
 import { SYNCS_PER_RUN, workflowIdOf } from '../workflows/trackCommunity.js';
@@ -179,8 +180,7 @@ async function runOne(
     // minutes, and a window measured meanwhile would not see them (they have no sync to lag).
     let firstSynced = 0;
     for (let lastLog = Date.now(); ; await sleep(1000)) {
-      const [row] = await be.storage.catalog<{ n: number }[]>`select count(*)::int as n from communities where last_update is not null`;
-      firstSynced = row.n;
+      firstSynced = await syncedCommunityCount(be.storage.catalog);
       if (firstSynced >= n || Date.now() - loadStart > o.firstSyncTimeout * 1000) break;
       if (Date.now() - lastLog >= 10_000) {
         lastLog = Date.now();

@@ -334,9 +334,14 @@ export async function deleteCommunity(
  * (`update`, deleteCommunity) until they are committed.
  */
 export function communityRowLock(catalogTx: Sql, id: number, mode: 'key share' | 'update'): PendingQuery<{ id: number }[]> {
-  return mode === 'update'
-    ? catalogTx<{ id: number }[]>`select id from communities where id = ${id} for update`
-    : catalogTx<{ id: number }[]>`select id from communities where id = ${id} for key share`;
+  return catalogTx<{ id: number }[]>`
+    select id from communities where id = ${id} ${mode === 'update' ? catalogTx`for update` : catalogTx`for key share`}`;
+}
+
+/** How many communities have synced at least once. */
+export async function syncedCommunityCount(sql: Sql): Promise<number> {
+  const [row] = await sql<{ n: number }[]>`select count(*)::int as n from communities where last_update is not null`;
+  return row.n;
 }
 
 /** id → ref for the communities of a page of posts. */
