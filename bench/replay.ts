@@ -9,59 +9,27 @@
 // SYNCS_PER_RUN syncs (before: MAX_CYCLES_PER_RUN); an evicted workflow is on average half way
 // through its run.
 import type { temporal } from '@temporalio/proto';
-import { Worker } from '@temporalio/worker';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { insertCommunity } from '../src/db/communities.js';
-import { logicalShardOf } from '../src/db/sharding/router.js';
-import { normalizeInstance } from '../src/sources/lemmy/refs.js';
-import { completesSync } from '../test/support/history.js';
-import {
-  MAX_CYCLES_PER_RUN,
-  refreshSignal,
-  statusQuery,
-  SYNCS_PER_RUN,
-  trackCommunity,
-  workflowIdOf,
-} from '../workflows/trackCommunity.js';
+import { MAX_CYCLES_PER_RUN, refreshSignal, statusQuery, SYNCS_PER_RUN } from '../workflows/trackCommunity.js';
 import { withWorkflowStackFrames } from '../src/worker-runtime.js';
 import { flag, hasFlag, startBenchEnv } from './support/env.js';
+import { cutAfterSyncs, replayCpuMs, startRecordedRun } from './support/recorded-run.js';
 import { appendResults } from './support/results.js';
 import { fmt, table } from './support/stats.js';
 
 type History = temporal.api.history.v1.IHistory;
-type Event = temporal.api.history.v1.IHistoryEvent;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (line: string) => process.stderr.write(`[replay] ${line}\n`);
-
-/** The history up to the workflow task that completed after its k-th sync (k = 0: the run's start). */
-function cutAfterSyncs(events: Event[], k: number): Event[] | undefined {
-  let syncs = 0;
-  for (let i = 0; i < events.length; i++) {
-    if (completesSync(events[i])) syncs++;
-    if (syncs >= k && events[i].workflowTaskCompletedEventAttributes) return events.slice(0, i + 1);
-  }
-  return undefined;
-}
 
 export async function run(argv: string[]): Promise<void> {
   const total = flag(argv, 'syncs', MAX_CYCLES_PER_RUN);
   const rounds = flag(argv, 'rounds', 30);
   const be = await startBenchEnv({ env: { INSTANCE_REQUESTS_PER_SECOND: '1000' } });
   try {
-    const [fake] = await be.startFakes(1);
     await be.startWorker();
-    const { instance, host } = normalizeInstance(fake.url);
-    fake.addCommunity('replay');
-    fake.addPosts('replay', 5);
-    const ref = `replay@${host}`;
-    await insertCommunity(be.storage.catalog, { ref, instance, host, name: 'replay', refreshSeconds: 3600, shard: logicalShardOf(ref) });
     // One long run: it never rolls over while recorded.
-    const handle = await be.client.workflow.start(trackCommunity, {
-      workflowId: workflowIdOf(ref),
-      taskQueue: be.config.TEMPORAL_TASK_QUEUE,
-      args: [{ ref, instance, name: 'replay', refreshSeconds: 3600, maxCyclesPerRun: total + 10 }],
-    });
+    const { fake, handle } = await startRecordedRun(be, { name: 'replay', refreshSeconds: 3600, maxCycles: total + 10 });
     const lastSync = async () => (await handle.query(statusQuery)).lastSyncAt;
     const waitForSyncAfter = async (previous: string | null) => {
       const end = Date.now() + 30_000;
@@ -97,12 +65,12 @@ export async function run(argv: string[]): Promise<void> {
     const rows: { variant: string; syncs: number; events: number; ms: number }[] = [];
     for (const [i, variant] of variants.entries()) {
       // Warm the replayer (bundle load, V8 compilation) before anything is timed.
-      await replay(variant.code, events, 10, `warm-up-${i}`);
+      await replayCpuMs(variant.code, events, 10, `warm-up-${i}`);
       // V8's default depth at the two half-run ages only (the comparison of frames).
       for (const k of i === 0 ? ages : [SYNCS_PER_RUN / 2, MAX_CYCLES_PER_RUN / 2]) {
         const cut = cutAfterSyncs(events, k);
         if (!cut) continue;
-        const ms = await replay(variant.code, cut, rounds, `age-${k}-${i}`);
+        const ms = await replayCpuMs(variant.code, cut, rounds, `age-${k}-${i}`);
         rows.push({ variant: variant.name, syncs: k, events: cut.length, ms });
         log(`${variant.name}, after ${k} syncs: ${cut.length} events, ${ms.toFixed(2)} CPU-ms per replay`);
       }
@@ -133,17 +101,4 @@ export async function run(argv: string[]): Promise<void> {
   } finally {
     await be.close();
   }
-}
-
-/** CPU ms per replay of these events, `times` times through one replay worker. */
-async function replay(code: string, events: Event[], times: number, name: string): Promise<number> {
-  async function* histories() {
-    for (let i = 0; i < times; i++) yield { workflowId: `${name}-${i}`, history: { events } };
-  }
-  const cpu0 = process.cpuUsage();
-  for await (const r of Worker.runReplayHistories({ workflowBundle: { code }, replayName: name }, histories())) {
-    if (r.error) throw new Error(`replay failed: ${r.error.message}`);
-  }
-  const cpu = process.cpuUsage(cpu0);
-  return (cpu.user + cpu.system) / 1000 / times;
 }

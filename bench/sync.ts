@@ -11,23 +11,20 @@
 //    − replay of its first sync) ÷ the syncs between. This is the worker's SDK (its Rust core, the
 //    workflow thread, the bridge between them) for the two activations of a sync, with no server.
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
-import type { temporal } from '@temporalio/proto';
 import { createSyncActivity, type SyncInput, type SyncSummary } from '../activities/sync.js';
 import { insertCommunity } from '../src/db/communities.js';
 import { logicalShardOf } from '../src/db/sharding/router.js';
 import { createSourceClients } from '../src/sources/factory.js';
 import { normalizeInstance } from '../src/sources/lemmy/refs.js';
 import { bundleWorkflows, withWorkflowStackFrames } from '../src/worker-runtime.js';
-import { completesSync } from '../test/support/history.js';
 import type { FakeLemmy } from '../test/fake-lemmy.js';
-import { statusQuery, trackCommunity, workflowIdOf } from '../workflows/trackCommunity.js';
+import { statusQuery } from '../workflows/trackCommunity.js';
 import { flag, hasFlag, startBenchEnv, type BenchEnv } from './support/env.js';
 import { treeCpuSeconds } from './support/proc.js';
+import { cutAfterSyncs, replayCpuMs, startRecordedRun } from './support/recorded-run.js';
 import { appendResults } from './support/results.js';
 import { fmt, mapLimit, table } from './support/stats.js';
 
-type Event = temporal.api.history.v1.IHistoryEvent;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (line: string) => process.stderr.write(`[sync] ${line}\n`);
 const cpuMs = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1000;
@@ -125,18 +122,8 @@ async function activityAlone(be: BenchEnv, n: number, rounds: number): Promise<{
 
 /** Records a timer-driven run on the dev server, then CPU per sync of replaying it. */
 async function workflowSide(be: BenchEnv, syncs: number, replays: number): Promise<{ perSync: number }> {
-  const [fake] = await be.startFakes(1);
   const worker = await be.startWorker();
-  const { instance, host } = normalizeInstance(fake.url);
-  fake.addCommunity('replayed');
-  fake.addPosts('replayed', 5);
-  const ref = `replayed@${host}`;
-  await insertCommunity(be.storage.catalog, { ref, instance, host, name: 'replayed', refreshSeconds: 1, shard: logicalShardOf(ref) });
-  const handle = await be.client.workflow.start(trackCommunity, {
-    workflowId: workflowIdOf(ref),
-    taskQueue: be.config.TEMPORAL_TASK_QUEUE,
-    args: [{ ref, instance, name: 'replayed', refreshSeconds: 1, maxCyclesPerRun: syncs + 10 }],
-  });
+  const { fake, handle } = await startRecordedRun(be, { name: 'replayed', refreshSeconds: 1, maxCycles: syncs + 10 });
   const posting = setInterval(() => fake.addPosts('replayed', 1), 1000);
   try {
     const end = Date.now() + (syncs * 2 + 60) * 1000;
@@ -156,32 +143,11 @@ async function workflowSide(be: BenchEnv, syncs: number, replays: number): Promi
   const code = withWorkflowStackFrames(await bundleWorkflows(), be.config.WORKER_WORKFLOW_STACK_FRAMES).code;
   const first = cutAfterSyncs(events, 1);
   const whole = cutAfterSyncs(events, syncs);
-  await replay(code, whole, 5, 'warm-up');
-  const one = await replay(code, first, replays, 'first');
-  const all = await replay(code, whole, replays, 'whole');
+  if (!first || !whole) throw new Error(`the recorded run has fewer than ${syncs} syncs`);
+  await replayCpuMs(code, whole, 5, 'warm-up');
+  const one = await replayCpuMs(code, first, replays, 'first');
+  const all = await replayCpuMs(code, whole, replays, 'whole');
   const perSync = (all - one) / (syncs - 1);
   log(`replay: first sync ${fmt(one, 2)} ms, ${syncs} syncs ${fmt(all, 2)} ms: ${fmt(perSync, 2)} CPU-ms per sync`);
   return { perSync };
-}
-
-/** The history up to the workflow task that completed after its k-th sync. */
-function cutAfterSyncs(events: Event[], k: number): Event[] {
-  let done = 0;
-  for (let i = 0; i < events.length; i++) {
-    if (completesSync(events[i])) done++;
-    if (done >= k && events[i].workflowTaskCompletedEventAttributes) return events.slice(0, i + 1);
-  }
-  throw new Error(`the recorded run has fewer than ${k} syncs`);
-}
-
-/** CPU ms of this process per replay of these events. */
-async function replay(code: string, events: Event[], times: number, name: string): Promise<number> {
-  async function* histories() {
-    for (let i = 0; i < times; i++) yield { workflowId: `${name}-${i}`, history: { events } };
-  }
-  const cpu0 = process.cpuUsage();
-  for await (const r of Worker.runReplayHistories({ workflowBundle: { code }, replayName: name }, histories())) {
-    if (r.error) throw new Error(`replay failed: ${r.error.message}`);
-  }
-  return cpuMs(process.cpuUsage(cpu0)) / times;
 }
