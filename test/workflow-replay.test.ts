@@ -11,7 +11,10 @@
 // `v3-*` from the last fixed-interval version (before adaptive refresh, e0bb64a), `v4-*` from the
 // version that rolled over in the task a sync ended in (before the 'roll-over-in-own-task' patch,
 // bfa1fd8: a message arriving during that roll-over could be lost), `v5-*` from the version whose
-// every sync was a regular activity (before the 'quick-sync-first' patch, 5293090). The current
+// every sync was a regular activity (before the 'quick-sync-first' patch, 5293090), `v6-*` from the
+// version that saved the schedule by a local activity of its own (before 'schedule-in-sync',
+// b37d79b), `v7-*` from the version that waited with `condition` and a timeout (before
+// 'wait-by-timer': a timer in a scope that messages interrupt). The current
 // `retried.json` also holds a quick attempt that hands its sync over to the regular activity.
 // `pause-*` (recorded with `-- --only pause`) exercise pause and resume: paused while waiting, a
 // refresh and an interval change while paused, resumed, paused mid-sync, a rollover while paused,
@@ -43,6 +46,10 @@ const EXPECTED = [
   'pause-start.json',
   ...[...SCENARIOS, 'pause-run1.json', 'pause-run2.json', 'pause-start.json'].map((f) => `v4-${f}`),
   ...[...SCENARIOS, 'pause-run1.json', 'pause-run2.json', 'pause-start.json'].map((f) => `v5-${f}`),
+  ...[...SCENARIOS, 'pause-run1.json', 'pause-run2.json', 'pause-start.json'].map((f) => `v6-${f}`),
+  ...[...SCENARIOS, 'pause-run1.json', 'pause-run2.json', 'pause-start.json', 'quiet-runs-run1.json', 'quiet-runs-run2.json'].map(
+    (f) => `v7-${f}`,
+  ),
   'quiet-runs-run1.json',
   'quiet-runs-run2.json',
 ];

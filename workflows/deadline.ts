@@ -12,7 +12,7 @@
 // One step per call, rather than a loop inside, so that the caller decides between two waits
 // (trackCommunity checks for continue-as-new there): the commands it emits stay exactly those of
 // the workflow versions whose histories are still running (test/workflow-replay.test.ts).
-import { condition, type TimerOptions } from '@temporalio/workflow';
+import { CancellationScope, condition, isCancellation, sleep, type TimerOptions } from '@temporalio/workflow';
 
 export type WaitOutcome = 'woken' | 'due' | 'moved';
 
@@ -34,4 +34,41 @@ export async function waitForDeadline(
   const early = await condition(() => wake() || moved(), remaining, options);
   if (!early) return 'due';
   return wake() ? 'woken' : 'moved';
+}
+
+/**
+ * The same wait with a timer in a cancellation scope of its own instead of `condition` with a
+ * timeout: the same commands (the timer, and its cancellation when ended early), for half the
+ * promises (the SDK records a stack for each), ~0.5 CPU-ms less per sync (bench/RESULTS.md).
+ * Nothing polls `wake` and `moved` at the end of an activation, so whoever changes what they
+ * answer must call the interrupt it is handed (`onWait`; undefined again once the wait is over).
+ * The interrupt ends the wait only when `wake()` or `moved()` is true; a cancelled workflow's
+ * cancellation still goes through.
+ */
+export async function waitForDeadlineByTimer(
+  dueAt: number,
+  wake: () => boolean,
+  moved: () => boolean,
+  onWait: (interrupt: (() => void) | undefined) => void,
+  options: TimerOptions = {},
+): Promise<WaitOutcome> {
+  if (wake()) return 'woken';
+  const remaining = dueAt - Date.now();
+  if (!(remaining > 0)) return 'due';
+  const scope = new CancellationScope();
+  let interrupted = false;
+  onWait(() => {
+    if (interrupted || !(wake() || moved())) return;
+    interrupted = true;
+    scope.cancel();
+  });
+  try {
+    await scope.run(() => sleep(remaining, options));
+    return 'due';
+  } catch (err) {
+    if (!(interrupted && isCancellation(err))) throw err;
+    return wake() ? 'woken' : 'moved';
+  } finally {
+    onWait(undefined);
+  }
 }

@@ -36,7 +36,7 @@ import {
   type TrackCommunityInput,
 } from './communityTracker.js';
 import type { RefreshPolicy } from './refreshPolicy.js';
-import { waitForDeadline } from './deadline.js';
+import { waitForDeadline, waitForDeadlineByTimer } from './deadline.js';
 
 export {
   DEFAULT_POLICY,
@@ -150,22 +150,46 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
   // A successful sync saves the next interval with its result (the workflow's plan goes with it),
   // so the schedule's own local activity runs only after a failure or a change during the sync.
   const scheduleInSync = adaptive && patched('schedule-in-sync');
+  // The wait is a timer in a scope of its own that messages interrupt, not `condition` with a timeout.
+  const waitByTimer = patched('wait-by-timer');
   const tracker = new CommunityTracker(input, adaptive);
 
-  setHandler(refreshSignal, () => tracker.requestRefresh());
-  setHandler(setRefreshIntervalSignal, (seconds: number) => {
-    const problem = refreshSecondsProblem(seconds);
-    if (problem) log.warn(`ignoring setRefreshInterval: ${problem}`, { seconds });
-    else tracker.setRefreshSeconds(seconds);
-  });
-  setHandler(setRefreshIntervalUpdate, (seconds: number) => tracker.setRefreshSeconds(seconds), {
-    validator: (seconds: number) => {
+  // With waitByTimer, the wait in progress (if any) and what ends it: every message that can
+  // request a sync, move the deadline or pause calls it after changing the tracker.
+  let interruptWait: (() => void) | undefined;
+  const thenInterrupt =
+    <A extends unknown[], R>(handler: (...args: A) => R) =>
+    (...args: A): R => {
+      const result = handler(...args);
+      interruptWait?.();
+      return result;
+    };
+
+  setHandler(
+    refreshSignal,
+    thenInterrupt(() => tracker.requestRefresh()),
+  );
+  setHandler(
+    setRefreshIntervalSignal,
+    thenInterrupt((seconds: number) => {
       const problem = refreshSecondsProblem(seconds);
-      if (problem) throw new RangeError(problem);
+      if (problem) log.warn(`ignoring setRefreshInterval: ${problem}`, { seconds });
+      else tracker.setRefreshSeconds(seconds);
+    }),
+  );
+  setHandler(
+    setRefreshIntervalUpdate,
+    thenInterrupt((seconds: number) => tracker.setRefreshSeconds(seconds)),
+    {
+      validator: (seconds: number) => {
+        const problem = refreshSecondsProblem(seconds);
+        if (problem) throw new RangeError(problem);
+      },
     },
-  });
-  const applyPolicy = (change: RefreshPolicyChange) =>
-    tracker.setRefreshPolicy({ mode: change.mode, minSeconds: change.minSeconds, maxSeconds: change.maxSeconds }, change.refreshSeconds);
+  );
+  const applyPolicy = thenInterrupt((change: RefreshPolicyChange) =>
+    tracker.setRefreshPolicy({ mode: change.mode, minSeconds: change.minSeconds, maxSeconds: change.maxSeconds }, change.refreshSeconds),
+  );
   setHandler(setRefreshPolicySignal, (change: RefreshPolicyChange) => {
     const problem = policyChangeProblem(change);
     if (problem) log.warn(`ignoring setRefreshPolicy: ${problem}`, { change });
@@ -178,8 +202,14 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
     },
   });
   setHandler(statusQuery, () => tracker.status);
-  setHandler(pauseSignal, () => void tracker.pause());
-  setHandler(resumeSignal, () => void tracker.resume());
+  setHandler(
+    pauseSignal,
+    thenInterrupt(() => void tracker.pause()),
+  );
+  setHandler(
+    resumeSignal,
+    thenInterrupt(() => void tracker.resume()),
+  );
 
   const { syncCommunity } = proxyActivities<Activities>({ ...SYNC_OPTIONS, summary: `sync ${input.ref}` });
   const { syncCommunity: syncQuickly } = proxyLocalActivities<Activities>({ ...QUICK_SYNC_OPTIONS, summary: `quick sync ${input.ref}` });
@@ -221,13 +251,13 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
     }
 
     const changes = tracker.intervalChanges;
-    const outcome = await waitForDeadline(
-      tracker.dueAt,
-      () => tracker.refreshRequested,
-      // A pause ends the wait as a move would: the next pass waits for `resume` instead.
-      () => tracker.intervalChanges !== changes || tracker.paused,
-      { summary: `wait ${tracker.refreshSeconds}s or a refresh signal` },
-    );
+    const wake = () => tracker.refreshRequested;
+    // A pause ends the wait as a move would: the next pass waits for `resume` instead.
+    const moved = () => tracker.intervalChanges !== changes || tracker.paused;
+    const timer = { summary: `wait ${tracker.refreshSeconds}s or a refresh signal` };
+    const outcome = waitByTimer
+      ? await waitForDeadlineByTimer(tracker.dueAt, wake, moved, (interrupt) => (interruptWait = interrupt), timer)
+      : await waitForDeadline(tracker.dueAt, wake, moved, timer);
     if (outcome === 'due') tracker.requestRefresh();
     // 'moved': the interval was changed; wait again for the new deadline (if it has passed
     // already, that is 'due' at once, and the next pass syncs).
