@@ -1,10 +1,11 @@
 // Waiting for a deadline that may move while we wait (the refresh interval can be changed by a
 // signal or an update), or until something wakes us (a refresh). The idea of the updatable timer
 // of temporalio/samples-typescript (timer-examples): wait on a condition with the time left as
-// its timeout, and look again when the deadline is changed.
+// its timeout, and look again when the deadline is changed. Runs started since 'wait-by-timer'
+// wait with waitForDeadlineByTimer: the same commands, without the condition.
 //
 // The rule that keeps a workflow from spinning: this either awaits (a timer and a condition that
-// resolves only on a change) or answers 'woken' / 'due', on which the caller does its work (a
+// resolves only on a change, or a timer that only a change interrupts) or answers 'woken' / 'due', on which the caller does its work (a
 // sync, which awaits an activity). A deadline that has already passed (an interval shortened
 // below the time already waited, a run continued as new after its due time) is 'due' at once.
 // 'moved' is only ever answered after awaiting, once per change.
