@@ -5,10 +5,11 @@
 // wait with waitForDeadlineByTimer: the same commands, without the condition.
 //
 // The rule that keeps a workflow from spinning: this either awaits (a timer and a condition that
-// resolves only on a change, or a timer that only a change interrupts) or answers 'woken' / 'due', on which the caller does its work (a
-// sync, which awaits an activity). A deadline that has already passed (an interval shortened
-// below the time already waited, a run continued as new after its due time) is 'due' at once.
-// 'moved' is only ever answered after awaiting, once per change.
+// resolves only on a change, or a timer that only a change interrupts) or answers 'woken' /
+// 'due', on which the caller does its work (a sync, which awaits an activity). A deadline that
+// has already passed (an interval shortened below the time already waited, a run continued as
+// new after its due time) is 'due' at once. 'moved' is only ever answered after awaiting, once per
+// change.
 //
 // One step per call, rather than a loop inside, so that the caller decides between two waits
 // (trackCommunity checks for continue-as-new there): the commands it emits stay exactly those of
