@@ -11,23 +11,23 @@
 //    − replay of its first sync) ÷ the syncs between. This is the worker's SDK (its Rust core, the
 //    workflow thread, the bridge between them) for the two activations of a sync, with no server.
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { createSyncActivity, type SyncInput, type SyncSummary } from '../activities/sync.js';
+import { createSyncActivity, type SyncSummary } from '../activities/sync.js';
 import { insertCommunity } from '../src/db/communities.js';
 import { logicalShardOf } from '../src/db/sharding/router.js';
 import { createSourceClients } from '../src/sources/factory.js';
 import { normalizeInstance } from '../src/sources/lemmy/refs.js';
 import { bundleWorkflows, withWorkflowStackFrames } from '../src/worker-runtime.js';
 import type { FakeLemmy } from '../test/fake-lemmy.js';
+import { CommunityTracker } from '../workflows/communityTracker.js';
 import { statusQuery } from '../workflows/trackCommunity.js';
 import { flag, hasFlag, startBenchEnv, type BenchEnv } from './support/env.js';
-import { treeCpuSeconds } from './support/proc.js';
+import { processCpuMsSince, treeCpuSeconds } from './support/proc.js';
 import { cutAfterSyncs, replayCpuMs, startRecordedRun } from './support/recorded-run.js';
 import { appendResults } from './support/results.js';
 import { fmt, mapLimit, table } from './support/stats.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (line: string) => process.stderr.write(`[sync] ${line}\n`);
-const cpuMs = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1000;
 
 export async function run(argv: string[]): Promise<void> {
   const n = flag(argv, 'n', 500);
@@ -86,13 +86,8 @@ async function activityAlone(be: BenchEnv, n: number, rounds: number): Promise<{
       await insertCommunity(be.storage.catalog, { ref, instance, host, name, refreshSeconds: 60, shard: logicalShardOf(ref) });
       communities.push({ fake, name, ref });
     }
-    const plan: SyncInput['plan'] = {
-      policy: { mode: 'fixed', minSeconds: 60, maxSeconds: 3600 },
-      fixedSeconds: 60,
-      postsPerHour: null,
-      lastSyncAt: null,
-      random: 0.5,
-    };
+    // What a workflow hands its sync: the plan of a community at a fixed 60 s, made as trackCommunity makes it.
+    const plan = new CommunityTracker({ ref: communities[0].ref, instance: '', name: '', refreshSeconds: 60 }).planForSync();
     const syncAll = (isLocal: boolean) =>
       mapLimit(communities, 20, async (c) => {
         const env = new MockActivityEnvironment({ isLocal, startToCloseTimeoutMs: isLocal ? 5000 : 300_000 });
@@ -108,7 +103,7 @@ async function activityAlone(be: BenchEnv, n: number, rounds: number): Promise<{
       const cpu0 = process.cpuUsage();
       const pg0 = treeCpuSeconds(pg);
       await syncAll(true);
-      const round = cpuMs(process.cpuUsage(cpu0)) / n;
+      const round = processCpuMsSince(cpu0) / n;
       const roundPg = ((treeCpuSeconds(pg) - pg0) * 1000) / n;
       processMs += round;
       postgresMs += roundPg;

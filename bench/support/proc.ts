@@ -202,3 +202,9 @@ export async function spawnWorkerProcess(
   });
   return { child, pid: child.pid!, exited, output: () => out };
 }
+
+/** CPU milliseconds (user + system) this process has used since `start` (a `process.cpuUsage()`). */
+export function processCpuMsSince(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1000;
+}

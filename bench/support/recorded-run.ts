@@ -11,6 +11,7 @@ import type { FakeLemmy } from '../../test/fake-lemmy.js';
 import { completesSync } from '../../test/support/history.js';
 import { trackCommunity, workflowIdOf } from '../../workflows/trackCommunity.js';
 import type { BenchEnv } from './env.js';
+import { processCpuMsSince } from './proc.js';
 
 export type Event = temporal.api.history.v1.IHistoryEvent;
 
@@ -61,6 +62,5 @@ export async function replayCpuMs(code: string, events: Event[], times: number, 
   for await (const r of Worker.runReplayHistories({ workflowBundle: { code }, replayName: name }, histories())) {
     if (r.error) throw new Error(`replay failed: ${r.error.message}`);
   }
-  const cpu = process.cpuUsage(cpu0);
-  return (cpu.user + cpu.system) / 1000 / times;
+  return processCpuMsSince(cpu0) / times;
 }
