@@ -1,12 +1,13 @@
 // `npm run bench -- fleet [--n 50000] [--duration 600] [--cache 4000] [--per-instance 250] [--rps 1000]
-//   [--seed 5] [--concurrency 50] [--window 0] [--startup-timeout 3000] [--progress 10] [--no-append]`
+//   [--seed 5] [--concurrency 50] [--window 0] [--startup-timeout 3000] [--window-from 0] [--progress 10] [--no-append]`
 // Issue 13's fleet target: N communities tracked with the adaptive policy (60–3600 s) and the
 // realistic mix of the freshness bench (80 % post about once a day, 15 % once an hour, 5 % once a
 // minute), one worker child process with a sticky cache sized for the busy communities (--cache),
 // a file-backed Temporal dev server and embedded Postgres (catalog + 2 shards), as scale.ts runs
 // them. Each fake community is seeded with a page at its own rate, so that the first sync samples
 // it; new posts then keep appearing as Poisson arrivals. Start-up (every first sync done) is
-// timed with progress on stderr; then `duration` seconds of steady state: syncs/s, scheduling lag
+// timed with progress on stderr; then `duration` seconds of steady state (from `--window-from` s after the
+// first start, if start-up ends sooner: 3600 lets the quiet communities come due again): syncs/s, scheduling lag
 // (sync start seen by the fake − due time the catalog recorded), overdue communities, CPU/RSS per
 // process, CPU-ms per sync and the worker's sticky cache.
 import { readFileSync } from 'node:fs';
@@ -125,6 +126,7 @@ async function runFleet(
     concurrency: number;
     window: number;
     startupTimeout: number;
+    windowFrom: number;
     progress: number;
   },
 ): Promise<FleetResult> {
@@ -201,7 +203,7 @@ async function runFleet(
   let polling = true;
   const loadStart = Date.now();
   const poller = (async () => {
-    let last = { at: Date.now(), started: 0, firstSynced: 0, syncs: 0, cpu: {} as Record<string, number> };
+    let last = { at: Date.now(), started: 0, firstSynced: 0, syncs: 0, busy: 0, hourly: 0, cpu: {} as Record<string, number> };
     const cpuNow = (): Record<string, number> => ({
       worker: sampleProc(worker.pid)?.cpuSeconds ?? 0,
       temporal: sampleProc(temporalPid)?.cpuSeconds ?? 0,
@@ -216,12 +218,16 @@ async function runFleet(
         await pollDues();
         if (Date.now() - lastPrint < o.progress * 1000 - 100) continue;
         lastPrint = Date.now();
-        const [row] = await be.storage.catalog<{ synced: number; syncs: number }[]>`
-          select count(*) filter (where last_update is not null)::int as synced, coalesce(sum(syncs), 0)::int as syncs from communities`;
+        // The class is the name's index modulo 20 (classOf).
+        const [row] = await be.storage.catalog<{ synced: number; syncs: number; busy: number; hourly: number }[]>`
+          select count(*) filter (where last_update is not null)::int as synced, coalesce(sum(syncs), 0)::int as syncs,
+            coalesce(sum(syncs) filter (where substr(name, 2)::int % 20 = 0), 0)::int as busy,
+            coalesce(sum(syncs) filter (where substr(name, 2)::int % 20 between 1 and 3), 0)::int as hourly
+          from communities`;
         firstSynced = row.synced;
         totalSyncs = row.syncs;
         pgPssMax = Math.max(pgPssMax, treePssBytes(pgPids));
-        const now = { at: Date.now(), started, firstSynced, syncs: totalSyncs, cpu: cpuNow() };
+        const now = { at: Date.now(), started, firstSynced, syncs: totalSyncs, busy: row.busy, hourly: row.hourly, cpu: cpuNow() };
         const dt = (now.at - last.at) / 1000;
         const per = (a: number, b: number) => fmt((a - b) / dt, 0);
         const cpu = Object.keys(now.cpu)
@@ -229,7 +235,9 @@ async function runFleet(
           .join(' ');
         log(
           `t=${fmt((now.at - loadStart) / 1000)} s: started ${started}/${o.n} (${per(started, last.started)}/s), ` +
-            `first syncs ${firstSynced} (${per(firstSynced, last.firstSynced)}/s), syncs ${totalSyncs} (${per(totalSyncs, last.syncs)}/s); ` +
+            `first syncs ${firstSynced} (${per(firstSynced, last.firstSynced)}/s), syncs ${totalSyncs} (${per(totalSyncs, last.syncs)}/s: ` +
+            `busy ${per(now.busy, last.busy)}, hourly ${per(now.hourly, last.hourly)}, ` +
+            `quiet ${per(now.syncs - now.busy - now.hourly, last.syncs - last.busy - last.hourly)}); ` +
             `CPU % ${cpu}; RSS worker ${mb(sampleProc(worker.pid)?.rssBytes ?? 0)}, temporal ${mb(sampleProc(temporalPid)?.rssBytes ?? 0)}`,
         );
         last = now;
@@ -288,7 +296,12 @@ async function runFleet(
     const startupMachineCpu = machinePercent(machineStart);
     if (Number.isFinite(startupSeconds)) log(`start-up: every first sync done in ${fmt(startupSeconds, 1)} s`);
 
-    // Steady state.
+    // Steady state, from `--window-from` s after the first start at the earliest.
+    const settle = loadStart + o.windowFrom * 1000 - Date.now();
+    if (settle > 0) {
+      log(`waiting ${fmt(settle / 1000, 0)} s for the window (--window-from ${o.windowFrom})`);
+      await sleep(settle);
+    }
     const windowMonitor = new ProcMonitor({ ...pids }, 1000).start();
     const sdk0 = metricSums(await scrape(sdkMetrics));
     const appText0 = await scrape(appMetrics);
@@ -433,6 +446,7 @@ export async function run(argv: string[]): Promise<void> {
     concurrency: flag(argv, 'concurrency', 50),
     window: flag(argv, 'window', 0),
     startupTimeout: flag(argv, 'startup-timeout', 3000),
+    windowFrom: flag(argv, 'window-from', 0),
     progress: flag(argv, 'progress', 10),
   };
   if (o.seed < 3) throw new Error('--seed: at least 3 posts, or a first sync cannot sample the posting rate');
@@ -503,7 +517,7 @@ export async function run(argv: string[]): Promise<void> {
     `${r.n} communities on ${r.instances} fake Lemmy instances (loopback ports, served by the bench process), mix of the freshness bench interleaved (per 20: 1 busy ~1 post/min, 3 hourly ~1 post/h, 16 quiet ~1 post/day); each seeded with ${o.seed} posts at its own rate so that the adaptive first sync samples it, then Poisson arrivals; INSTANCE_REQUESTS_PER_SECOND=${o.rps}`,
     `adaptive policy 60–3600 s for every community; one worker child process with WORKER_MAX_CACHED_WORKFLOWS=${r.cache} (defaults otherwise: ${defaults.WORKER_MAX_CONCURRENT_ACTIVITIES} concurrent activities), runs of at most ${SYNCS_PER_RUN} syncs (SYNCS_PER_RUN), ${defaults.QUIET_RUN_SYNCS} from an interval of ${defaults.QUIET_RUN_FROM_SECONDS} s on (QUIET_RUN_SYNCS, QUIET_RUN_FROM_SECONDS); file-backed Temporal dev server; embedded Postgres catalog + 2 shards`,
     `start-up: ${r.n} startTracking calls with concurrency ${o.concurrency}${o.window > 0 ? `, at most ${o.window} started and not yet synced` : ''} (${r.started < r.n ? `${r.started} of ${r.n} started before the deadline` : `all started after ${fmt(r.startedSeconds, 0)} s`}), until every community had its first sync (${Number.isFinite(r.startupSeconds) ? `${fmt(r.startupSeconds, 0)} s` : `not done within ${o.startupTimeout} s: ${r.firstSynced} of ${r.n}`}); CPU % over start-up: ${PROCS.map((p) => `${p} ${fmt(r.startupCpu[p] ?? Number.NaN, 0)}`).join(', ')}; the whole machine ${fmt(r.startupMachineCpu, 0)} (window: ${fmt(r.machineCpu, 0)}; the difference to the sum of the columns is anything else running)`,
-    `window of ${fmt(r.windowSeconds, 0)} s right after start-up: syncs/s by class ${per}. Long-run = Σ 1/interval over the catalog at the end; quiet and hourly communities synced during start-up are next due up to an hour later, so a window shortly after start-up sees mostly the busy ones`,
+    `window of ${fmt(r.windowSeconds, 0)} s ${o.windowFrom > 0 ? `from ${o.windowFrom} s after the first start or right after start-up, whichever came later` : 'right after start-up'}: syncs/s by class ${per}. Long-run = Σ 1/interval over the catalog at the end; quiet and hourly communities synced during start-up are next due up to an hour later, so a window shortly after start-up sees mostly the busy ones`,
     `lag = sync start (first newest-posts request the fake saw) − the due time the catalog recorded with the previous sync (next_sync_at, polled every 5 s; ${r.lagUnmatched} syncs without a recorded due time left out); a community due > 2 s before the end of the window and not started counts with its lag so far ("overdue"). The worker's own histogram (lemmy_fetcher_sync_schedule_lag_seconds): ${fmt(100 * r.workerWithin5s, 1)} % of the window's scheduled syncs started within 5 s`,
     `sticky cache (Temporal SDK metrics) over the window: ${fmt(r.sticky.hits)} hits, ${fmt(r.sticky.misses)} misses, ${fmt(r.sticky.evictions)} forced evictions; size ${fmt(r.sticky.size)} at the end`,
     'CPU % is of one core (200 % = both cores), averaged over the window; postgres = the three servers with their backends (memory: their PSS, sampled with the progress lines, so shared buffers count once). RSS max "run" = peak from the worker\'s start to the end of the window, "window" = peak in the window; PSS end = the dev server\'s proportional set size at the end. CPU ms/sync = the CPU of every process on the box over the window ÷ syncs',
