@@ -387,6 +387,16 @@ describe('runs of a community synced rarely', () => {
     const next = (await handle.fetchHistory()).events ?? [];
     const input = JSON.parse(Buffer.from(next[0].workflowExecutionStartedEventAttributes!.input!.payloads![0].data!).toString('utf8'));
     expect(input.quietRuns).toEqual(QUIET_RUNS);
+    // A run's history opens with one patch marker for every change to date, and the SDK's one
+    // TemporalChangeVersion upsert, not one of each per change: each rollover pays for them.
+    const versioning = (events: typeof next) => ({
+      patches: events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch').length,
+      upserts: events.filter((e) => e.upsertWorkflowSearchAttributesEventAttributes).length,
+    });
+    expect([versioning(firstRun), versioning(next)]).toEqual([
+      { patches: 1, upserts: 1 },
+      { patches: 1, upserts: 1 },
+    ]);
     // Nothing was lost on the way: the count, the interval and every post.
     expect(await queryStatus(deps(), row.ref)).toMatchObject({ syncs: QUIET_RUNS.syncs, refreshSeconds: 3600, lastError: null });
     expect(await storedIds(row.ref)).toEqual(expect.arrayContaining(added));

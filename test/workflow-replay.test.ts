@@ -14,7 +14,9 @@
 // every sync was a regular activity (before the 'quick-sync-first' patch, 5293090), `v6-*` from the
 // version that saved the schedule by a local activity of its own (before 'schedule-in-sync',
 // b37d79b), `v7-*` from the version that waited with `condition` and a timeout (before
-// 'wait-by-timer': a timer in a scope that messages interrupt). The current
+// 'wait-by-timer': a timer in a scope that messages interrupt), `v8-*` from the version whose runs
+// recorded a patch marker for each of those changes (before 'changes-through-wait-by-timer', one
+// marker for all of them). The current
 // `retried.json` also holds a quick attempt that hands its sync over to the regular activity.
 // `pause-*` (recorded with `-- --only pause`) exercise pause and resume: paused while waiting, a
 // refresh and an interval change while paused, resumed, paused mid-sync, a rollover while paused,
@@ -49,6 +51,9 @@ const EXPECTED = [
   ...[...SCENARIOS, 'pause-run1.json', 'pause-run2.json', 'pause-start.json'].map((f) => `v6-${f}`),
   ...[...SCENARIOS, 'pause-run1.json', 'pause-run2.json', 'pause-start.json', 'quiet-runs-run1.json', 'quiet-runs-run2.json'].map(
     (f) => `v7-${f}`,
+  ),
+  ...[...SCENARIOS, 'pause-run1.json', 'pause-run2.json', 'pause-start.json', 'quiet-runs-run1.json', 'quiet-runs-run2.json'].map(
+    (f) => `v8-${f}`,
   ),
   'quiet-runs-run1.json',
   'quiet-runs-run2.json',
