@@ -1,15 +1,17 @@
 // `npm run bench -- fleet [--n 50000] [--duration 600] [--cache 4000] [--per-instance 250] [--rps 1000]
-//   [--seed 5] [--concurrency 50] [--window 0] [--startup-timeout 3000] [--window-from 0] [--progress 10] [--no-append]`
+//   [--seed 5] [--concurrency 50] [--window 0] [--startup-timeout 3000] [--window-from 0] [--progress 10]
+//   [--no-append]`
 // Issue 13's fleet target: N communities tracked with the adaptive policy (60–3600 s) and the
 // realistic mix of the freshness bench (80 % post about once a day, 15 % once an hour, 5 % once a
 // minute), one worker child process with a sticky cache sized for the busy communities (--cache),
 // a file-backed Temporal dev server and embedded Postgres (catalog + 2 shards), as scale.ts runs
 // them. Each fake community is seeded with a page at its own rate, so that the first sync samples
 // it; new posts then keep appearing as Poisson arrivals. Start-up (every first sync done) is
-// timed with progress on stderr; then `duration` seconds of steady state (from `--window-from` s after the
-// first start, if start-up ends sooner: 3600 lets the quiet communities come due again): syncs/s, scheduling lag
-// (sync start seen by the fake − due time the catalog recorded), overdue communities, CPU/RSS per
-// process, CPU-ms per sync and the worker's sticky cache.
+// timed with progress on stderr (syncs/s by class); then `duration` seconds of steady state, from
+// `--window-from` s after the first start if start-up ends sooner (3600: the quiet communities synced
+// during start-up are due again): syncs/s, scheduling lag (sync start seen by the fake − due time
+// the catalog recorded), overdue communities, CPU/RSS per process, CPU-ms per sync and the worker's
+// sticky cache.
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { loadConfig } from '../src/config.js';
