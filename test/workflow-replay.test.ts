@@ -38,25 +38,16 @@ const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() 
 
 /** What the fixtures must cover; a missing one means the recording script changed or failed. */
 const SCENARIOS = ['signals.json', 'rollover-run1.json', 'rollover-run2.json', 'not-found.json', 'retried.json', 'removed.json'];
+/** The scenarios of a version, once it had pause and resume; then once it had quiet runs too. */
+const WITH_PAUSE = [...SCENARIOS, 'pause-run1.json', 'pause-run2.json', 'pause-start.json'];
+const WITH_QUIET_RUNS = [...WITH_PAUSE, 'quiet-runs-run1.json', 'quiet-runs-run2.json'];
 const EXPECTED = [
-  ...SCENARIOS,
+  ...WITH_QUIET_RUNS,
   ...SCENARIOS.map((f) => `v1-${f}`),
   ...SCENARIOS.filter((f) => f !== 'removed.json').map((f) => `v2-${f}`),
   ...SCENARIOS.map((f) => `v3-${f}`),
-  'pause-run1.json',
-  'pause-run2.json',
-  'pause-start.json',
-  ...[...SCENARIOS, 'pause-run1.json', 'pause-run2.json', 'pause-start.json'].map((f) => `v4-${f}`),
-  ...[...SCENARIOS, 'pause-run1.json', 'pause-run2.json', 'pause-start.json'].map((f) => `v5-${f}`),
-  ...[...SCENARIOS, 'pause-run1.json', 'pause-run2.json', 'pause-start.json'].map((f) => `v6-${f}`),
-  ...[...SCENARIOS, 'pause-run1.json', 'pause-run2.json', 'pause-start.json', 'quiet-runs-run1.json', 'quiet-runs-run2.json'].map(
-    (f) => `v7-${f}`,
-  ),
-  ...[...SCENARIOS, 'pause-run1.json', 'pause-run2.json', 'pause-start.json', 'quiet-runs-run1.json', 'quiet-runs-run2.json'].map(
-    (f) => `v8-${f}`,
-  ),
-  'quiet-runs-run1.json',
-  'quiet-runs-run2.json',
+  ...['v4', 'v5', 'v6'].flatMap((v) => WITH_PAUSE.map((f) => `${v}-${f}`)),
+  ...['v7', 'v8'].flatMap((v) => WITH_QUIET_RUNS.map((f) => `${v}-${f}`)),
 ];
 
 function histories() {
