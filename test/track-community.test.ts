@@ -384,7 +384,11 @@ describe('runs of a community synced rarely', () => {
     const firstRun = (await stack.client.workflow.getHandle(workflowIdOf(row.ref), firstRunId).fetchHistory()).events ?? [];
     expect(firstRun.filter(completesSync)).toHaveLength(QUIET_RUNS.syncs);
     expect(firstRun.some((e) => e.workflowTaskFailedEventAttributes)).toBe(false);
-    const next = (await handle.fetchHistory()).events ?? [];
+    // The new run's first workflow task is where it records its versioning: wait until it completed.
+    const next = await eventually(async () => {
+      const events = (await handle.fetchHistory()).events ?? [];
+      return events.some((e) => e.workflowTaskCompletedEventAttributes) ? events : undefined;
+    });
     const input = JSON.parse(Buffer.from(next[0].workflowExecutionStartedEventAttributes!.input!.payloads![0].data!).toString('utf8'));
     expect(input.quietRuns).toEqual(QUIET_RUNS);
     // A run's history opens with one patch marker for every change to date, and the SDK's one
