@@ -44,7 +44,7 @@ export default tseslint.config(
     languageOptions: {
       globals: { ...globals.node },
       parserOptions: {
-        projectService: { allowDefaultProject: ['eslint.config.js', 'public/static/*.js'] },
+        projectService: { allowDefaultProject: ['eslint.config.js', 'public/static/*.js', 'bench/support/*.cjs'] },
         tsconfigRootDir: import.meta.dirname,
       },
     },
@@ -55,6 +55,12 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'error',
       'no-empty': ['error', { allowEmptyCatch: true }],
     },
+  },
+  {
+    // Bench preloads are CommonJS, so that `node --require` loads them in worker threads too.
+    files: ['bench/support/*.cjs'],
+    languageOptions: { sourceType: 'commonjs' },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {
     // The website's one script runs in browsers (progressive enhancement only).

@@ -2,6 +2,7 @@
 //   [--per-instance 50] [--rps 1000] [--cache <WORKER_MAX_CACHED_WORKFLOWS default>]
 //   [--compare eager|gogc | --before <git rev> [--before-as-shipped]] [--profile] [--no-append]
 //   [--temporal-server dev|postgres|dev,postgres] [--temporal-shards 4] [--try '<dynamic config JSON>']
+//   [--try-no-vm-timeout]
 //   [--quiet-runs <from seconds>:<syncs>] [--first-sync-timeout 900]`
 // The warm-up starts once every community has synced once (at most --first-sync-timeout seconds
 // after the first start); a community that never synced counts as overdue, not left out.
@@ -28,6 +29,7 @@ import { liveStatus, startTracking } from '../src/tracking.js';
 import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { quickSyncOf } from '../test/support/history.js';
 import { checkoutOf, flag, hasFlag, startBenchEnv, TEMPORAL_SERVER_KINDS, type TemporalServerKind } from './support/env.js';
 import { profileNotes, summarizeCpuProfile } from './support/profile.js';
@@ -37,6 +39,8 @@ import { fmt, mapLimit, mb, percentile, table } from './support/stats.js';
 import { ensureTemporalServer, PostgresTemporalServer, treePssBytes } from './support/temporal-server.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The worker's flags for `--try-no-vm-timeout`: plain CommonJS, so that it also loads in the workflow thread. */
+const NO_VM_TIMEOUT = ['--require', fileURLToPath(new URL('./support/no-vm-timeout.cjs', import.meta.url))];
 
 /** What turns a lever off: the dev server's dynamic config, or its Go runtime settings. */
 interface LeverOff {
@@ -69,6 +73,8 @@ interface Variant {
   /** Profile the worker (`--cpu-prof`) into this directory; the window starts this long after its spawn. */
   profileDir?: string;
   profileFromMs?: number;
+  /** Node flags for the worker (before its `--import tsx`). */
+  workerFlags?: string[];
   /** Which Temporal server (default the dev server); `temporalShards`: numHistoryShards of the real one. */
   server?: TemporalServerKind;
   temporalShards?: number;
@@ -153,7 +159,10 @@ async function runOne(
     const spawnedAt = Date.now();
     const worker = await be.startWorker(
       {},
-      { root: variant.root, nodeFlags: variant.profileDir ? ['--cpu-prof', '--cpu-prof-dir', variant.profileDir] : [] },
+      {
+        root: variant.root,
+        nodeFlags: [...(variant.workerFlags ?? []), ...(variant.profileDir ? ['--cpu-prof', '--cpu-prof-dir', variant.profileDir] : [])],
+      },
     );
     const pgPids = be.nodes.map((x) => x.pid!).filter(Boolean);
     // The real server's Postgres counts as part of Temporal, as the dev server's SQLite does.
@@ -396,6 +405,10 @@ export async function run(argv: string[]): Promise<void> {
   // setting in the same run before shipping it.
   const trial = flag(argv, 'try', '');
   if (trial) baseVariants.push({ name: `as shipped + ${trial}`, temporal: JSON.parse(trial) as Record<string, unknown> });
+  // --try-no-vm-timeout: one more variant, as shipped but without the SDK's guard against workflow
+  // code that never yields (support/no-vm-timeout.cjs), to weigh what that guard costs.
+  if (hasFlag(argv, 'try-no-vm-timeout'))
+    baseVariants.push({ name: 'as shipped, no workflow vm timeout (not shipped)', workerFlags: NO_VM_TIMEOUT });
   // Each variant against each server; the name says which server unless it is the dev server alone.
   const variants: Variant[] =
     servers.length === 1 && servers[0] === 'dev'
@@ -422,13 +435,22 @@ export async function run(argv: string[]): Promise<void> {
       }
     }
     const profiled = variants[variants.length - 1];
-    const file = profileDir ? readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile')) : undefined;
-    if (profileDir && file) {
-      if (process.env.BENCH_KEEP_PROFILE) copyFileSync(path.join(profileDir, file), process.env.BENCH_KEEP_PROFILE);
-      const summary = summarizeCpuProfile(path.join(profileDir, file), { fromMs: profiled.profileFromMs ?? 0 });
-      notes.push(...profileNotes(summary, `the worker (${profiled.name}, N = ${ns[ns.length - 1]}) over the measured window`));
-      for (const line of notes) process.stdout.write(`${line}\n`);
+    // One profile per thread (CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile): the main thread
+    // (0), and the SDK's workflow thread; a thread idle all along (tsx's loader) is left out.
+    const files = profileDir
+      ? readdirSync(profileDir)
+          .filter((f) => f.endsWith('.cpuprofile'))
+          .sort()
+      : [];
+    for (const file of files) {
+      const threadId = Number(file.split('.').at(-3));
+      const summary = summarizeCpuProfile(path.join(profileDir!, file), { fromMs: profiled.profileFromMs ?? 0 });
+      if ((summary.byOwner.find((o) => o.owner === '(idle)')?.pct ?? 0) > 99) continue;
+      if (process.env.BENCH_KEEP_PROFILE) copyFileSync(path.join(profileDir!, file), `${process.env.BENCH_KEEP_PROFILE}.${threadId}`);
+      const thread = threadId === 0 ? 'its main thread' : `its thread ${threadId}`;
+      notes.push(...profileNotes(summary, `the worker (${profiled.name}, N = ${ns[ns.length - 1]}), ${thread}, over the measured window`));
     }
+    for (const line of notes) process.stdout.write(`${line}\n`);
   } finally {
     checkout?.remove();
     if (profileDir) rmSync(profileDir, { recursive: true, force: true });
