@@ -437,16 +437,13 @@ export async function run(argv: string[]): Promise<void> {
     const profiled = variants[variants.length - 1];
     // One profile per thread (CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile): the main thread
     // (0), and the SDK's workflow thread; a thread idle all along (tsx's loader) is left out.
-    const files = profileDir
-      ? readdirSync(profileDir)
-          .filter((f) => f.endsWith('.cpuprofile'))
-          .sort()
-      : [];
-    for (const file of files) {
+    const profiles = (profileDir ? readdirSync(profileDir) : []).filter((f) => f.endsWith('.cpuprofile')).sort();
+    for (const file of profiles) {
+      const at = path.join(profileDir!, file);
       const threadId = Number(file.split('.').at(-3));
-      const summary = summarizeCpuProfile(path.join(profileDir!, file), { fromMs: profiled.profileFromMs ?? 0 });
+      const summary = summarizeCpuProfile(at, { fromMs: profiled.profileFromMs ?? 0 });
       if ((summary.byOwner.find((o) => o.owner === '(idle)')?.pct ?? 0) > 99) continue;
-      if (process.env.BENCH_KEEP_PROFILE) copyFileSync(path.join(profileDir!, file), `${process.env.BENCH_KEEP_PROFILE}.${threadId}`);
+      if (process.env.BENCH_KEEP_PROFILE) copyFileSync(at, `${process.env.BENCH_KEEP_PROFILE}.${threadId}`);
       const thread = threadId === 0 ? 'its main thread' : `its thread ${threadId}`;
       notes.push(...profileNotes(summary, `the worker (${profiled.name}, N = ${ns[ns.length - 1]}), ${thread}, over the measured window`));
     }
