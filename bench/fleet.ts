@@ -1,9 +1,11 @@
-// `npm run bench -- fleet [--n 50000] [--duration 600] [--cache 4000] [--per-instance 250] [--rps 1000]
+// `npm run bench -- fleet [--n 50000] [--duration 600] [--cache 4000] [--quiet-cache <WORKER_QUIET_CACHED_WORKFLOWS default>]
+//   [--per-instance 250] [--rps 1000]
 //   [--seed 5] [--concurrency 50] [--window 0] [--startup-timeout 3000] [--window-from 0] [--progress 10]
 //   [--no-append]`
 // Issue 13's fleet target: N communities tracked with the adaptive policy (60–3600 s) and the
 // realistic mix of the freshness bench (80 % post about once a day, 15 % once an hour, 5 % once a
-// minute), one worker child process with a sticky cache sized for the busy communities (--cache),
+// minute), one worker child process with a sticky cache sized for the busy communities (--cache)
+// and one for the quiet runs' task queue (--quiet-cache),
 // a file-backed Temporal dev server and embedded Postgres (catalog + 2 shards), as scale.ts runs
 // them. Each fake community is seeded with a page at its own rate, so that the first sync samples
 // it; new posts then keep appearing as Poisson arrivals. Start-up (every first sync done) is
@@ -113,6 +115,9 @@ interface FleetResult {
   rssRun: Record<string, number>;
   temporalPss: number;
   sticky: { size: number; hits: number; misses: number; evictions: number };
+  /** The part of `sticky` that is the quiet task queue's worker. */
+  quietSticky: { size: number; hits: number; misses: number; evictions: number };
+  quietCache: number;
 }
 
 const PROCS = ['worker', 'temporal', 'postgres', 'bench (fakes, client)'] as const;
@@ -123,6 +128,7 @@ async function runFleet(
     n: number;
     duration: number;
     cache: number;
+    quietCache: number;
     perInstance: number;
     seed: number;
     concurrency: number;
@@ -305,7 +311,7 @@ async function runFleet(
       await sleep(settle);
     }
     const windowMonitor = new ProcMonitor({ ...pids }, 1000).start();
-    const sdk0 = metricSums(await scrape(sdkMetrics));
+    const sdkText0 = await scrape(sdkMetrics);
     const appText0 = await scrape(appMetrics);
     const windowStart = Date.now();
     windowMonitor.markCpu();
@@ -319,7 +325,7 @@ async function runFleet(
     cpu.postgres = (100 * (treeCpuSeconds(pgPids) - pgCpu0)) / windowSeconds;
     const windowMachineCpu = machinePercent(machineWindow);
     pgPssMax = Math.max(pgPssMax, treePssBytes(pgPids));
-    const sdk1 = metricSums(await scrape(sdkMetrics));
+    const sdkText1 = await scrape(sdkMetrics);
     const appText1 = await scrape(appMetrics);
     const temporalPss = treePssBytes([temporalPid]);
     windowMonitor.stop();
@@ -384,6 +390,13 @@ async function runFleet(
       for (const [k, v] of m) if (k.includes(name)) return v;
       return m.size ? 0 : Number.NaN;
     };
+    const stickyOver = (m0: Map<string, number>, m1: Map<string, number>) => ({
+      size: sticky('sticky_cache_size', m1),
+      hits: sticky('sticky_cache_hit', m1) - sticky('sticky_cache_hit', m0),
+      misses: sticky('sticky_cache_miss', m1) - sticky('sticky_cache_miss', m0),
+      evictions: sticky('sticky_cache_total_forced_eviction', m1) - sticky('sticky_cache_total_forced_eviction', m0),
+    });
+    const quietQueue = new RegExp(`task_queue="${be.config.TEMPORAL_QUIET_TASK_QUEUE}"`);
     return {
       n: o.n,
       instances,
@@ -421,12 +434,9 @@ async function runFleet(
         postgres: pgPssMax,
       },
       temporalPss,
-      sticky: {
-        size: sticky('sticky_cache_size', sdk1),
-        hits: sticky('sticky_cache_hit', sdk1) - sticky('sticky_cache_hit', sdk0),
-        misses: sticky('sticky_cache_miss', sdk1) - sticky('sticky_cache_miss', sdk0),
-        evictions: sticky('sticky_cache_total_forced_eviction', sdk1) - sticky('sticky_cache_total_forced_eviction', sdk0),
-      },
+      sticky: stickyOver(metricSums(sdkText0), metricSums(sdkText1)),
+      quietSticky: stickyOver(metricSums(sdkText0, quietQueue), metricSums(sdkText1, quietQueue)),
+      quietCache: o.quietCache,
     };
   } finally {
     publishing = false;
@@ -442,6 +452,7 @@ export async function run(argv: string[]): Promise<void> {
     n: flag(argv, 'n', 50_000),
     duration: flag(argv, 'duration', 600),
     cache: flag(argv, 'cache', 4000),
+    quietCache: flag(argv, 'quiet-cache', loadConfig({}).WORKER_QUIET_CACHED_WORKFLOWS),
     perInstance: flag(argv, 'per-instance', 250),
     rps: flag(argv, 'rps', 1000),
     seed: flag(argv, 'seed', 5),
@@ -456,6 +467,7 @@ export async function run(argv: string[]): Promise<void> {
     env: {
       INSTANCE_REQUESTS_PER_SECOND: String(o.rps),
       WORKER_MAX_CACHED_WORKFLOWS: String(o.cache),
+      WORKER_QUIET_CACHED_WORKFLOWS: String(o.quietCache),
       ADAPTIVE_MIN_REFRESH_SECONDS: '60',
       ADAPTIVE_MAX_REFRESH_SECONDS: '3600',
     },
@@ -517,11 +529,11 @@ export async function run(argv: string[]): Promise<void> {
   const defaults = loadConfig({});
   const notes = [
     `${r.n} communities on ${r.instances} fake Lemmy instances (loopback ports, served by the bench process), mix of the freshness bench interleaved (per 20: 1 busy ~1 post/min, 3 hourly ~1 post/h, 16 quiet ~1 post/day); each seeded with ${o.seed} posts at its own rate so that the adaptive first sync samples it, then Poisson arrivals; INSTANCE_REQUESTS_PER_SECOND=${o.rps}`,
-    `adaptive policy 60–3600 s for every community; one worker child process with WORKER_MAX_CACHED_WORKFLOWS=${r.cache} (defaults otherwise: ${defaults.WORKER_MAX_CONCURRENT_ACTIVITIES} concurrent activities), runs of at most ${SYNCS_PER_RUN} syncs (SYNCS_PER_RUN), ${defaults.QUIET_RUN_SYNCS} from an interval of ${defaults.QUIET_RUN_FROM_SECONDS} s on (QUIET_RUN_SYNCS, QUIET_RUN_FROM_SECONDS); file-backed Temporal dev server; embedded Postgres catalog + 2 shards`,
+    `adaptive policy 60–3600 s for every community; one worker child process with WORKER_MAX_CACHED_WORKFLOWS=${r.cache} and WORKER_QUIET_CACHED_WORKFLOWS=${r.quietCache} (the quiet runs' task queue) (defaults otherwise: ${defaults.WORKER_MAX_CONCURRENT_ACTIVITIES} concurrent activities), runs of at most ${SYNCS_PER_RUN} syncs (SYNCS_PER_RUN), ${defaults.QUIET_RUN_SYNCS} from an interval of ${defaults.QUIET_RUN_FROM_SECONDS} s on (QUIET_RUN_SYNCS, QUIET_RUN_FROM_SECONDS); file-backed Temporal dev server; embedded Postgres catalog + 2 shards`,
     `start-up: ${r.n} startTracking calls with concurrency ${o.concurrency}${o.window > 0 ? `, at most ${o.window} started and not yet synced` : ''} (${r.started < r.n ? `${r.started} of ${r.n} started before the deadline` : `all started after ${fmt(r.startedSeconds, 0)} s`}), until every community had its first sync (${Number.isFinite(r.startupSeconds) ? `${fmt(r.startupSeconds, 0)} s` : `not done within ${o.startupTimeout} s: ${r.firstSynced} of ${r.n}`}); CPU % over start-up: ${PROCS.map((p) => `${p} ${fmt(r.startupCpu[p] ?? Number.NaN, 0)}`).join(', ')}; the whole machine ${fmt(r.startupMachineCpu, 0)} (window: ${fmt(r.machineCpu, 0)}; the difference to the sum of the columns is anything else running)`,
     `window of ${fmt(r.windowSeconds, 0)} s ${o.windowFrom > 0 ? `from ${o.windowFrom} s after the first start or right after start-up, whichever came later` : 'right after start-up'}: syncs/s by class ${per}. Long-run = Σ 1/interval over the catalog at the end; quiet and hourly communities synced during start-up are next due up to an hour later, so a window shortly after start-up sees mostly the busy ones`,
     `lag = sync start (first newest-posts request the fake saw) − the due time the catalog recorded with the previous sync (next_sync_at, polled every 5 s; ${r.lagUnmatched} syncs without a recorded due time left out); a community due > 2 s before the end of the window and not started counts with its lag so far ("overdue"). The worker's own histogram (lemmy_fetcher_sync_schedule_lag_seconds): ${fmt(100 * r.workerWithin5s, 1)} % of the window's scheduled syncs started within 5 s`,
-    `sticky cache (Temporal SDK metrics) over the window: ${fmt(r.sticky.hits)} hits, ${fmt(r.sticky.misses)} misses, ${fmt(r.sticky.evictions)} forced evictions; size ${fmt(r.sticky.size)} at the end`,
+    `sticky cache (Temporal SDK metrics) over the window: ${fmt(r.sticky.hits)} hits, ${fmt(r.sticky.misses)} misses, ${fmt(r.sticky.evictions)} forced evictions; size ${fmt(r.sticky.size)} at the end; of which the quiet runs' queue: ${fmt(r.quietSticky.hits)} hits, ${fmt(r.quietSticky.misses)} misses, ${fmt(r.quietSticky.evictions)} forced evictions, size ${fmt(r.quietSticky.size)}`,
     'CPU % is of one core (200 % = both cores), averaged over the window; postgres = the three servers with their backends (memory: their PSS, sampled with the progress lines, so shared buffers count once). RSS max "run" = peak from the worker\'s start to the end of the window, "window" = peak in the window; PSS end = the dev server\'s proportional set size at the end. CPU ms/sync = the CPU of every process on the box over the window ÷ syncs',
     `targets (issue 13): worker RSS ≤ 2 GB ${ok(r.rssRun.worker <= targets.rss)}, Temporal server RSS ≤ 2 GB ${ok(r.rssRun.temporal <= targets.rss)}, p99 lag < 5 s ${ok(r.lagP99 < targets.lagP99)}, start-up in minutes: ${Number.isFinite(r.startupSeconds) ? `${fmt(r.startupSeconds / 60, 1)} min` : 'not done'}`,
   ];

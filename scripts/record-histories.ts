@@ -7,7 +7,7 @@
 //   npm run record-histories -- --out DIR    # elsewhere (e.g. to compare with the committed ones)
 //   npm run record-histories -- --only pause # only these scenarios (comma-separated: signals,
 //                                            # rollover, not-found, retried, removed, pause,
-//                                            # quiet-runs)
+//                                            # quiet-runs, quiet-queue)
 //
 // Record after a change to the workflow that adds a path worth guarding, and commit the files;
 // first give the current files a version prefix (as v1-*, v2-*): workflows started by that code
@@ -220,6 +220,29 @@ try {
     await latest(quiet).terminate('recorded');
     if ((await latest(quiet).describe()).runId === firstRun) throw new Error('quiet-runs: no rollover');
     await save('quiet-runs', quiet);
+  }
+
+  if (want('quiet-queue')) {
+    // The quiet runs' task queue: at a 2 s interval (the quiet threshold) the first run hands over
+    // to the quiet queue after 1 sync, the next rolls over there after 2 syncs, and the one after
+    // goes back to the active queue after a sync at a shorter interval.
+    say('quiet-queue: to the quiet task queue after a sync at a long interval, back after one at a short interval');
+    fake.addCommunity('quietqueue');
+    fake.addPosts('quietqueue', 3);
+    const taskQueues = { active: config.TEMPORAL_TASK_QUEUE, quiet: config.TEMPORAL_QUIET_TASK_QUEUE };
+    const quiet = await start('quietqueue', 2, 20, false, { fromSeconds: 2, syncs: 2, taskQueues });
+    const firstRun = (await quiet.describe()).runId;
+    const quietRun = await until('the hand-over to the quiet queue', async () => {
+      const d = await latest(quiet).describe();
+      return d.runId !== firstRun && d.taskQueue === taskQueues.quiet ? d.runId : undefined;
+    });
+    await syncs(quiet, 3);
+    await until('the rollover on the quiet queue', async () => (await latest(quiet).describe()).runId !== quietRun);
+    await latest(quiet).executeUpdate(setRefreshIntervalUpdate, { args: [1] });
+    await until('the way back', async () => (await latest(quiet).describe()).taskQueue === taskQueues.active);
+    await syncs(quiet, (await status(quiet)).syncs + 1);
+    await latest(quiet).terminate('recorded');
+    await save('quiet-queue', quiet);
   }
 
   if (want('not-found')) {

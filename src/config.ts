@@ -162,6 +162,11 @@ const schema = z.object({
   // it starts; a run hands them on to the next).
   QUIET_RUN_FROM_SECONDS: int(1, 86400).default(900),
   QUIET_RUN_SYNCS: int(1, 200).default(4),
+  // Quiet runs run on a task queue of their own (default: TEMPORAL_TASK_QUEUE + `-quiet`; the same
+  // name as TEMPORAL_TASK_QUEUE: one queue), which every worker also polls with a small sticky
+  // cache: a quiet community coming due does not push a busy one out of WORKER_MAX_CACHED_WORKFLOWS.
+  TEMPORAL_QUIET_TASK_QUEUE: z.string().min(1).optional(),
+  WORKER_QUIET_CACHED_WORKFLOWS: int(1, 100_000).default(300),
 
   API_TOKEN: z
     .string()
@@ -233,8 +238,10 @@ export interface ShardNodeConfig {
   url: string;
 }
 
-export type Config = Omit<z.infer<typeof schema>, 'POST_SHARD_URLS' | 'LEMMY_USER_AGENT'> & {
+export type Config = Omit<z.infer<typeof schema>, 'POST_SHARD_URLS' | 'LEMMY_USER_AGENT' | 'TEMPORAL_QUIET_TASK_QUEUE'> & {
   LEMMY_USER_AGENT: string;
+  /** Equal to TEMPORAL_TASK_QUEUE: quiet runs stay on it (one queue, one sticky cache). */
+  TEMPORAL_QUIET_TASK_QUEUE: string;
   /** Configured post-shard nodes, or undefined for the embedded default. */
   POST_SHARD_NODES: ShardNodeConfig[] | undefined;
   DATA_DIR: string;
@@ -309,6 +316,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     ...c,
     LEMMY_USER_AGENT: c.LEMMY_USER_AGENT ?? `lemmy-fetcher/${VERSION} (+${PROJECT_URL})`,
+    TEMPORAL_QUIET_TASK_QUEUE: c.TEMPORAL_QUIET_TASK_QUEUE ?? `${c.TEMPORAL_TASK_QUEUE}-quiet`,
     POST_SHARD_NODES: shardNodes,
     DATA_DIR: path.resolve(c.DATA_DIR),
   };

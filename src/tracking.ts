@@ -23,11 +23,12 @@ import {
   trackCommunity,
   workflowIdOf,
   type CommunityStatus,
+  type QuietRuns,
 } from '../workflows/trackCommunity.js';
 import type { RefreshPolicy } from '../workflows/refreshPolicy.js';
 
 export interface TrackingDeps {
-  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'REFRESH_SECONDS' | 'QUIET_RUN_FROM_SECONDS' | 'QUIET_RUN_SYNCS'>;
+  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_QUIET_TASK_QUEUE' | 'REFRESH_SECONDS' | 'QUIET_RUN_FROM_SECONDS' | 'QUIET_RUN_SYNCS'>;
   catalog: Sql;
   router: ShardRouter;
   temporal: Client;
@@ -58,6 +59,16 @@ export function policyOf(row: CommunityRow): RefreshPolicy {
   return { mode: row.refresh_policy, minSeconds: row.min_refresh_seconds, maxSeconds: row.max_refresh_seconds };
 }
 
+/** What a new workflow's runs do while its interval is long (QUIET_RUN_*, TEMPORAL_QUIET_TASK_QUEUE). */
+export function quietRunsOf(config: TrackingDeps['config']): QuietRuns {
+  const { TEMPORAL_TASK_QUEUE: active, TEMPORAL_QUIET_TASK_QUEUE: quiet } = config;
+  return {
+    fromSeconds: config.QUIET_RUN_FROM_SECONDS,
+    syncs: config.QUIET_RUN_SYNCS,
+    ...(quiet !== active ? { taskQueues: { active, quiet } } : {}),
+  };
+}
+
 /**
  * `fresh`: the catalog row was just created, so a workflow still open under this id belongs to a
  * removed row (a delete whose cancellation is still under way): replace it, or the new row would
@@ -75,7 +86,7 @@ function startWorkflow(deps: TrackingDeps, row: CommunityRow, fresh = false) {
         refreshSeconds: row.refresh_seconds,
         policy: policyOf(row),
         maxCyclesPerRun: SYNCS_PER_RUN,
-        quietRuns: { fromSeconds: deps.config.QUIET_RUN_FROM_SECONDS, syncs: deps.config.QUIET_RUN_SYNCS },
+        quietRuns: quietRunsOf(deps.config),
         // A paused row's workflow starts paused (e.g. restarted by a refresh after it was terminated).
         ...(row.paused_at ? { paused: true } : {}),
       },

@@ -1,5 +1,6 @@
 // The Temporal worker: polls the task queue, runs trackCommunity (and the shard workflows) and
-// their activities. Workflow code is bundled once per process.
+// their activities, and polls the quiet task queue (quiet runs, their own sticky cache) likewise.
+// Workflow code is bundled once per process.
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import {
@@ -75,7 +76,10 @@ export function withWorkflowStackFrames<B extends { code: string }>(bundle: B, f
 }
 
 export interface WorkerHandle {
+  /** The worker on TEMPORAL_TASK_QUEUE: every workflow but the quiet runs. */
   worker: Worker;
+  /** The worker on TEMPORAL_QUIET_TASK_QUEUE (its own small sticky cache), unless that is the same queue. */
+  quietWorker?: Worker;
   run: Promise<void>;
   shutdown(): Promise<void>;
 }
@@ -96,33 +100,55 @@ export async function startWorker(opts: {
   const started = Date.now();
   const bundle =
     opts.bundle ?? (config.WORKFLOW_BUNDLE_PATH ? { code: await readFile(config.WORKFLOW_BUNDLE_PATH, 'utf8') } : await bundleWorkflows());
-  const worker = await Worker.create({
-    connection,
-    namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue: config.TEMPORAL_TASK_QUEUE,
-    workflowBundle: withWorkflowStackFrames(bundle, config.WORKER_WORKFLOW_STACK_FRAMES),
-    activities: createActivities({ config, catalog, router, sources }),
-    ...(opts.identity ? { identity: opts.identity } : {}),
-    maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
-    maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
-    maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
-    // Activities get this long to finish on SIGINT/SIGTERM before they are cancelled.
-    shutdownGraceTime: '10s',
-    // A cancellation reaches an activity with the answer to its next heartbeat: send them at
-    // least this often (default: 80 % of the heartbeat timeout), so a removed community's sync
-    // stops its requests within seconds. Only syncs that last longer pay for it.
-    maxHeartbeatThrottleInterval: '2 seconds',
-  });
-  log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, address: opts.address, ms: Date.now() - started }, 'worker ready');
-  const run = worker.run().finally(async () => {
+  const activities = createActivities({ config, catalog, router, sources });
+  const create = (taskQueue: string, maxCachedWorkflows: number) =>
+    Worker.create({
+      connection,
+      namespace: config.TEMPORAL_NAMESPACE,
+      taskQueue,
+      workflowBundle: withWorkflowStackFrames(bundle, config.WORKER_WORKFLOW_STACK_FRAMES),
+      activities,
+      ...(opts.identity ? { identity: opts.identity } : {}),
+      maxCachedWorkflows,
+      maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
+      maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
+      // Activities get this long to finish on SIGINT/SIGTERM before they are cancelled.
+      shutdownGraceTime: '10s',
+      // A cancellation reaches an activity with the answer to its next heartbeat: send them at
+      // least this often (default: 80 % of the heartbeat timeout), so a removed community's sync
+      // stops its requests within seconds. Only syncs that last longer pay for it.
+      maxHeartbeatThrottleInterval: '2 seconds',
+    });
+  const queues = { taskQueue: config.TEMPORAL_TASK_QUEUE, quietTaskQueue: config.TEMPORAL_QUIET_TASK_QUEUE };
+  const separateQuiet = queues.quietTaskQueue !== queues.taskQueue;
+  let worker: Worker;
+  let quietWorker: Worker | undefined;
+  try {
+    worker = await create(queues.taskQueue, config.WORKER_MAX_CACHED_WORKFLOWS);
+    quietWorker = separateQuiet ? await create(queues.quietTaskQueue, config.WORKER_QUIET_CACHED_WORKFLOWS) : undefined;
+  } catch (err) {
     await sources.close().catch(() => {});
     await connection.close().catch(() => {});
+    throw err;
+  }
+  log.info({ ...queues, address: opts.address, ms: Date.now() - started }, 'worker ready');
+  const workers = quietWorker ? [worker, quietWorker] : [worker];
+  // One stops (a fatal error): the other stops too, so the process ends as one worker would.
+  const stopAll = () => {
+    for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+  };
+  const run = Promise.allSettled(workers.map((w) => w.run().finally(stopAll))).then(async (results) => {
+    await sources.close().catch(() => {});
+    await connection.close().catch(() => {});
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
   });
   return {
     worker,
+    ...(quietWorker ? { quietWorker } : {}),
     run,
     async shutdown() {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
+      stopAll();
       await run.catch((err) => log.error({ err }, 'worker stopped with an error'));
     },
   };

@@ -9,7 +9,9 @@
 // messages and the cancel land mid-sync); `pause` and `resume` (also when not paused / already
 // paused); waits of 0.1–2 s. Runs roll over (continue-as-new) after 1–3 syncs (maxCyclesPerRun),
 // also while paused, and in some sequences after 1–2 syncs while the interval is long enough
-// (quietRuns: from 2, 4 or 300 s). A sequence ends with a cancel or just stops.
+// (quietRuns: from 2, 4 or 300 s), in some of those moving between the task queue and the quiet
+// runs' one (TEMPORAL_QUIET_TASK_QUEUE, polled by the same worker process) as the interval crosses
+// that threshold. A sequence ends with a cancel or just stops.
 //
 // Invariants, checked for every sequence:
 // - the worker process stays up and no workflow task ever fails (every run's history is scanned);
@@ -51,6 +53,7 @@ import {
   trackCommunity,
   workflowIdOf,
   type CommunityStatus,
+  type QuietRuns,
 } from '../workflows/trackCommunity.js';
 import { FakeLemmy } from './fake-lemmy.js';
 import { createStack, eventually, type Stack } from './support/stack.js';
@@ -120,7 +123,7 @@ interface Scenario {
   initialSeconds: number;
   maxCyclesPerRun: number;
   /** Shorter runs while the interval is at least `fromSeconds` (absent: as runs started before them). */
-  quietRuns?: { fromSeconds: number; syncs: number };
+  quietRuns?: { fromSeconds: number; syncs: number; quietQueue: boolean };
   commands: Command[];
   /** The sequence ends with a cancel (else the workflow is terminated after the checks). */
   cancel: boolean;
@@ -144,7 +147,7 @@ const command: fc.Arbitrary<Command> = fc.oneof(
 const scenario: fc.Arbitrary<Scenario> = fc.record({
   initialSeconds: fc.oneof({ weight: 4, arbitrary: fc.integer({ min: 2, max: 4 }) }, { weight: 1, arbitrary: fc.constant(300) }),
   maxCyclesPerRun: fc.integer({ min: 1, max: 3 }),
-  quietRuns: fc.option(fc.record({ fromSeconds: fc.constantFrom(2, 4, 300), syncs: fc.integer({ min: 1, max: 2 }) }), { nil: undefined }),
+  quietRuns: fc.option(fc.record({ fromSeconds: fc.constantFrom(2, 4, 300), syncs: fc.integer({ min: 1, max: 2 }), quietQueue: fc.boolean() }), { nil: undefined }),
   commands: fc.array(command, { minLength: 3, maxLength: 8 }),
   cancel: fc.boolean(),
 });
@@ -268,6 +271,12 @@ async function runScenario(s: Scenario): Promise<void> {
   }
 }
 
+/** The scenario's quiet runs as a workflow's input names them (with the task queues or without). */
+function quietRunsOf({ fromSeconds, syncs, quietQueue }: NonNullable<Scenario['quietRuns']>): QuietRuns {
+  const taskQueues = { active: stack.config.TEMPORAL_TASK_QUEUE, quiet: stack.config.TEMPORAL_QUIET_TASK_QUEUE };
+  return { fromSeconds, syncs, ...(quietQueue ? { taskQueues } : {}) };
+}
+
 async function checkScenario(s: Scenario, traced: (trace: () => Promise<string>) => void): Promise<void> {
   const name = `prop${++sequence}`;
   fake.addCommunity(name);
@@ -293,7 +302,7 @@ async function checkScenario(s: Scenario, traced: (trace: () => Promise<string>)
         name,
         refreshSeconds: s.initialSeconds,
         maxCyclesPerRun: s.maxCyclesPerRun,
-        ...(s.quietRuns ? { quietRuns: s.quietRuns } : {}),
+        ...(s.quietRuns ? { quietRuns: quietRunsOf(s.quietRuns) } : {}),
       },
     ],
   });

@@ -194,7 +194,8 @@ describe('trackCommunity', () => {
   it('syncs after the first as a quick local activity; one meeting a server error or a slow answer hands over and succeeds', async () => {
     fake.addCommunity('quick');
     fake.addPosts('quick', 3);
-    const { row } = await track('quick', 3600);
+    // Under QUIET_RUN_FROM_SECONDS, so that every sync is in this one run (on the active queue).
+    const { row } = await track('quick', 600);
     await settled(row.ref);
     const syncOnce = async (fault?: Parameters<FakeLemmy['fail']>[0]) => {
       if (fault) fake.fail(fault, { community: 'quick', path: 'post/list' });
@@ -218,7 +219,7 @@ describe('trackCommunity', () => {
       nextSyncAt: stored?.next_sync_at?.toISOString(),
       refreshSeconds: stored?.interval_seconds,
       reason: stored?.refresh_reason,
-    }).toEqual({ lastSyncAt: status.lastSyncAt, nextSyncAt: status.nextSyncAt, refreshSeconds: 3600, reason: status.reason });
+    }).toEqual({ lastSyncAt: status.lastSyncAt, nextSyncAt: status.nextSyncAt, refreshSeconds: 600, reason: status.reason });
 
     // In the history: the first sync and the two handed over are regular activities; the three
     // refreshes' first attempts are local activities (markers), two of them failed. No sync
@@ -361,55 +362,79 @@ describe('trackCommunity', () => {
 });
 
 describe('runs of a community synced rarely', () => {
-  it(`roll over after QUIET_RUN_SYNCS (${QUIET_RUNS.syncs}) syncs while the interval is ${QUIET_RUNS.fromSeconds} s or more, and are long again once it is shorter`, async () => {
+  it(`move to the quiet task queue after a sync at ${QUIET_RUNS.fromSeconds} s or more, roll over there after QUIET_RUN_SYNCS (${QUIET_RUNS.syncs}) syncs, and come back once the interval is shorter`, async () => {
     expect(stack.config).toMatchObject({ QUIET_RUN_FROM_SECONDS: QUIET_RUNS.fromSeconds, QUIET_RUN_SYNCS: QUIET_RUNS.syncs });
+    const queues = { active: stack.config.TEMPORAL_TASK_QUEUE, quiet: stack.config.TEMPORAL_QUIET_TASK_QUEUE };
+    expect(queues.quiet).not.toBe(queues.active);
     fake.addCommunity('quiet-runs');
     fake.addPosts('quiet-runs', 1);
     const { row } = await track('quiet-runs', 3600);
     const handle = stack.client.workflow.getHandle(workflowIdOf(row.ref)) as WorkflowHandle<typeof trackCommunity>;
-    await eventually(async () => (await queryStatus(deps(), row.ref))?.syncs === 1);
     const firstRunId = (await handle.describe()).runId;
+    const runAfter = (runId: string) =>
+      eventually(async () => {
+        const d = await handle.describe();
+        return d.runId !== runId ? d : undefined;
+      });
+    const historyOf = async (runId: string) => (await stack.client.workflow.getHandle(workflowIdOf(row.ref), runId).fetchHistory()).events ?? [];
+    /** A run's history once its first workflow task completed (where it records its versioning). */
+    const startedHistoryOf = (runId: string) =>
+      eventually(async () => {
+        const events = await historyOf(runId);
+        return events.some((e) => e.workflowTaskCompletedEventAttributes) ? events : undefined;
+      });
+    const inputOf = (events: Awaited<ReturnType<typeof historyOf>>): TrackCommunityInput =>
+      JSON.parse(Buffer.from(events[0].workflowExecutionStartedEventAttributes!.input!.payloads![0].data!).toString('utf8'));
     const added: number[] = [];
     const syncOnce = async (k: number) => {
       added.push(fake.addPosts('quiet-runs', 1)[0].id);
       await handle.signal(refreshSignal);
       await eventually(async () => (await queryStatus(deps(), row.ref))?.syncs === k, 10_000, 20);
     };
-    for (let k = 2; k <= QUIET_RUNS.syncs; k++) await syncOnce(k);
-    // The run that held QUIET_RUNS.syncs syncs of an hourly community has handed over to a new one.
-    const secondRunId = await eventually(async () => {
-      const runId = (await handle.describe()).runId;
-      return runId !== firstRunId ? runId : undefined;
-    });
-    const firstRun = (await stack.client.workflow.getHandle(workflowIdOf(row.ref), firstRunId).fetchHistory()).events ?? [];
-    expect(firstRun.filter(completesSync)).toHaveLength(QUIET_RUNS.syncs);
-    expect(firstRun.some((e) => e.workflowTaskFailedEventAttributes)).toBe(false);
-    // The new run's first workflow task is where it records its versioning: wait until it completed.
-    const next = await eventually(async () => {
-      const events = (await handle.fetchHistory()).events ?? [];
-      return events.some((e) => e.workflowTaskCompletedEventAttributes) ? events : undefined;
-    });
-    const input = JSON.parse(Buffer.from(next[0].workflowExecutionStartedEventAttributes!.input!.payloads![0].data!).toString('utf8'));
-    expect(input.quietRuns).toEqual(QUIET_RUNS);
+
+    // An hourly community leaves the busy queue after its first sync: it would otherwise hold a
+    // slot of the sticky cache there for an hour.
+    await eventually(async () => (await queryStatus(deps(), row.ref))?.syncs === 1);
+    const quietRun = await runAfter(firstRunId);
+    expect(quietRun.taskQueue).toBe(queues.quiet);
+    const firstRun = await historyOf(firstRunId);
+    expect(firstRun.filter(completesSync)).toHaveLength(1);
+    expect(firstRun.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.taskQueue?.name).toBe(queues.quiet);
+    expect(inputOf(await startedHistoryOf(quietRun.runId))).toMatchObject({ quietRuns: { ...QUIET_RUNS, taskQueues: queues }, onQuietTaskQueue: true });
+
+    // On the quiet queue (its worker is the one with the small cache) it syncs as before, in runs of QUIET_RUN_SYNCS.
+    for (let k = 2; k <= QUIET_RUNS.syncs + 1; k++) await syncOnce(k);
+    const nextQuietRun = await runAfter(quietRun.runId);
+    expect(nextQuietRun.taskQueue).toBe(queues.quiet);
+    const quiet = await historyOf(quietRun.runId);
+    expect(quiet.filter(completesSync)).toHaveLength(QUIET_RUNS.syncs);
+    expect(quiet.some((e) => e.workflowTaskFailedEventAttributes)).toBe(false);
     // A run's history opens with one patch marker for every change to date, and the SDK's one
     // TemporalChangeVersion upsert, not one of each per change: each rollover pays for them.
+    const next = await startedHistoryOf(nextQuietRun.runId);
     const versioning = (events: typeof next) => ({
       patches: events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch').length,
       upserts: events.filter((e) => e.upsertWorkflowSearchAttributesEventAttributes).length,
     });
-    expect([versioning(firstRun), versioning(next)]).toEqual([
+    expect([versioning(quiet), versioning(next)]).toEqual([
       { patches: 1, upserts: 1 },
       { patches: 1, upserts: 1 },
     ]);
     // Nothing was lost on the way: the count, the interval and every post.
-    expect(await queryStatus(deps(), row.ref)).toMatchObject({ syncs: QUIET_RUNS.syncs, refreshSeconds: 3600, lastError: null });
+    expect(await queryStatus(deps(), row.ref)).toMatchObject({ syncs: QUIET_RUNS.syncs + 1, refreshSeconds: 3600, lastError: null });
     expect(await storedIds(row.ref)).toEqual(expect.arrayContaining(added));
 
-    // Every 10 minutes: the run goes on past QUIET_RUNS.syncs syncs.
+    // Every 10 minutes: after its next sync the run goes back to the busy queue, and there it
+    // goes on past QUIET_RUN_SYNCS syncs.
     await handle.executeUpdate(setRefreshIntervalUpdate, { args: [600] });
-    for (let k = QUIET_RUNS.syncs + 1; k <= 2 * QUIET_RUNS.syncs + 1; k++) await syncOnce(k);
-    expect((await handle.describe()).runId).toBe(secondRunId);
-    expect(((await handle.fetchHistory()).events ?? []).filter(completesSync)).toHaveLength(QUIET_RUNS.syncs + 1);
+    await syncOnce(QUIET_RUNS.syncs + 2);
+    const activeRun = await runAfter(nextQuietRun.runId);
+    expect(activeRun.taskQueue).toBe(queues.active);
+    expect((await historyOf(nextQuietRun.runId)).filter(completesSync)).toHaveLength(1);
+    for (let k = QUIET_RUNS.syncs + 3; k <= 2 * QUIET_RUNS.syncs + 3; k++) await syncOnce(k);
+    expect((await handle.describe()).runId).toBe(activeRun.runId);
+    expect((await historyOf(activeRun.runId)).filter(completesSync)).toHaveLength(QUIET_RUNS.syncs + 1);
+    expect(await queryStatus(deps(), row.ref)).toMatchObject({ refreshSeconds: 600, lastError: null });
     expect(await storedIds(row.ref)).toEqual(expect.arrayContaining(added));
   });
 

@@ -21,8 +21,11 @@
 // `pause-*` (recorded with `-- --only pause`) exercise pause and resume: paused while waiting, a
 // refresh and an interval change while paused, resumed, paused mid-sync, a rollover while paused,
 // and a run started paused. `quiet-runs-*` (`-- --only quiet-runs`): a run rolled over after 2
-// syncs at an interval at its quiet threshold, and the next going on past 2 at a shorter one. The other histories never paused: they must replay unchanged, which
-// is why the paused wait is a path only a pause takes.
+// syncs at an interval at its quiet threshold, and the next going on past 2 at a shorter one.
+// `quiet-queue-*` (`-- --only quiet-queue`): a run that names the quiet runs' task queue hands over
+// to it after a sync at its quiet threshold, rolls over there after 2 syncs, and goes back to the
+// active queue after a sync at a shorter interval (4 runs). The other histories never paused:
+// they must replay unchanged, which is why the paused wait is a path only a pause takes.
 // Workflows started by those versions may still be running, so their histories stay here. Record
 // new ones when the workflow gains a path worth guarding (give the previous files a prefix);
 // never re-record to make this test pass.
@@ -41,8 +44,10 @@ const SCENARIOS = ['signals.json', 'rollover-run1.json', 'rollover-run2.json', '
 /** The scenarios of a version, once it had pause and resume; then once it had quiet runs too. */
 const WITH_PAUSE = [...SCENARIOS, 'pause-run1.json', 'pause-run2.json', 'pause-start.json'];
 const WITH_QUIET_RUNS = [...WITH_PAUSE, 'quiet-runs-run1.json', 'quiet-runs-run2.json'];
+const QUIET_QUEUE = ['quiet-queue-run1.json', 'quiet-queue-run2.json', 'quiet-queue-run3.json', 'quiet-queue-run4.json'];
 const EXPECTED = [
   ...WITH_QUIET_RUNS,
+  ...QUIET_QUEUE,
   ...SCENARIOS.map((f) => `v1-${f}`),
   ...SCENARIOS.filter((f) => f !== 'removed.json').map((f) => `v2-${f}`),
   ...SCENARIOS.map((f) => `v3-${f}`),

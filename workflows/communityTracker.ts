@@ -71,6 +71,8 @@ export interface TrackCommunityInput {
   maxCyclesPerRun?: number;
   /** Shorter runs while the interval is long (absent in runs started before: one length for all). */
   quietRuns?: QuietRuns;
+  /** This run is on `quietRuns.taskQueues.quiet` (set by the hand-over; absent: on the active queue). */
+  onQuietTaskQueue?: true;
   /** Start paused (the catalog says so): no sync until a `resume`. A carried state decides instead. */
   paused?: boolean;
   /** Set by continue-as-new only. */
@@ -86,6 +88,13 @@ export interface TrackCommunityInput {
 export interface QuietRuns {
   fromSeconds: number;
   syncs: number;
+  /**
+   * Where quiet runs run (absent in runs started before, and when the worker has one queue): a
+   * run whose interval is at least `fromSeconds` hands over to `quiet`, one whose interval is
+   * shorter to `active`. A quiet community then takes a slot in the quiet queue's small sticky
+   * cache, not in the one that keeps the busy communities cached between their syncs.
+   */
+  taskQueues?: { active: string; quiet: string };
 }
 
 export const MIN_REFRESH_SECONDS = 1;

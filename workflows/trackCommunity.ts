@@ -17,6 +17,7 @@ import {
   defineUpdate,
   isCancellation,
   log,
+  makeContinueAsNewFunc,
   patched,
   proxyActivities,
   proxyLocalActivities,
@@ -273,27 +274,43 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
   }
 
   // A run makes at least one sync before it rolls over by count, whatever its input says (a
-  // bound of 0 from a hand-started run would otherwise hand over to the next run for ever).
+  // bound of 0 from a hand-started run would otherwise hand over to the next run for ever). It
+  // moves to the other task queue only after a sync too: at most one hand-over per sync, whatever
+  // the interval does.
   function rollOverDue(): boolean {
     const quiet = input.quietRuns;
     return (
       tracker.cycles >= Math.max(1, maxCycles) ||
       (quiet !== undefined && tracker.cycles >= Math.max(1, quiet.syncs) && tracker.refreshSeconds >= quiet.fromSeconds) ||
+      (tracker.cycles >= 1 && input.quietRuns?.taskQueues !== undefined && belongsOnQuietQueue() !== (input.onQuietTaskQueue === true)) ||
       workflowInfo().continueAsNewSuggested
     );
+  }
+
+  // Which queue a run is on is in its input, not read from workflowInfo() (the worker's queue,
+  // which a replay does not have): the decision replays as it was made.
+  function belongsOnQuietQueue(): boolean {
+    return input.quietRuns !== undefined && tracker.refreshSeconds >= input.quietRuns.fromSeconds;
   }
 
   /** Continue as new: let handlers finish, then carry everything over, including a pending refresh. */
   async function rollOver(): Promise<never> {
     await condition(allHandlersFinished);
-    return continueAsNew<typeof trackCommunity>({
+    const next: TrackCommunityInput = {
       ...input,
       maxCyclesPerRun: input.maxCyclesPerRun ?? SYNCS_PER_RUN,
       quietRuns: input.quietRuns ?? QUIET_RUNS,
       refreshSeconds: adaptive ? tracker.fixedSeconds : tracker.refreshSeconds,
       ...(adaptive ? { policy: tracker.policy } : {}),
       carried: tracker.carry(),
-    });
+    };
+    // The same queue unless the input names the queues: runs started before replay as recorded.
+    const queues = input.quietRuns?.taskQueues;
+    if (!queues) return continueAsNew<typeof trackCommunity>(next);
+    delete next.onQuietTaskQueue;
+    const quiet = belongsOnQuietQueue();
+    if (quiet) next.onQuietTaskQueue = true;
+    return makeContinueAsNewFunc<typeof trackCommunity>({ taskQueue: quiet ? queues.quiet : queues.active })(next);
   }
 
   /** The schedule as lists show it (the catalog); best effort, a list may lag a cycle. */
