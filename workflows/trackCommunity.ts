@@ -282,7 +282,7 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
     return (
       tracker.cycles >= Math.max(1, maxCycles) ||
       (quiet !== undefined && tracker.cycles >= Math.max(1, quiet.syncs) && tracker.refreshSeconds >= quiet.fromSeconds) ||
-      (tracker.cycles >= 1 && input.quietRuns?.taskQueues !== undefined && belongsOnQuietQueue() !== (input.onQuietTaskQueue === true)) ||
+      (tracker.cycles >= 1 && quiet?.taskQueues !== undefined && belongsOnQuietQueue() !== (input.onQuietTaskQueue === true)) ||
       workflowInfo().continueAsNewSuggested
     );
   }
