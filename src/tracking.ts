@@ -70,14 +70,28 @@ export function quietRunsOf(config: TrackingDeps['config']): QuietRuns {
 }
 
 /**
+ * Where a first run runs: on the quiet runs' queue when the interval may be long. An adaptive
+ * interval is known only after the first sync, and most sources turn out to post less than
+ * hourly (the busy ones hand over to the active queue after that sync: one hop for a few, where
+ * starting on the active queue costs a hop for most).
+ */
+function startsOnQuietQueue(row: CommunityRow, quietRuns: QuietRuns): boolean {
+  if (!quietRuns.taskQueues) return false;
+  const longest = row.refresh_policy === 'adaptive' ? row.max_refresh_seconds : row.refresh_seconds;
+  return longest >= quietRuns.fromSeconds;
+}
+
+/**
  * `fresh`: the catalog row was just created, so a workflow still open under this id belongs to a
  * removed row (a delete whose cancellation is still under way): replace it, or the new row would
  * be "tracked" by a run that is about to end. Otherwise a second add joins the running workflow.
  */
 function startWorkflow(deps: TrackingDeps, row: CommunityRow, fresh = false) {
+  const quietRuns = quietRunsOf(deps.config);
+  const onQuietTaskQueue = startsOnQuietQueue(row, quietRuns);
   return deps.temporal.workflow.start(trackCommunity, {
     workflowId: workflowIdOf(row.ref),
-    taskQueue: deps.config.TEMPORAL_TASK_QUEUE,
+    taskQueue: onQuietTaskQueue ? quietRuns.taskQueues!.quiet : deps.config.TEMPORAL_TASK_QUEUE,
     args: [
       {
         ref: row.ref,
@@ -86,7 +100,8 @@ function startWorkflow(deps: TrackingDeps, row: CommunityRow, fresh = false) {
         refreshSeconds: row.refresh_seconds,
         policy: policyOf(row),
         maxCyclesPerRun: SYNCS_PER_RUN,
-        quietRuns: quietRunsOf(deps.config),
+        quietRuns,
+        ...(onQuietTaskQueue ? { onQuietTaskQueue } : {}),
         // A paused row's workflow starts paused (e.g. restarted by a refresh after it was terminated).
         ...(row.paused_at ? { paused: true } : {}),
       },

@@ -12,6 +12,8 @@
 // - the next sync is on time: a waiting workflow's nextSyncAt is never more than 3 s in the past;
 // - no workflow task ever fails (every run's history is scanned);
 // - after a last refresh, every post on the instance is stored, none twice.
+// Quiet runs start at 3 s here (QUIET_RUN_FROM_SECONDS), so intervals of 3–4 s move a workflow to
+// the quiet runs' task queue and shorter ones back: at the end, some run must have been there.
 //
 //   PROPERTY_RUNS (default 3) sequences; PROPERTY_SEED (default 20261123).
 import type { WorkflowHandle } from '@temporalio/client';
@@ -35,7 +37,7 @@ let fake: FakeLemmy;
 let sequence = 0;
 
 beforeAll(async () => {
-  [stack, fake] = await Promise.all([createStack(), FakeLemmy.start()]);
+  [stack, fake] = await Promise.all([createStack({ env: { QUIET_RUN_FROM_SECONDS: '3' } }), FakeLemmy.start()]);
 });
 afterAll(async () => {
   await stack?.stop();
@@ -169,4 +171,7 @@ it(`keeps refresh policies under random bursts, refreshes, policy changes and ou
     fc.asyncProperty(scenario, async (sc) => runScenario(sc)),
     { numRuns: RUNS, seed: SEED, endOnFailure: true },
   );
+  // The sequences crossed the quiet threshold: runs went to the quiet queue (and were checked there).
+  const quietRuns = await stack.client.workflow.count(`TaskQueue = '${stack.config.TEMPORAL_QUIET_TASK_QUEUE}'`);
+  expect(quietRuns.count).toBeGreaterThan(0);
 }, 600_000);

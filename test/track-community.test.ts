@@ -362,7 +362,7 @@ describe('trackCommunity', () => {
 });
 
 describe('runs of a community synced rarely', () => {
-  it(`move to the quiet task queue after a sync at ${QUIET_RUNS.fromSeconds} s or more, roll over there after QUIET_RUN_SYNCS (${QUIET_RUNS.syncs}) syncs, and come back once the interval is shorter`, async () => {
+  it(`start on the quiet task queue at ${QUIET_RUNS.fromSeconds} s or more, roll over there after QUIET_RUN_SYNCS (${QUIET_RUNS.syncs}) syncs, move to the active queue after a sync at a shorter interval and back after one at a longer`, async () => {
     expect(stack.config).toMatchObject({ QUIET_RUN_FROM_SECONDS: QUIET_RUNS.fromSeconds, QUIET_RUN_SYNCS: QUIET_RUNS.syncs });
     const queues = { active: stack.config.TEMPORAL_TASK_QUEUE, quiet: stack.config.TEMPORAL_QUIET_TASK_QUEUE };
     expect(queues.quiet).not.toBe(queues.active);
@@ -370,7 +370,6 @@ describe('runs of a community synced rarely', () => {
     fake.addPosts('quiet-runs', 1);
     const { row } = await track('quiet-runs', 3600);
     const handle = stack.client.workflow.getHandle(workflowIdOf(row.ref)) as WorkflowHandle<typeof trackCommunity>;
-    const firstRunId = (await handle.describe()).runId;
     const runAfter = (runId: string) =>
       eventually(async () => {
         const d = await handle.describe();
@@ -392,26 +391,23 @@ describe('runs of a community synced rarely', () => {
       await eventually(async () => (await queryStatus(deps(), row.ref))?.syncs === k, 10_000, 20);
     };
 
-    // An hourly community leaves the busy queue after its first sync: it would otherwise hold a
-    // slot of the sticky cache there for an hour.
+    // An hourly community starts on the quiet queue, whose worker keeps a small sticky cache of its
+    // own: on the active queue it would hold a slot of the busy communities' cache for an hour.
     await eventually(async () => (await queryStatus(deps(), row.ref))?.syncs === 1);
-    const quietRun = await runAfter(firstRunId);
-    expect(quietRun.taskQueue).toBe(queues.quiet);
-    const firstRun = await historyOf(firstRunId);
-    expect(firstRun.filter(completesSync)).toHaveLength(1);
-    expect(firstRun.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.taskQueue?.name).toBe(queues.quiet);
-    expect(inputOf(await startedHistoryOf(quietRun.runId))).toMatchObject({ quietRuns: { ...QUIET_RUNS, taskQueues: queues }, onQuietTaskQueue: true });
+    const firstRun = await handle.describe();
+    expect(firstRun.taskQueue).toBe(queues.quiet);
+    expect(inputOf(await startedHistoryOf(firstRun.runId))).toMatchObject({ quietRuns: { ...QUIET_RUNS, taskQueues: queues }, onQuietTaskQueue: true });
 
-    // On the quiet queue (its worker is the one with the small cache) it syncs as before, in runs of QUIET_RUN_SYNCS.
-    for (let k = 2; k <= QUIET_RUNS.syncs + 1; k++) await syncOnce(k);
-    const nextQuietRun = await runAfter(quietRun.runId);
-    expect(nextQuietRun.taskQueue).toBe(queues.quiet);
-    const quiet = await historyOf(quietRun.runId);
+    // There it syncs as before, in runs of QUIET_RUN_SYNCS.
+    for (let k = 2; k <= QUIET_RUNS.syncs; k++) await syncOnce(k);
+    const secondRun = await runAfter(firstRun.runId);
+    expect(secondRun.taskQueue).toBe(queues.quiet);
+    const quiet = await historyOf(firstRun.runId);
     expect(quiet.filter(completesSync)).toHaveLength(QUIET_RUNS.syncs);
     expect(quiet.some((e) => e.workflowTaskFailedEventAttributes)).toBe(false);
     // A run's history opens with one patch marker for every change to date, and the SDK's one
     // TemporalChangeVersion upsert, not one of each per change: each rollover pays for them.
-    const next = await startedHistoryOf(nextQuietRun.runId);
+    const next = await startedHistoryOf(secondRun.runId);
     const versioning = (events: typeof next) => ({
       patches: events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch').length,
       upserts: events.filter((e) => e.upsertWorkflowSearchAttributesEventAttributes).length,
@@ -421,20 +417,26 @@ describe('runs of a community synced rarely', () => {
       { patches: 1, upserts: 1 },
     ]);
     // Nothing was lost on the way: the count, the interval and every post.
-    expect(await queryStatus(deps(), row.ref)).toMatchObject({ syncs: QUIET_RUNS.syncs + 1, refreshSeconds: 3600, lastError: null });
+    expect(await queryStatus(deps(), row.ref)).toMatchObject({ syncs: QUIET_RUNS.syncs, refreshSeconds: 3600, lastError: null });
     expect(await storedIds(row.ref)).toEqual(expect.arrayContaining(added));
 
-    // Every 10 minutes: after its next sync the run goes back to the busy queue, and there it
-    // goes on past QUIET_RUN_SYNCS syncs.
+    // Every 10 minutes: after its next sync the run moves to the active queue, and there it goes
+    // on past QUIET_RUN_SYNCS syncs.
     await handle.executeUpdate(setRefreshIntervalUpdate, { args: [600] });
-    await syncOnce(QUIET_RUNS.syncs + 2);
-    const activeRun = await runAfter(nextQuietRun.runId);
+    await syncOnce(QUIET_RUNS.syncs + 1);
+    const activeRun = await runAfter(secondRun.runId);
     expect(activeRun.taskQueue).toBe(queues.active);
-    expect((await historyOf(nextQuietRun.runId)).filter(completesSync)).toHaveLength(1);
-    for (let k = QUIET_RUNS.syncs + 3; k <= 2 * QUIET_RUNS.syncs + 3; k++) await syncOnce(k);
+    expect((await historyOf(secondRun.runId)).filter(completesSync)).toHaveLength(1);
+    expect(inputOf(await startedHistoryOf(activeRun.runId)).onQuietTaskQueue).toBeUndefined();
+    for (let k = QUIET_RUNS.syncs + 2; k <= 2 * QUIET_RUNS.syncs + 2; k++) await syncOnce(k);
     expect((await handle.describe()).runId).toBe(activeRun.runId);
     expect((await historyOf(activeRun.runId)).filter(completesSync)).toHaveLength(QUIET_RUNS.syncs + 1);
-    expect(await queryStatus(deps(), row.ref)).toMatchObject({ refreshSeconds: 600, lastError: null });
+
+    // Hourly again: back to the quiet queue after the next sync.
+    await handle.executeUpdate(setRefreshIntervalUpdate, { args: [3600] });
+    await syncOnce(2 * QUIET_RUNS.syncs + 3);
+    expect((await runAfter(activeRun.runId)).taskQueue).toBe(queues.quiet);
+    expect(await queryStatus(deps(), row.ref)).toMatchObject({ syncs: 2 * QUIET_RUNS.syncs + 3, refreshSeconds: 3600, lastError: null });
     expect(await storedIds(row.ref)).toEqual(expect.arrayContaining(added));
   });
 
