@@ -28,7 +28,10 @@ import {
 import type { RefreshPolicy } from '../workflows/refreshPolicy.js';
 
 export interface TrackingDeps {
-  config: Pick<Config, 'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_QUIET_TASK_QUEUE' | 'REFRESH_SECONDS' | 'QUIET_RUN_FROM_SECONDS' | 'QUIET_RUN_SYNCS'>;
+  config: Pick<
+    Config,
+    'TEMPORAL_TASK_QUEUE' | 'TEMPORAL_QUIET_TASK_QUEUE' | 'REFRESH_SECONDS' | 'QUIET_RUN_FROM_SECONDS' | 'QUIET_RUN_SYNCS'
+  >;
   catalog: Sql;
   router: ShardRouter;
   temporal: Client;

@@ -147,7 +147,10 @@ const command: fc.Arbitrary<Command> = fc.oneof(
 const scenario: fc.Arbitrary<Scenario> = fc.record({
   initialSeconds: fc.oneof({ weight: 4, arbitrary: fc.integer({ min: 2, max: 4 }) }, { weight: 1, arbitrary: fc.constant(300) }),
   maxCyclesPerRun: fc.integer({ min: 1, max: 3 }),
-  quietRuns: fc.option(fc.record({ fromSeconds: fc.constantFrom(2, 4, 300), syncs: fc.integer({ min: 1, max: 2 }), quietQueue: fc.boolean() }), { nil: undefined }),
+  quietRuns: fc.option(
+    fc.record({ fromSeconds: fc.constantFrom(2, 4, 300), syncs: fc.integer({ min: 1, max: 2 }), quietQueue: fc.boolean() }),
+    { nil: undefined },
+  ),
   commands: fc.array(command, { minLength: 3, maxLength: 8 }),
   cancel: fc.boolean(),
 });

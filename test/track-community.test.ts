@@ -375,7 +375,8 @@ describe('runs of a community synced rarely', () => {
         const d = await handle.describe();
         return d.runId !== runId ? d : undefined;
       });
-    const historyOf = async (runId: string) => (await stack.client.workflow.getHandle(workflowIdOf(row.ref), runId).fetchHistory()).events ?? [];
+    const historyOf = async (runId: string) =>
+      (await stack.client.workflow.getHandle(workflowIdOf(row.ref), runId).fetchHistory()).events ?? [];
     /** A run's history once its first workflow task completed (where it records its versioning). */
     const startedHistoryOf = (runId: string) =>
       eventually(async () => {
@@ -396,7 +397,10 @@ describe('runs of a community synced rarely', () => {
     await eventually(async () => (await queryStatus(deps(), row.ref))?.syncs === 1);
     const firstRun = await handle.describe();
     expect(firstRun.taskQueue).toBe(queues.quiet);
-    expect(inputOf(await startedHistoryOf(firstRun.runId))).toMatchObject({ quietRuns: { ...QUIET_RUNS, taskQueues: queues }, onQuietTaskQueue: true });
+    expect(inputOf(await startedHistoryOf(firstRun.runId))).toMatchObject({
+      quietRuns: { ...QUIET_RUNS, taskQueues: queues },
+      onQuietTaskQueue: true,
+    });
 
     // There it syncs as before, in runs of QUIET_RUN_SYNCS.
     for (let k = 2; k <= QUIET_RUNS.syncs; k++) await syncOnce(k);
