@@ -101,12 +101,14 @@ export async function startWorker(opts: {
   const bundle =
     opts.bundle ?? (config.WORKFLOW_BUNDLE_PATH ? { code: await readFile(config.WORKFLOW_BUNDLE_PATH, 'utf8') } : await bundleWorkflows());
   const activities = createActivities({ config, catalog, router, sources });
+  // One bundle for both workers (a copy of a multi-megabyte string each otherwise).
+  const workflowBundle = withWorkflowStackFrames(bundle, config.WORKER_WORKFLOW_STACK_FRAMES);
   const create = (taskQueue: string, maxCachedWorkflows: number) =>
     Worker.create({
       connection,
       namespace: config.TEMPORAL_NAMESPACE,
       taskQueue,
-      workflowBundle: withWorkflowStackFrames(bundle, config.WORKER_WORKFLOW_STACK_FRAMES),
+      workflowBundle,
       activities,
       ...(opts.identity ? { identity: opts.identity } : {}),
       maxCachedWorkflows,
