@@ -7,7 +7,7 @@
 //   npm run record-histories -- --out DIR    # elsewhere (e.g. to compare with the committed ones)
 //   npm run record-histories -- --only pause # only these scenarios (comma-separated: signals,
 //                                            # rollover, not-found, retried, removed, pause,
-//                                            # quiet-runs, quiet-queue)
+//                                            # quiet-runs, quiet-queue, rollover-refresh)
 //
 // Record after a change to the workflow that adds a path worth guarding, and commit the files;
 // first give the current files a version prefix (as v1-*, v2-*): workflows started by that code
@@ -56,13 +56,13 @@ const log = createLogger({ level: process.env.LOG_LEVEL ?? 'warn', format: 'pret
 const say = (line: string) => process.stderr.write(`[record-histories] ${line}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+async function until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 100): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const value = await check().catch(() => undefined);
     if (value) return value;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
+    await sleep(everyMs);
   }
 }
 
@@ -204,6 +204,54 @@ try {
     await latest(rollover).executeUpdate(setRefreshIntervalUpdate, { args: [300] });
     await latest(rollover).terminate('recorded');
     await save('rollover', rollover);
+  }
+
+  if (want('rollover-refresh')) {
+    // A refresh that arrives in the pause before a rollover (the timer that puts the continue-as-new
+    // in a task of its own, until the run is a second old): a run younger than that syncs first and
+    // pauses again (`rollover-refresh-*`); an older one rolls over at once and carries the refresh
+    // (`rollover-refresh-late-*`), and the next run syncs at once.
+    const refreshInPause = async (label: string, name: string, beforeSecondSyncMs: number) => {
+      say(`${label}: a refresh during the pause before a rollover`);
+      fake.addCommunity(name);
+      fake.addPosts(name, 3);
+      const h = await start(name, 300, 2);
+      const firstRun = (await h.describe()).runId;
+      const firstRunEvents = async () => (await client.workflow.getHandle(h.workflowId, firstRun).fetchHistory()).events ?? [];
+      const pauseIn = (events: Awaited<ReturnType<typeof firstRunEvents>>) =>
+        events.findIndex((e) => String(e.timerStartedEventAttributes?.startToFireTimeout?.seconds ?? 'none') === '0');
+      await syncs(h, 1);
+      await sleep(beforeSecondSyncMs);
+      await h.signal(refreshSignal); // the second sync: the run is due to roll over after it
+      await until(
+        'the pause before the rollover',
+        async () => {
+          const events = await firstRunEvents();
+          const pauseAt = pauseIn(events);
+          return (
+            pauseAt >= 0 &&
+            !events.slice(pauseAt).some((e) => e.timerFiredEventAttributes || e.workflowExecutionContinuedAsNewEventAttributes)
+          );
+        },
+        30_000,
+        10,
+      );
+      fake.addPosts(name, 1);
+      await h.signal(refreshSignal);
+      await until('the rollover', async () => (await latest(h).describe()).runId !== firstRun);
+      await syncs(h, 3);
+      await latest(h).executeUpdate(setRefreshIntervalUpdate, { args: [600] });
+      await latest(h).terminate('recorded');
+      const events = await firstRunEvents();
+      const pauseAt = pauseIn(events);
+      const signalAt = events.findLastIndex((e) => e.workflowExecutionSignaledEventAttributes);
+      const firedAt = events.findIndex((e, i) => i > pauseAt && e.timerFiredEventAttributes);
+      if (!(signalAt > pauseAt && (firedAt < 0 || signalAt < firedAt)))
+        throw new Error(`${label}: the refresh did not arrive during the pause; record again`);
+      await save(label, h);
+    };
+    await refreshInPause('rollover-refresh', 'rolloverrefresh', 0);
+    await refreshInPause('rollover-refresh-late', 'rolloverrefreshlate', 1200);
   }
 
   if (want('quiet-runs')) {

@@ -19,7 +19,7 @@ import {
   type TrackCommunityInput,
 } from '../workflows/trackCommunity.js';
 import { FakeLemmy } from './fake-lemmy.js';
-import { completesSync, localActivityOf, quickSyncOf } from './support/history.js';
+import { completesSync, failedWorkflowTasks, localActivityOf, quickSyncOf } from './support/history.js';
 import { createStack, eventually, type Stack, queryStatus } from './support/stack.js';
 
 let stack: Stack;
@@ -323,11 +323,57 @@ describe('trackCommunity', () => {
       const ids = await storedIds(row.ref);
       return added.every((id) => ids.includes(id));
     }, 15_000);
-    const desc = await handle.describe();
+    // The run rolls over once it is a second old (the pause before a rollover), carrying the rest.
+    const desc = await eventually(async () => {
+      const d = await handle.describe();
+      return d.runId !== first.firstExecutionRunId ? d : undefined;
+    }, 10_000);
     expect(desc.runId).not.toBe(first.firstExecutionRunId);
     const status = (await queryStatus(deps(), row.ref))!;
     expect(status.syncs).toBeGreaterThanOrEqual(2);
     expect(status.state).toBe('waiting');
+  });
+
+  it('serves a refresh that arrives in the pause before a rollover at once, not when the pause ends, and no run starts late', async () => {
+    fake.addCommunity('pause-before-rollover');
+    fake.addPosts('pause-before-rollover', 1);
+    const { row } = await track('pause-before-rollover', 3600);
+    await eventually(async () => (await queryStatus(deps(), row.ref))?.syncs === 1);
+    // A run of one sync: it syncs at once, then pauses before its rollover (a timer, until the run is
+    // a second old: the server would hold the first task of a run continued sooner).
+    const first = await restartWorkflow(row, 'test: restart with maxCyclesPerRun=1', { refreshSeconds: 3600, maxCyclesPerRun: 1 });
+    const run = stack.client.workflow.getHandle(first.workflowId, first.firstExecutionRunId);
+    const historyOf = async () => (await run.fetchHistory()).events ?? [];
+    await eventually(
+      async () => {
+        const events = await historyOf();
+        const pauseAt = events.findIndex((e) => String(e.timerStartedEventAttributes?.startToFireTimeout?.seconds ?? 'none') === '0');
+        return (
+          pauseAt >= 0 &&
+          !events.slice(pauseAt).some((e) => e.timerFiredEventAttributes || e.workflowExecutionContinuedAsNewEventAttributes)
+        );
+      },
+      10_000,
+      5,
+    );
+    const added = fake.addPosts('pause-before-rollover', 1)[0].id;
+    await first.signal(refreshSignal);
+    await eventually(async () => (await storedIds(row.ref)).includes(added), 10_000);
+    await eventually(async () => (await historyOf()).at(-1)?.workflowExecutionContinuedAsNewEventAttributes, 10_000);
+    // The refresh ended the pause: served in this run (younger than a second) or carried into the
+    // next at once, never after the pause's timer fired.
+    const events = await historyOf();
+    const signalAt = events.findIndex((e) => e.workflowExecutionSignaledEventAttributes);
+    const servedAt = events.findIndex((e, i) => i > signalAt && (completesSync(e) || e.workflowExecutionContinuedAsNewEventAttributes));
+    expect(signalAt).toBeGreaterThan(0);
+    expect(events.slice(signalAt, servedAt).filter((e) => e.timerFiredEventAttributes)).toEqual([]);
+    // And the next run's first task was not held back by the server.
+    const next = (await stack.client.workflow.getHandle(first.workflowId).fetchHistory()).events ?? [];
+    const started = next[0].workflowExecutionStartedEventAttributes!;
+    expect(started.continuedExecutionRunId).toBe(first.firstExecutionRunId);
+    const backoff = started.firstWorkflowTaskBackoff;
+    expect(Number(backoff?.seconds ?? 0) * 1000 + Number(backoff?.nanos ?? 0) / 1e6).toBe(0);
+    expect(await failedWorkflowTasks(stack.client.workflow.getHandle(first.workflowId))).toEqual([]);
   });
 
   it(`rolls a tracked community's run over after ${SYNCS_PER_RUN} syncs, so a workflow out of the worker's cache replays a short history`, async () => {
@@ -340,6 +386,9 @@ describe('trackCommunity', () => {
     const firstRunId = (await handle.describe()).runId;
     const added: number[] = [];
     for (let k = 2; k <= SYNCS_PER_RUN + 1; k++) {
+      // A refresh right after the last sync of a run younger than a second is served in that run
+      // (the pause before a rollover): this one waits for the rollover, to find the run's bound.
+      if (k === SYNCS_PER_RUN + 1) await eventually(async () => (await handle.describe()).runId !== firstRunId, 10_000);
       added.push(fake.addPosts('short-runs', 1)[0].id);
       await handle.signal(refreshSignal);
       await eventually(async () => (await queryStatus(deps(), row.ref))?.syncs === k, 10_000, 20);

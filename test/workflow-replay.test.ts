@@ -24,7 +24,12 @@
 // syncs at an interval at its quiet threshold, and the next going on past 2 at a shorter one.
 // `quiet-queue-*` (`-- --only quiet-queue`): a run that names the quiet runs' task queue hands over
 // to it after a sync at its quiet threshold, rolls over there after 2 syncs, and goes back to the
-// active queue after a sync at a shorter interval (4 runs). The other histories never paused:
+// active queue after a sync at a shorter interval (4 runs). `rollover-refresh-*` (`-- --only
+// rollover-refresh`): a refresh that arrives in the pause before a rollover, in a run younger than a
+// second (synced in that run, which pauses again) and, `-late-*`, in an older one (it rolls over at
+// once and carries the refresh); `v9-*` from the version that held such a refresh until the pause's
+// 1 ms timer fired (about a second on the dev server). The patch 'refresh-ends-roll-over-pause' is
+// recorded only by runs that met such a refresh. The other histories never paused:
 // they must replay unchanged, which is why the paused wait is a path only a pause takes.
 // Workflows started by those versions may still be running, so their histories stay here. Record
 // new ones when the workflow gains a path worth guarding (give the previous files a prefix);
@@ -45,9 +50,15 @@ const SCENARIOS = ['signals.json', 'rollover-run1.json', 'rollover-run2.json', '
 const WITH_PAUSE = [...SCENARIOS, 'pause-run1.json', 'pause-run2.json', 'pause-start.json'];
 const WITH_QUIET_RUNS = [...WITH_PAUSE, 'quiet-runs-run1.json', 'quiet-runs-run2.json'];
 const QUIET_QUEUE = ['quiet-queue-run1.json', 'quiet-queue-run2.json', 'quiet-queue-run3.json', 'quiet-queue-run4.json'];
+/** A refresh in the pause before a rollover: `v9-*` waited for the pause's timer, the current ones end it. */
+const ROLLOVER_REFRESH = ['rollover-refresh-run1.json', 'rollover-refresh-run2.json'];
+const ROLLOVER_REFRESH_LATE = ['rollover-refresh-late-run1.json', 'rollover-refresh-late-run2.json'];
 const EXPECTED = [
   ...WITH_QUIET_RUNS,
   ...QUIET_QUEUE,
+  ...ROLLOVER_REFRESH,
+  ...ROLLOVER_REFRESH_LATE,
+  ...ROLLOVER_REFRESH.map((f) => `v9-${f}`),
   ...SCENARIOS.map((f) => `v1-${f}`),
   ...SCENARIOS.filter((f) => f !== 'removed.json').map((f) => `v2-${f}`),
   ...SCENARIOS.map((f) => `v3-${f}`),

@@ -8,6 +8,7 @@ import {
   ActivityFailure,
   allHandlersFinished,
   ApplicationFailure,
+  CancellationScope,
   condition,
   type ActivityOptions,
   type LocalActivityOptions,
@@ -149,6 +150,15 @@ const SCHEDULE_OPTIONS: ActivityOptions = {
  */
 const CHANGES_THROUGH_WAIT_BY_TIMER = 'changes-through-wait-by-timer';
 
+/**
+ * The pause before a roll-over lasts until the run is this old. The server holds the first task of
+ * a run continued sooner after its predecessor started (`history.workflowIdReuseMinimalInterval`,
+ * 1 s by default), and a refresh carried into such a run waited that long.
+ */
+const RUN_MIN_AGE_MS = 1000;
+/** A refresh ends the pause before a roll-over (pauseBeforeRollOver) instead of waiting for its timer. */
+const REFRESH_ENDS_ROLL_OVER_PAUSE = 'refresh-ends-roll-over-pause';
+
 export async function trackCommunity(input: TrackCommunityInput): Promise<void> {
   const current = patched(CHANGES_THROUGH_WAIT_BY_TIMER);
   // Runs started before refresh policies replay with fixed intervals and no schedule records.
@@ -245,10 +255,10 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
       // Straight after a sync, the carry would be made in the task that resolved the sync's (or the
       // schedule's) local activity. A message arriving meanwhile makes the server refuse the continue-as-new,
       // and the replay that follows could deliver it only after the carry was made: it was lost
-      // (a resume, a refresh, an interval; test/track-community-property.test.ts found it). A 1 ms
-      // timer first puts the roll-over in a task of its own, which every message arriving by then
-      // shares, and messages reach their handlers before the timer wakes the workflow.
-      if (rollOverInOwnTask && synced) await sleep(1);
+      // (a resume, a refresh, an interval; test/track-community-property.test.ts found it). A timer
+      // first puts the roll-over in a task of its own, which every message arriving by then shares,
+      // and messages reach their handlers before the timer wakes the workflow.
+      if (rollOverInOwnTask && synced && (await pauseBeforeRollOver()) === 'sync') continue;
       await rollOver();
     }
 
@@ -291,6 +301,33 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
   // which a replay does not have): the decision replays as it was made.
   function belongsOnQuietQueue(): boolean {
     return input.quietRuns !== undefined && tracker.refreshSeconds >= input.quietRuns.fromSeconds;
+  }
+
+  /**
+   * The timer before a roll-over after a sync: 1 ms, or until the run is RUN_MIN_AGE_MS old. A
+   * refresh (or a resume) meanwhile ends it: a young run syncs first (and pauses again), an older
+   * one rolls over at once and carries the refresh. Runs that recorded a refresh during the pause
+   * without ending it replay it to its end: the patch is asked for only when one comes, so other
+   * runs record no marker for it.
+   */
+  async function pauseBeforeRollOver(): Promise<'sync' | 'rollOver'> {
+    const age = () => Date.now() - workflowInfo().runStartTime.getTime();
+    const scope = new CancellationScope();
+    let interrupted = false;
+    interruptWait = () => {
+      if (interrupted || !tracker.refreshRequested || !patched(REFRESH_ENDS_ROLL_OVER_PAUSE)) return;
+      interrupted = true;
+      scope.cancel();
+    };
+    try {
+      await scope.run(() => sleep(Math.max(1, RUN_MIN_AGE_MS - age()), { summary: 'roll over in a task of its own' }));
+      return 'rollOver';
+    } catch (err) {
+      if (!(interrupted && isCancellation(err))) throw err;
+      return age() < RUN_MIN_AGE_MS ? 'sync' : 'rollOver';
+    } finally {
+      interruptWait = undefined;
+    }
   }
 
   /** Continue as new: let handlers finish, then carry everything over, including a pending refresh. */
