@@ -11,7 +11,7 @@ import {
   saveSyncSuccess,
   type CommunityRow,
 } from '../src/db/communities.js';
-import { CONNECTIVITY_FAILURE_TYPES, isNotFoundFailure } from '../src/failures.js';
+import { CONNECTIVITY_FAILURE_TYPES, isNotFoundFailure, isPermanentFailure } from '../src/failures.js';
 import type { Sql } from '../src/db/pool.js';
 import { contentHashOf, newestStored, storedHashes, storedLemmyIds, upsertPosts, type PostInput } from '../src/db/posts.js';
 import { ShardUnavailableError, type ShardRouter } from '../src/db/sharding/router.js';
@@ -243,7 +243,10 @@ export function createSyncActivity(deps: SyncDeps) {
       }
       let failure = toFailure(err);
       const type = failure.type ?? 'Error';
-      if (quick) {
+      // A permanent failure (not found, not Lemmy…) is as final from a quick attempt as from a
+      // regular one: recorded below and not retried. Anything else may pass: the regular activity
+      // runs the sync, with its retries.
+      if (quick && !isPermanentFailure(type)) {
         done('handed_over', type);
         throw ApplicationFailure.create({ type: HANDED_OVER, message: `${type}: ${failure.message}`, nonRetryable: true });
       }

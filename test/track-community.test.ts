@@ -191,7 +191,7 @@ describe('trackCommunity', () => {
     for (const f of faults) expect(fake.requestsFor(f.name, 'post/list')).toBeGreaterThanOrEqual(2);
   });
 
-  it('syncs after the first as a quick local activity; one meeting a server error or a slow answer hands over and succeeds', async () => {
+  it('syncs as a quick local activity, the first sync too; one meeting a server error or a slow answer hands over and succeeds', async () => {
     fake.addCommunity('quick');
     fake.addPosts('quick', 3);
     // Under QUIET_RUN_FROM_SECONDS, so that every sync is in this one run (on the active queue).
@@ -221,16 +221,16 @@ describe('trackCommunity', () => {
       reason: stored?.refresh_reason,
     }).toEqual({ lastSyncAt: status.lastSyncAt, nextSyncAt: status.nextSyncAt, refreshSeconds: 600, reason: status.reason });
 
-    // In the history: the first sync and the two handed over are regular activities; the three
-    // refreshes' first attempts are local activities (markers), two of them failed. No sync
-    // needed a second write for its schedule (a local activity of its own).
+    // In the history: every sync's first attempt is a local activity (a marker), the first sync's
+    // too; two of them failed and handed over to the regular activity. No sync needed a second
+    // write for its schedule (a local activity of its own).
     const events = (await stack.client.workflow.getHandle(workflowIdOf(row.ref)).fetchHistory()).events ?? [];
     const regular = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'syncCommunity').length;
     const quick = events.map((e) => quickSyncOf(e.markerRecordedEventAttributes)).filter((q) => q !== undefined);
     const scheduleWrites = events.filter((e) => localActivityOf(e.markerRecordedEventAttributes) === 'recordSchedule').length;
     expect({ regular, quick: quick.map((q) => q.failed), scheduleWrites }).toEqual({
-      regular: 3,
-      quick: [false, true, true],
+      regular: 2,
+      quick: [false, false, true, true],
       scheduleWrites: 0,
     });
   }, 60_000);
@@ -459,14 +459,15 @@ describe('runs of a community synced rarely', () => {
     expect(quiet.filter(completesSync)).toHaveLength(QUIET_RUNS.syncs);
     expect(quiet.some((e) => e.workflowTaskFailedEventAttributes)).toBe(false);
     // A run's history opens with one patch marker for every change to date, and the SDK's one
-    // TemporalChangeVersion upsert, not one of each per change: each rollover pays for them.
+    // TemporalChangeVersion upsert, not one of each per change: each rollover pays for them. The
+    // first run has one more pair, for its first sync ('quick-first-sync').
     const next = await startedHistoryOf(secondRun.runId);
     const versioning = (events: typeof next) => ({
       patches: events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch').length,
       upserts: events.filter((e) => e.upsertWorkflowSearchAttributesEventAttributes).length,
     });
     expect([versioning(quiet), versioning(next)]).toEqual([
-      { patches: 1, upserts: 1 },
+      { patches: 2, upserts: 2 },
       { patches: 1, upserts: 1 },
     ]);
     // Nothing was lost on the way: the count, the interval and every post.

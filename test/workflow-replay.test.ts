@@ -28,7 +28,8 @@
 // rollover-refresh`): a refresh that arrives in the pause before a rollover, in a run younger than a
 // second (synced in that run, which pauses again) and, `-late-*`, in an older one (it rolls over at
 // once and carries the refresh); `v9-*` from the version that held such a refresh until the pause's
-// 1 ms timer fired (about a second on the dev server). The patch 'refresh-ends-roll-over-pause' is
+// 1 ms timer fired (about a second on the dev server). `v10-*` from the version whose first sync
+// was a regular activity (before 'quick-first-sync'). The patch 'refresh-ends-roll-over-pause' is
 // recorded only by runs that met such a refresh. The other histories never paused:
 // they must replay unchanged, which is why the paused wait is a path only a pause takes.
 // Workflows started by those versions may still be running, so their histories stay here. Record
@@ -53,11 +54,10 @@ const QUIET_QUEUE = ['quiet-queue-run1.json', 'quiet-queue-run2.json', 'quiet-qu
 /** A refresh in the pause before a rollover: `v9-*` waited for the pause's timer, the current ones end it. */
 const ROLLOVER_REFRESH = ['rollover-refresh-run1.json', 'rollover-refresh-run2.json'];
 const ROLLOVER_REFRESH_LATE = ['rollover-refresh-late-run1.json', 'rollover-refresh-late-run2.json'];
+/** Every scenario the recording script has today. */
+const CURRENT = [...WITH_QUIET_RUNS, ...QUIET_QUEUE, ...ROLLOVER_REFRESH, ...ROLLOVER_REFRESH_LATE];
 const EXPECTED = [
-  ...WITH_QUIET_RUNS,
-  ...QUIET_QUEUE,
-  ...ROLLOVER_REFRESH,
-  ...ROLLOVER_REFRESH_LATE,
+  ...['', 'v10-'].flatMap((v) => CURRENT.map((f) => `${v}${f}`)),
   ...ROLLOVER_REFRESH.map((f) => `v9-${f}`),
   ...SCENARIOS.map((f) => `v1-${f}`),
   ...SCENARIOS.filter((f) => f !== 'removed.json').map((f) => `v2-${f}`),

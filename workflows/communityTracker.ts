@@ -216,11 +216,16 @@ export class CommunityTracker {
   }
 
   /**
-   * Whether the next sync should take milliseconds: it has synced before (a first sync pages
-   * back) and the last sync succeeded (a failing source is retried as a regular activity at once).
+   * Whether the next sync should take milliseconds: it has synced before and the last sync
+   * succeeded (a failing source is retried as a regular activity at once).
    */
   get expectsQuickSync(): boolean {
     return this.status.lastSyncAt !== null && this.status.lastError === null;
+  }
+
+  /** Whether the next sync is the first attempt ever: never synced, never failed. */
+  get beforeFirstSync(): boolean {
+    return this.status.lastSyncAt === null && this.status.lastError === null;
   }
 
   /** The state the last sync attempt left (never 'syncing' or 'paused'): what the catalog records. */

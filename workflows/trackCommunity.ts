@@ -28,7 +28,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { SyncInput, SyncSummary } from '../activities/sync.js';
-import { failureCode, isNotFoundFailure, PERMANENT_FAILURE_TYPES } from '../src/failures.js';
+import { failureCode, isNotFoundFailure, isPermanentFailure, PERMANENT_FAILURE_TYPES } from '../src/failures.js';
 import {
   CommunityTracker,
   refreshPolicyProblem,
@@ -150,12 +150,24 @@ const SCHEDULE_OPTIONS: ActivityOptions = {
  */
 const CHANGES_THROUGH_WAIT_BY_TIMER = 'changes-through-wait-by-timer';
 
+/** The source's failure behind an activity's: wrapped in an ActivityFailure, or bare (a local activity's). */
+function applicationFailureOf(err: unknown): ApplicationFailure | undefined {
+  if (err instanceof ApplicationFailure) return err;
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
+}
+
 /**
  * The pause before a roll-over lasts until the run is this old. The server holds the first task of
  * a run continued sooner after its predecessor started (`history.workflowIdReuseMinimalInterval`,
  * 1 s by default), and a refresh carried into such a run waited that long.
  */
 const RUN_MIN_AGE_MS = 1000;
+/**
+ * A first sync runs as a quick (local) attempt too: one page and the metadata (a few requests, one
+ * write) fit its 5 s, and each new community's first run is one activity and one workflow task
+ * lighter (start-up). Runs started before ask for it at their first sync and replay as regular.
+ */
+const QUICK_FIRST_SYNC = 'quick-first-sync';
 /** A refresh ends the pause before a roll-over (pauseBeforeRollOver) instead of waiting for its timer. */
 const REFRESH_ENDS_ROLL_OVER_PAUSE = 'refresh-ends-roll-over-pause';
 
@@ -371,12 +383,17 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
     }
   }
 
-  /** The quick attempt's summary, or undefined when it handed the sync over (or failed otherwise). */
+  /**
+   * The quick attempt's summary, or undefined when it handed the sync over (or failed otherwise
+   * than for good). A permanent failure (not found…) is the sync's outcome, as from the regular
+   * activity: no second attempt.
+   */
   async function quickSync(which: SyncInput): Promise<SyncSummary | undefined> {
     try {
       return await syncQuickly(which);
     } catch (err) {
       if (isCancellation(err)) throw err;
+      if (isPermanentFailure(applicationFailureOf(err)?.type)) throw err;
       return undefined;
     }
   }
@@ -388,14 +405,14 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
       // Which community only: the activity reads everything else (interval, shard) from the catalog.
       const which: SyncInput = { ref: input.ref, instance: input.instance, name: input.name };
       if (scheduleInSync) which.plan = tracker.planForSync();
-      const triesQuick = quickFirst && tracker.expectsQuickSync;
+      const triesQuick = quickFirst && (tracker.expectsQuickSync || (tracker.beforeFirstSync && patched(QUICK_FIRST_SYNC)));
       const quick = triesQuick ? await quickSync(which) : undefined;
       const summary = quick ?? (await syncCommunity(triesQuick ? { ...which, afterQuickAttempt: true } : which));
       if (!summary.tracked) return false;
       tracker.syncSucceeded(summary);
     } catch (err) {
       if (isCancellation(err)) throw err;
-      const failure = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
+      const failure = applicationFailureOf(err);
       const code = failure?.type ? failureCode(failure.type) : 'sync_failed';
       const error = { code, message: failure?.message ?? (err as Error).message, at: new Date().toISOString() };
       // Offline: every source failed at once, so the fault is ours; it does not count against this one.
