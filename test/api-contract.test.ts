@@ -77,6 +77,9 @@ describe('REST API contract', () => {
   it('adds by instance + name (201), again by name@host (200, same object), normalised', async () => {
     fake.addCommunity('technology', { title: 'Tech <b>news</b>', description: 'all things tech', subscribers: 42 });
     fake.addPosts('technology', 5);
+    // The first sync takes milliseconds (a quick attempt): a slow first page keeps it from ending
+    // before the answer, whose status is then the one of a community not synced yet.
+    fake.fail({ kind: 'slow', delayMs: 1500 }, { times: 1, path: 'post/list', community: 'technology' });
     const instance = `${fake.url.replace('http://', 'HTTP://')}/`;
     const r = await call(app, 'POST', '/api/communities', { instance, name: 'Technology' });
     expect(r.status, r.text).toBe(201);

