@@ -31,6 +31,7 @@ import { bundleWorkflows, startWorker } from '../src/worker-runtime.js';
 import { FakeLemmy } from '../test/fake-lemmy.js';
 import { createDatabase } from '../test/support/databases.js';
 import { freePorts } from '../test/support/ports.js';
+import { inPauseBeforeRollover } from '../test/support/history.js';
 import { startTestServers } from '../test/support/servers.js';
 import {
   pauseSignal,
@@ -223,19 +224,7 @@ try {
       await syncs(h, 1);
       await sleep(beforeSecondSyncMs);
       await h.signal(refreshSignal); // the second sync: the run is due to roll over after it
-      await until(
-        'the pause before the rollover',
-        async () => {
-          const events = await firstRunEvents();
-          const pauseAt = pauseIn(events);
-          return (
-            pauseAt >= 0 &&
-            !events.slice(pauseAt).some((e) => e.timerFiredEventAttributes || e.workflowExecutionContinuedAsNewEventAttributes)
-          );
-        },
-        30_000,
-        10,
-      );
+      await until('the pause before the rollover', async () => inPauseBeforeRollover(await firstRunEvents()), 30_000, 10);
       fake.addPosts(name, 1);
       await h.signal(refreshSignal);
       await until('the rollover', async () => (await latest(h).describe()).runId !== firstRun);

@@ -19,7 +19,7 @@ import {
   type TrackCommunityInput,
 } from '../workflows/trackCommunity.js';
 import { FakeLemmy } from './fake-lemmy.js';
-import { completesSync, failedWorkflowTasks, localActivityOf, quickSyncOf } from './support/history.js';
+import { completesSync, failedWorkflowTasks, inPauseBeforeRollover, localActivityOf, quickSyncOf } from './support/history.js';
 import { createStack, eventually, type Stack, queryStatus } from './support/stack.js';
 
 let stack: Stack;
@@ -344,18 +344,7 @@ describe('trackCommunity', () => {
     const first = await restartWorkflow(row, 'test: restart with maxCyclesPerRun=1', { refreshSeconds: 3600, maxCyclesPerRun: 1 });
     const run = stack.client.workflow.getHandle(first.workflowId, first.firstExecutionRunId);
     const historyOf = async () => (await run.fetchHistory()).events ?? [];
-    await eventually(
-      async () => {
-        const events = await historyOf();
-        const pauseAt = events.findIndex((e) => String(e.timerStartedEventAttributes?.startToFireTimeout?.seconds ?? 'none') === '0');
-        return (
-          pauseAt >= 0 &&
-          !events.slice(pauseAt).some((e) => e.timerFiredEventAttributes || e.workflowExecutionContinuedAsNewEventAttributes)
-        );
-      },
-      10_000,
-      5,
-    );
+    await eventually(async () => inPauseBeforeRollover(await historyOf()), 10_000, 5);
     const added = fake.addPosts('pause-before-rollover', 1)[0].id;
     await first.signal(refreshSignal);
     await eventually(async () => (await storedIds(row.ref)).includes(added), 10_000);

@@ -58,3 +58,21 @@ export function completesSync(e: {
 }): boolean {
   return !!e.activityTaskCompletedEventAttributes || quickSyncOf(e.markerRecordedEventAttributes)?.failed === false;
 }
+
+/** A history event as `fetchHistory()` gives it, with the fields the pause check reads. */
+interface PauseEvent {
+  timerStartedEventAttributes?: { startToFireTimeout?: { seconds?: unknown } | null } | null;
+  timerFiredEventAttributes?: unknown;
+  workflowExecutionContinuedAsNewEventAttributes?: unknown;
+}
+
+/**
+ * Whether the run is in its first pause before a rollover (trackCommunity's timer of under a
+ * second; a wait is seconds long) and that timer has neither fired nor been followed by the rollover.
+ */
+export function inPauseBeforeRollover(events: readonly PauseEvent[]): boolean {
+  const pauseAt = events.findIndex((e) => String(e.timerStartedEventAttributes?.startToFireTimeout?.seconds ?? 'none') === '0');
+  return (
+    pauseAt >= 0 && !events.slice(pauseAt).some((e) => e.timerFiredEventAttributes || e.workflowExecutionContinuedAsNewEventAttributes)
+  );
+}
