@@ -57,19 +57,35 @@ export async function waitForDeadlineByTimer(
   if (wake()) return 'woken';
   const remaining = dueAt - Date.now();
   if (!(remaining > 0)) return 'due';
+  if (await sleepUnlessInterrupted(remaining, () => wake() || moved(), onWait, options)) return 'due';
+  return wake() ? 'woken' : 'moved';
+}
+
+/**
+ * A timer in a cancellation scope of its own that an interrupt can end early: true when it fired,
+ * false when interrupted. The interrupt is handed to `onWait` (undefined again once the wait is
+ * over) and ends the wait only when `shouldEnd()` is true at that moment; it is asked at most once
+ * per wait after it answers true. A cancelled workflow's cancellation still goes through.
+ */
+export async function sleepUnlessInterrupted(
+  ms: number,
+  shouldEnd: () => boolean,
+  onWait: (interrupt: (() => void) | undefined) => void,
+  options: TimerOptions = {},
+): Promise<boolean> {
   const scope = new CancellationScope();
   let interrupted = false;
   onWait(() => {
-    if (interrupted || !(wake() || moved())) return;
+    if (interrupted || !shouldEnd()) return;
     interrupted = true;
     scope.cancel();
   });
   try {
-    await scope.run(() => sleep(remaining, options));
-    return 'due';
+    await scope.run(() => sleep(ms, options));
+    return true;
   } catch (err) {
     if (!(interrupted && isCancellation(err))) throw err;
-    return wake() ? 'woken' : 'moved';
+    return false;
   } finally {
     onWait(undefined);
   }

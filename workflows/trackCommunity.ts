@@ -8,7 +8,6 @@ import {
   ActivityFailure,
   allHandlersFinished,
   ApplicationFailure,
-  CancellationScope,
   condition,
   type ActivityOptions,
   type LocalActivityOptions,
@@ -23,7 +22,6 @@ import {
   proxyActivities,
   proxyLocalActivities,
   setHandler,
-  sleep,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
@@ -38,7 +36,7 @@ import {
   type TrackCommunityInput,
 } from './communityTracker.js';
 import type { RefreshPolicy } from './refreshPolicy.js';
-import { waitForDeadline, waitForDeadlineByTimer } from './deadline.js';
+import { sleepUnlessInterrupted, waitForDeadline, waitForDeadlineByTimer } from './deadline.js';
 
 export {
   DEFAULT_POLICY,
@@ -324,22 +322,13 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
    */
   async function pauseBeforeRollOver(): Promise<'sync' | 'rollOver'> {
     const age = () => Date.now() - workflowInfo().runStartTime.getTime();
-    const scope = new CancellationScope();
-    let interrupted = false;
-    interruptWait = () => {
-      if (interrupted || !tracker.refreshRequested || !patched(REFRESH_ENDS_ROLL_OVER_PAUSE)) return;
-      interrupted = true;
-      scope.cancel();
-    };
-    try {
-      await scope.run(() => sleep(Math.max(1, RUN_MIN_AGE_MS - age()), { summary: 'roll over in a task of its own' }));
-      return 'rollOver';
-    } catch (err) {
-      if (!(interrupted && isCancellation(err))) throw err;
-      return age() < RUN_MIN_AGE_MS ? 'sync' : 'rollOver';
-    } finally {
-      interruptWait = undefined;
-    }
+    const fired = await sleepUnlessInterrupted(
+      Math.max(1, RUN_MIN_AGE_MS - age()),
+      () => tracker.refreshRequested && patched(REFRESH_ENDS_ROLL_OVER_PAUSE),
+      (interrupt) => (interruptWait = interrupt),
+      { summary: 'roll over in a task of its own' },
+    );
+    return fired || age() >= RUN_MIN_AGE_MS ? 'rollOver' : 'sync';
   }
 
   /** Continue as new: let handlers finish, then carry everything over, including a pending refresh. */
