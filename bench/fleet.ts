@@ -1,7 +1,7 @@
 // `npm run bench -- fleet [--n 50000] [--duration 600] [--cache 4000] [--quiet-cache <WORKER_QUIET_CACHED_WORKFLOWS default>]
 //   [--per-instance 250] [--rps 1000]
 //   [--seed 5] [--concurrency 50] [--window 0] [--startup-timeout 3000] [--window-from 0] [--progress 10]
-//   [--no-append]`
+//   [--profile] [--no-append]`
 // Issue 13's fleet target: N communities tracked with the adaptive policy (60–3600 s) and the
 // realistic mix of the freshness bench (80 % post about once a day, 15 % once an hour, 5 % once a
 // minute), one worker child process with a sticky cache sized for the busy communities (--cache)
@@ -13,9 +13,10 @@
 // `--window-from` s after the first start if start-up ends sooner (3600: the quiet communities synced
 // during start-up are due again): syncs/s, scheduling lag (sync start seen by the fake − due time
 // the catalog recorded), overdue communities, CPU/RSS per process, CPU-ms per sync and the worker's
-// sticky cache.
-import { readFileSync } from 'node:fs';
+// sticky cache. `--profile`: the worker under `node --cpu-prof`, each thread summarised over start-up.
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { loadConfig } from '../src/config.js';
 import { syncedCommunityCount } from '../src/db/communities.js';
 import { normalizeInstance } from '../src/sources/lemmy/refs.js';
@@ -24,6 +25,7 @@ import { SYNCS_PER_RUN } from '../workflows/trackCommunity.js';
 import type { FakeLemmy } from '../test/fake-lemmy.js';
 import { flag, freePort, hasFlag, startBenchEnv, type BenchEnv } from './support/env.js';
 import { ProcMonitor, sampleProc, treeCpuSeconds } from './support/proc.js';
+import { profileNotes, summarizeCpuProfile } from './support/profile.js';
 import { appendResults } from './support/results.js';
 import { fmt, mapLimit, mb, percentile, table } from './support/stats.js';
 import { treePssBytes } from './support/temporal-server.js';
@@ -118,6 +120,8 @@ interface FleetResult {
   /** The part of `sticky` that is the quiet task queue's worker. */
   quietSticky: { size: number; hits: number; misses: number; evictions: number };
   quietCache: number;
+  /** Start-up (the first start to the last first sync), in ms after the worker was spawned. */
+  startupSinceWorkerMs: { from: number; to: number };
 }
 
 const PROCS = ['worker', 'temporal', 'postgres', 'bench (fakes, client)'] as const;
@@ -136,13 +140,18 @@ async function runFleet(
     startupTimeout: number;
     windowFrom: number;
     progress: number;
+    profileDir?: string;
   },
 ): Promise<FleetResult> {
   const instances = Math.ceil(o.n / o.perInstance);
   const fakes = await be.startFakes(instances);
   const sdkMetrics = `127.0.0.1:${await freePort()}`;
   const appMetrics = `127.0.0.1:${await freePort()}`;
-  const worker = await be.startWorker({ TEMPORAL_METRICS_ADDRESS: sdkMetrics, WORKER_METRICS_PORT: appMetrics.split(':')[1] });
+  const workerSpawnedAt = Date.now();
+  const worker = await be.startWorker(
+    { TEMPORAL_METRICS_ADDRESS: sdkMetrics, WORKER_METRICS_PORT: appMetrics.split(':')[1] },
+    o.profileDir ? { nodeFlags: ['--cpu-prof', '--cpu-prof-dir', o.profileDir] } : {},
+  );
   const pgPids = be.nodes.map((x) => x.pid!).filter(Boolean);
   const temporalPid = be.temporal.pid!;
   const pids = { worker: worker.pid, temporal: temporalPid, 'bench (fakes, client)': process.pid };
@@ -406,6 +415,10 @@ async function runFleet(
       startupSeconds,
       firstSynced,
       windowSeconds,
+      startupSinceWorkerMs: {
+        from: loadStart - workerSpawnedAt,
+        to: loadStart - workerSpawnedAt + (Number.isFinite(startupSeconds) ? startupSeconds : startedSeconds) * 1000,
+      },
       syncsPerSecond: syncs / windowSeconds,
       bySyncClass: Object.fromEntries(
         CLASS_NAMES.map((c) => [c, { syncs: syncsByClass[c], lagP99: percentile(lagsByClass[c], 99) / 1000 }]),
@@ -461,6 +474,7 @@ export async function run(argv: string[]): Promise<void> {
     startupTimeout: flag(argv, 'startup-timeout', 3000),
     windowFrom: flag(argv, 'window-from', 0),
     progress: flag(argv, 'progress', 10),
+    profileDir: hasFlag(argv, 'profile') ? mkdtempSync(path.join(os.tmpdir(), 'lemmy-fetcher-prof-')) : undefined,
   };
   if (o.seed < 3) throw new Error('--seed: at least 3 posts, or a first sync cannot sample the posting rate');
   const be = await startBenchEnv({
@@ -473,10 +487,33 @@ export async function run(argv: string[]): Promise<void> {
     },
   });
   let r: FleetResult;
+  const profileLines: string[] = [];
   try {
-    r = await runFleet(be, o);
+    try {
+      r = await runFleet(be, o);
+    } finally {
+      await be.close(); // the worker writes its profiles as it exits
+    }
+    // One profile per thread of the worker (CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile);
+    // a thread idle all along (tsx's loader) is left out.
+    for (const file of o.profileDir
+      ? readdirSync(o.profileDir)
+          .filter((f) => f.endsWith('.cpuprofile'))
+          .sort()
+      : []) {
+      const summary = summarizeCpuProfile(path.join(o.profileDir!, file), {
+        fromMs: r.startupSinceWorkerMs.from,
+        toMs: r.startupSinceWorkerMs.to,
+      });
+      if ((summary.byOwner.find((x) => x.owner === '(idle)')?.pct ?? 0) > 99) continue;
+      const threadId = Number(file.split('.').at(-3));
+      if (process.env.BENCH_KEEP_PROFILE) copyFileSync(path.join(o.profileDir!, file), `${process.env.BENCH_KEEP_PROFILE}.${threadId}`);
+      profileLines.push(
+        ...profileNotes(summary, `the worker, ${threadId === 0 ? 'its main thread' : `its thread ${threadId}`}, over start-up`),
+      );
+    }
   } finally {
-    await be.close();
+    if (o.profileDir) rmSync(o.profileDir, { recursive: true, force: true });
   }
   process.stdout.write(`${JSON.stringify(r)}\n`);
 
@@ -535,6 +572,7 @@ export async function run(argv: string[]): Promise<void> {
     `lag = sync start (first newest-posts request the fake saw) − the due time the catalog recorded with the previous sync (next_sync_at, polled every 5 s; ${r.lagUnmatched} syncs without a recorded due time left out); a community due > 2 s before the end of the window and not started counts with its lag so far ("overdue"). The worker's own histogram (lemmy_fetcher_sync_schedule_lag_seconds): ${fmt(100 * r.workerWithin5s, 1)} % of the window's scheduled syncs started within 5 s`,
     `sticky cache (Temporal SDK metrics) over the window: ${fmt(r.sticky.hits)} hits, ${fmt(r.sticky.misses)} misses, ${fmt(r.sticky.evictions)} forced evictions; size ${fmt(r.sticky.size)} at the end; of which the quiet runs' queue: ${fmt(r.quietSticky.hits)} hits, ${fmt(r.quietSticky.misses)} misses, ${fmt(r.quietSticky.evictions)} forced evictions, size ${fmt(r.quietSticky.size)}`,
     'CPU % is of one core (200 % = both cores), averaged over the window; postgres = the three servers with their backends (memory: their PSS, sampled with the progress lines, so shared buffers count once). RSS max "run" = peak from the worker\'s start to the end of the window, "window" = peak in the window; PSS end = the dev server\'s proportional set size at the end. CPU ms/sync = the CPU of every process on the box over the window ÷ syncs',
+    ...profileLines,
     `targets (issue 13): worker RSS ≤ 2 GB ${ok(r.rssRun.worker <= targets.rss)}, Temporal server RSS ≤ 2 GB ${ok(r.rssRun.temporal <= targets.rss)}, p99 lag < 5 s ${ok(r.lagP99 < targets.lagP99)}, start-up in minutes: ${Number.isFinite(r.startupSeconds) ? `${fmt(r.startupSeconds / 60, 1)} min` : 'not done'}`,
   ];
   process.stdout.write(`\n${md}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n`);

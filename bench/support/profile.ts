@@ -34,8 +34,11 @@ export interface ProfileSummary {
   byOwner: Array<{ owner: string; ms: number; pct: number }>;
 }
 
-/** `fromMs`: only samples taken this long after the profile started (leaves out start-up and warm-up). */
-export function summarizeCpuProfile(file: string, opts: { top?: number; fromMs?: number } = {}): ProfileSummary {
+/**
+ * `fromMs` / `toMs`: only samples taken between these times after the profile started (leaves out
+ * start-up and warm-up, or keeps one phase of a run).
+ */
+export function summarizeCpuProfile(file: string, opts: { top?: number; fromMs?: number; toMs?: number } = {}): ProfileSummary {
   const top = opts.top ?? 15;
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
@@ -43,7 +46,7 @@ export function summarizeCpuProfile(file: string, opts: { top?: number; fromMs?:
   let at = 0;
   profile.samples.forEach((id, i) => {
     at += profile.timeDeltas[i] ?? 0;
-    if (at < (opts.fromMs ?? 0) * 1000) return;
+    if (at < (opts.fromMs ?? 0) * 1000 || at > (opts.toMs ?? Infinity) * 1000) return;
     selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
   });
   const byFunction = new Map<string, { name: string; where: string; us: number }>();
