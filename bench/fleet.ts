@@ -14,7 +14,7 @@
 // during start-up are due again): syncs/s, scheduling lag (sync start seen by the fake − due time
 // the catalog recorded), overdue communities, CPU/RSS per process, CPU-ms per sync and the worker's
 // sticky cache. `--profile`: the worker under `node --cpu-prof`, each thread summarised over start-up.
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../src/config.js';
@@ -25,7 +25,7 @@ import { SYNCS_PER_RUN } from '../workflows/trackCommunity.js';
 import type { FakeLemmy } from '../test/fake-lemmy.js';
 import { flag, freePort, hasFlag, startBenchEnv, type BenchEnv } from './support/env.js';
 import { ProcMonitor, sampleProc, treeCpuSeconds } from './support/proc.js';
-import { profileNotes, summarizeCpuProfile } from './support/profile.js';
+import { threadProfileNotes } from './support/profile.js';
 import { appendResults } from './support/results.js';
 import { fmt, mapLimit, mb, percentile, table } from './support/stats.js';
 import { treePssBytes } from './support/temporal-server.js';
@@ -494,24 +494,14 @@ export async function run(argv: string[]): Promise<void> {
     } finally {
       await be.close(); // the worker writes its profiles as it exits
     }
-    // One profile per thread of the worker (CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile);
-    // a thread idle all along (tsx's loader) is left out.
-    for (const file of o.profileDir
-      ? readdirSync(o.profileDir)
-          .filter((f) => f.endsWith('.cpuprofile'))
-          .sort()
-      : []) {
-      const summary = summarizeCpuProfile(path.join(o.profileDir!, file), {
-        fromMs: r.startupSinceWorkerMs.from,
-        toMs: r.startupSinceWorkerMs.to,
-      });
-      if ((summary.byOwner.find((x) => x.owner === '(idle)')?.pct ?? 0) > 99) continue;
-      const threadId = Number(file.split('.').at(-3));
-      if (process.env.BENCH_KEEP_PROFILE) copyFileSync(path.join(o.profileDir!, file), `${process.env.BENCH_KEEP_PROFILE}.${threadId}`);
+    if (o.profileDir)
       profileLines.push(
-        ...profileNotes(summary, `the worker, ${threadId === 0 ? 'its main thread' : `its thread ${threadId}`}, over start-up`),
+        ...threadProfileNotes(
+          o.profileDir,
+          { fromMs: r.startupSinceWorkerMs.from, toMs: r.startupSinceWorkerMs.to },
+          (thread) => `the worker, ${thread}, over start-up`,
+        ),
       );
-    }
   } finally {
     if (o.profileDir) rmSync(o.profileDir, { recursive: true, force: true });
   }

@@ -26,13 +26,13 @@ import { DEV_SERVER_DYNAMIC_CONFIG, DEV_SERVER_GO_RUNTIME, type GoRuntime } from
 import { normalizeInstance } from '../src/sources/lemmy/refs.js';
 import { SYNCS_PER_RUN, workflowIdOf } from '../workflows/trackCommunity.js';
 import { liveStatus, startTracking } from '../src/tracking.js';
-import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { quickSyncOf } from '../test/support/history.js';
 import { checkoutOf, flag, hasFlag, startBenchEnv, TEMPORAL_SERVER_KINDS, type TemporalServerKind } from './support/env.js';
-import { profileNotes, summarizeCpuProfile } from './support/profile.js';
+import { threadProfileNotes } from './support/profile.js';
 import { ProcMonitor, treeCpuSeconds, treeRssBytes } from './support/proc.js';
 import { appendResults } from './support/results.js';
 import { fmt, mapLimit, mb, percentile, table } from './support/stats.js';
@@ -435,18 +435,14 @@ export async function run(argv: string[]): Promise<void> {
       }
     }
     const profiled = variants[variants.length - 1];
-    // One profile per thread (CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile): the main thread
-    // (0), and the SDK's workflow thread; a thread idle all along (tsx's loader) is left out.
-    const profiles = (profileDir ? readdirSync(profileDir) : []).filter((f) => f.endsWith('.cpuprofile')).sort();
-    for (const file of profiles) {
-      const at = path.join(profileDir!, file);
-      const threadId = Number(file.split('.').at(-3));
-      const summary = summarizeCpuProfile(at, { fromMs: profiled.profileFromMs ?? 0 });
-      if ((summary.byOwner.find((o) => o.owner === '(idle)')?.pct ?? 0) > 99) continue;
-      if (process.env.BENCH_KEEP_PROFILE) copyFileSync(at, `${process.env.BENCH_KEEP_PROFILE}.${threadId}`);
-      const thread = threadId === 0 ? 'its main thread' : `its thread ${threadId}`;
-      notes.push(...profileNotes(summary, `the worker (${profiled.name}, N = ${ns[ns.length - 1]}), ${thread}, over the measured window`));
-    }
+    if (profileDir)
+      notes.push(
+        ...threadProfileNotes(
+          profileDir,
+          { fromMs: profiled.profileFromMs ?? 0 },
+          (thread) => `the worker (${profiled.name}, N = ${ns[ns.length - 1]}), ${thread}, over the measured window`,
+        ),
+      );
     for (const line of notes) process.stdout.write(`${line}\n`);
   } finally {
     checkout?.remove();

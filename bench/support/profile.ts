@@ -1,6 +1,7 @@
 // Summarises a V8 CPU profile (`node --cpu-prof`): self time by function and by package/file, as
 // markdown lines for a bench's results notes (the "flame graph summary").
-import { readFileSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 
 interface ProfileNode {
   id: number;
@@ -87,4 +88,25 @@ export function profileNotes(s: ProfileSummary, what: string): string[] {
       .join(', ')}`,
     `top functions by self time: ${s.byFunction.map((f) => `\`${f.name}\` (${f.where || 'native'}) ${f.pct.toFixed(1)} %`).join(', ')}`,
   ];
+}
+
+/**
+ * The notes of every thread's profile in `dir` (`node --cpu-prof` writes one per thread:
+ * CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile), each over `span`; a thread idle all along
+ * (tsx's loader) is left out. `what` names the profile from its thread ("its main thread", "its
+ * thread 2"). BENCH_KEEP_PROFILE=<path> keeps a copy of each as <path>.<thread id>.
+ */
+export function threadProfileNotes(dir: string, span: { fromMs?: number; toMs?: number }, what: (thread: string) => string): string[] {
+  const notes: string[] = [];
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .sort()) {
+    const at = path.join(dir, file);
+    const summary = summarizeCpuProfile(at, span);
+    if ((summary.byOwner.find((o) => o.owner === '(idle)')?.pct ?? 0) > 99) continue;
+    const threadId = Number(file.split('.').at(-3));
+    if (process.env.BENCH_KEEP_PROFILE) copyFileSync(at, `${process.env.BENCH_KEEP_PROFILE}.${threadId}`);
+    notes.push(...profileNotes(summary, what(threadId === 0 ? 'its main thread' : `its thread ${threadId}`)));
+  }
+  return notes;
 }
