@@ -7,7 +7,8 @@
 //   npm run record-histories -- --out DIR    # elsewhere (e.g. to compare with the committed ones)
 //   npm run record-histories -- --only pause # only these scenarios (comma-separated: signals,
 //                                            # rollover, not-found, retried, removed, pause,
-//                                            # quiet-runs, quiet-queue, rollover-refresh)
+//                                            # quiet-runs, quiet-queue, rollover-refresh,
+//                                            # quiet-bound)
 //
 // Record after a change to the workflow that adds a path worth guarding, and commit the files;
 // first give the current files a version prefix (as v1-*, v2-*): workflows started by that code
@@ -46,6 +47,7 @@ import {
   type CommunityStatus,
   type QuietRuns,
 } from '../workflows/trackCommunity.js';
+import type { RefreshPolicy } from '../workflows/refreshPolicy.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const outArg = process.argv.indexOf('--out');
@@ -111,6 +113,7 @@ try {
     maxCyclesPerRun?: number,
     paused?: boolean,
     quietRuns?: QuietRuns,
+    policy?: RefreshPolicy,
   ): Promise<Handle> => {
     const ref = `${name}@${host}`;
     await insertCommunity(storage.catalog, { ref, instance, host, name, refreshSeconds, shard: logicalShardOf(ref) });
@@ -126,6 +129,7 @@ try {
           ...(maxCyclesPerRun ? { maxCyclesPerRun } : {}),
           ...(paused ? { paused } : {}),
           ...(quietRuns ? { quietRuns } : {}),
+          ...(policy ? { policy } : {}),
         },
       ],
     });
@@ -280,6 +284,24 @@ try {
     await syncs(quiet, (await status(quiet)).syncs + 1);
     await latest(quiet).terminate('recorded');
     await save('quiet-queue', quiet);
+  }
+
+  if (want('quiet-bound')) {
+    // A quiet community at its policy's maximum (20 s; a post a day): the interval planned when the
+    // run starts (the rate not known yet, 300 s, above the maximum), the one its first sync saves,
+    // and the one planned when the maximum is raised to 25 s while it waits, each jittered at the
+    // bound; then a sync by that interval.
+    say('quiet-bound: an adaptive community whose interval is its maximum, the maximum raised while it waits');
+    fake.addCommunity('quietbound');
+    const dayMs = 86_400_000;
+    fake.addPosts('quietbound', 3, (i) => ({ published: new Date(Date.now() - (3 - i) * dayMs) }));
+    const h = await start('quietbound', 300, 20, false, undefined, { mode: 'adaptive', minSeconds: 1, maxSeconds: 20 });
+    await syncs(h, 1);
+    await h.signal(setRefreshPolicySignal, { mode: 'adaptive', minSeconds: 1, maxSeconds: 25 });
+    await when(h, 'the raised maximum', (s) => s.maxRefreshSeconds === 25);
+    await until('a sync by the interval', async () => (await status(h)).syncs >= 2 && (await status(h)).state !== 'syncing', 40_000);
+    await h.terminate('recorded');
+    await save('quiet-bound', h);
   }
 
   if (want('not-found')) {

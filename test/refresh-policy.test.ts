@@ -2,7 +2,7 @@
 // covers that end to end): the interval follows the posting rate within its bounds, is jittered,
 // backs off on failures, and honours the source's hints.
 import fc from 'fast-check';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { CommunityTracker } from '../workflows/communityTracker.js';
 import {
   DORMANT_AFTER_FAILURES,
@@ -10,6 +10,7 @@ import {
   JITTER,
   nextRate,
   scheduleAfterSuccess,
+  type JitterRule,
   type RefreshPolicy,
 } from '../workflows/refreshPolicy.js';
 
@@ -51,6 +52,60 @@ describe('refresh policy', () => {
     expect(at(0)).toBe(Math.round(900 * (1 - JITTER)));
     expect(at(0.999999)).toBe(Math.round(900 * (1 + JITTER)));
     expect(intervalFor({ ...base, policy: { ...adaptive, mode: 'fixed' }, random: 0 })).toEqual({ seconds: 300, reason: 'fixed: 300 s' });
+  });
+
+  it('jitters a source at a bound inside the bounds: quiet sources started together do not come due together', () => {
+    const quiet = (random: number, jitter?: JitterRule) => intervalFor({ ...base, rate: 1 / 24, random, jitter }).seconds;
+    expect(quiet(0)).toBe(3240); // 3,600 less 10 %
+    expect(quiet(0.5)).toBe(3600);
+    expect(quiet(0.999999)).toBe(3240); // 10 % past the maximum, reflected back inside it
+    const busy = (random: number) => intervalFor({ ...base, rate: 600, random }).seconds; // base 6 s, min 60 s
+    expect([busy(0), busy(0.5), busy(0.999999)]).toEqual([66, 60, 66]);
+    // 10,000 quiet first syncs in the same second: the busiest second of their next syncs holds
+    // under 1 % of them (the old rule put every one at exactly 3,600 s).
+    const dueIn = (jitter: JitterRule) => {
+      const perSecond = new Map<number, number>();
+      for (let i = 0; i < 10_000; i++) {
+        const s = quiet(Math.random(), jitter);
+        perSecond.set(s, (perSecond.get(s) ?? 0) + 1);
+      }
+      return { busiest: Math.max(...perSecond.values()), first: Math.min(...perSecond.keys()), last: Math.max(...perSecond.keys()) };
+    };
+    expect(dueIn('beforeClamp')).toEqual({ busiest: 10_000, first: 3600, last: 3600 });
+    const spread = dueIn('withinBounds');
+    expect(spread.busiest).toBeLessThan(100);
+    expect(spread.first).toBeLessThanOrEqual(3250);
+    expect(spread.last).toBe(3600);
+  });
+
+  it('plans by the old jitter rule where the workflow says so (replay), asking only where the rules differ', () => {
+    const quietInput = { ref: 'x@h', instance: 'https://h', name: 'x', refreshSeconds: 300, policy: adaptive };
+    const asked: boolean[] = [];
+    const tracker = (allows: boolean) =>
+      new CommunityTracker(quietInput, true, () => {
+        asked.push(allows);
+        return allows;
+      });
+    vi.spyOn(Math, 'random').mockReturnValue(0);
+    onTestFinished(() => void vi.restoreAllMocks());
+    // A new run: the rate is not known yet (300 s, within the bounds): both rules agree, nothing asked.
+    expect(tracker(false).refreshSeconds).toBe(270);
+    expect(asked).toEqual([]);
+    // Known to be quiet, at the maximum: the rules differ and the workflow's answer decides.
+    const carried = (allows: boolean) => {
+      const t = tracker(allows);
+      t.status.postsPerHour = 1 / 24;
+      return t.setRefreshPolicy({ ...adaptive, maxSeconds: 1800 }).refreshSeconds;
+    };
+    expect(carried(true)).toBe(1620);
+    expect(carried(false)).toBe(1800);
+    expect(asked).toEqual([true, false]);
+    // The sync decides by the plan's rule; plans made before the rule had a name use the old one.
+    const plan = tracker(true).planForSync();
+    expect(plan.jitter).toBe('withinBounds');
+    const after = { inserted: 0, syncedAtMs: Date.now(), sampleRatePerHour: 1 / 24 };
+    expect(scheduleAfterSuccess(plan, after).refreshSeconds).toBe(3240);
+    expect(scheduleAfterSuccess({ ...plan, jitter: undefined }, after).refreshSeconds).toBe(3600);
   });
 
   it('learns the rate: a burst raises it at once, silence lowers it sync by sync', () => {

@@ -30,7 +30,10 @@
 // once and carries the refresh); `v9-*` from the version that held such a refresh until the pause's
 // 1 ms timer fired (about a second on the dev server). `v10-*` from the version whose first sync
 // was a regular activity (before 'quick-first-sync'). The patch 'refresh-ends-roll-over-pause' is
-// recorded only by runs that met such a refresh. The other histories never paused:
+// recorded only by runs that met such a refresh. `quiet-bound` (`-- --only quiet-bound`): an
+// adaptive community whose interval is its maximum, the maximum raised while it waits; `v11-*` from
+// the version that jittered before clamping to the bounds (before 'jitter-within-bounds', recorded
+// only by runs whose workflow planned an interval at a bound itself). The other histories never paused:
 // they must replay unchanged, which is why the paused wait is a path only a pause takes.
 // Workflows started by those versions may still be running, so their histories stay here. Record
 // new ones when the workflow gains a path worth guarding (give the previous files a prefix);
@@ -54,10 +57,13 @@ const QUIET_QUEUE = ['quiet-queue-run1.json', 'quiet-queue-run2.json', 'quiet-qu
 /** A refresh in the pause before a rollover: `v9-*` waited for the pause's timer, the current ones end it. */
 const ROLLOVER_REFRESH = ['rollover-refresh-run1.json', 'rollover-refresh-run2.json'];
 const ROLLOVER_REFRESH_LATE = ['rollover-refresh-late-run1.json', 'rollover-refresh-late-run2.json'];
+/** An adaptive community at its maximum, the maximum raised while it waits (the jitter at a bound). */
+const QUIET_BOUND = ['quiet-bound.json'];
 /** Every scenario the recording script has today. */
-const CURRENT = [...WITH_QUIET_RUNS, ...QUIET_QUEUE, ...ROLLOVER_REFRESH, ...ROLLOVER_REFRESH_LATE];
+const CURRENT = [...WITH_QUIET_RUNS, ...QUIET_QUEUE, ...ROLLOVER_REFRESH, ...ROLLOVER_REFRESH_LATE, ...QUIET_BOUND];
 const EXPECTED = [
-  ...['', 'v10-'].flatMap((v) => CURRENT.map((f) => `${v}${f}`)),
+  ...['', 'v11-'].flatMap((v) => CURRENT.map((f) => `${v}${f}`)),
+  ...CURRENT.filter((f) => !QUIET_BOUND.includes(f)).map((f) => `v10-${f}`),
   ...ROLLOVER_REFRESH.map((f) => `v9-${f}`),
   ...SCENARIOS.map((f) => `v1-${f}`),
   ...SCENARIOS.filter((f) => f !== 'removed.json').map((f) => `v2-${f}`),

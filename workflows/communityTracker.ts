@@ -162,10 +162,14 @@ export class CommunityTracker {
   /**
    * `adaptive`: the rules of policies, back-off and dormancy apply. False only while replaying
    * runs started before them (the workflow asks `patched`), which keep their fixed intervals.
+   * `jittersWithinBounds`: asked only when the two jitter rules plan different intervals (a source
+   * at a bound); false while replaying a run that planned by the old rule (the workflow asks
+   * `patched`).
    */
   constructor(
     input: TrackCommunityInput,
     readonly adaptive = true,
+    private readonly jittersWithinBounds: () => boolean = () => true,
   ) {
     const seconds = refreshSecondsProblem(input.refreshSeconds) ? DEFAULT_REFRESH_SECONDS : input.refreshSeconds;
     this.fixedSeconds = seconds;
@@ -255,14 +259,17 @@ export class CommunityTracker {
 
   /** Chooses the current interval from the policy, the posting rate, failures and the source's hint. */
   private planInterval(): void {
-    const { seconds, reason } = intervalFor({
+    const of = {
       policy: this.policy,
       fixedSeconds: this.fixedSeconds,
       rate: this.status.postsPerHour,
       consecutiveFailures: this.status.consecutiveFailures,
       hintSeconds: this.hintSeconds,
       random: Math.random(), // the workflow's seeded PRNG: the same on replay
-    });
+    };
+    const within = intervalFor({ ...of, jitter: 'withinBounds' });
+    const before = intervalFor({ ...of, jitter: 'beforeClamp' });
+    const { seconds, reason } = within.seconds === before.seconds || this.jittersWithinBounds() ? within : before;
     this.status.refreshSeconds = seconds;
     this.status.reason = reason;
   }
@@ -332,6 +339,8 @@ export class CommunityTracker {
       postsPerHour: this.status.postsPerHour,
       lastSyncAt: this.status.lastSyncAt,
       random: Math.random(), // the workflow's seeded PRNG: the same on replay
+      // The sync's result is recorded, so a replay takes the interval it decided whatever the rule.
+      jitter: 'withinBounds',
     };
   }
 

@@ -17,6 +17,14 @@ export const TARGET_POSTS_PER_SYNC = 1;
 export const RATE_SMOOTHING = 0.3;
 /** ± share of the interval added at random, so that sources added together do not sync together. */
 export const JITTER = 0.1;
+/**
+ * How the jitter meets the policy's bounds. `withinBounds`: the interval is clamped first, then
+ * jittered, and a jitter past a bound is reflected back inside it, so sources at the maximum (most
+ * quiet ones) still spread over its last 10 %. `beforeClamp` (runs planned before it): jittered,
+ * then clamped, so every source at a bound got exactly the bound, and a fleet's quiet first syncs
+ * came due again together one maximum later.
+ */
+export type JitterRule = 'withinBounds' | 'beforeClamp';
 /** After this many failed syncs in a row a source is `dormant`: tried rarely, never given up. */
 export const DORMANT_AFTER_FAILURES = 3;
 /** An adaptive source's interval before its posting rate is known. */
@@ -46,6 +54,8 @@ export interface IntervalInput {
   hintSeconds?: number;
   /** A uniform random number in [0, 1): the workflow's own Math.random(), deterministic on replay. */
   random: number;
+  /** Default `withinBounds`. */
+  jitter?: JitterRule;
 }
 
 export interface Interval {
@@ -54,6 +64,15 @@ export interface Interval {
 }
 
 const fmtRate = (r: number) => (r >= 10 ? r.toFixed(0) : r >= 1 ? r.toFixed(1) : r >= 0.01 ? r.toFixed(2) : r.toExponential(1));
+
+/** `base` seconds jittered by `random` (uniform in [0, 1)) by `rule`, within [min, max], whole. */
+function jittered(base: number, random: number, min: number, max: number, rule: JitterRule): number {
+  const factor = 1 + JITTER * (2 * random - 1);
+  if (rule === 'beforeClamp') return Math.round(clamp(base * factor, min, max));
+  const x = clamp(base, min, max) * factor;
+  // Reflected at the bound it passes: at the maximum, uniform over its last 10 %.
+  return Math.round(clamp(x > max ? 2 * max - x : x < min ? 2 * min - x : x, min, max));
+}
 
 /** The next interval and why, e.g. `adaptive: 0.4 posts/h → 900 s`. */
 export function intervalFor(i: IntervalInput): Interval {
@@ -66,7 +85,7 @@ export function intervalFor(i: IntervalInput): Interval {
   } else {
     const base = i.rate === null ? UNKNOWN_RATE_SECONDS : i.rate > 0 ? (3600 * TARGET_POSTS_PER_SYNC) / i.rate : maxSeconds;
     // Jittered within the bounds: thousands of sources started together spread out.
-    seconds = Math.round(clamp(base * (1 + JITTER * (2 * i.random - 1)), minSeconds, maxSeconds));
+    seconds = jittered(base, i.random, minSeconds, maxSeconds, i.jitter ?? 'withinBounds');
     reason =
       i.rate === null ? `adaptive: posting rate not known yet → ${seconds} s` : `adaptive: ${fmtRate(i.rate)} posts/h → ${seconds} s`;
   }
@@ -113,6 +132,8 @@ export interface SchedulePlan {
   /** The last success (ISO), from which the posting rate's elapsed time counts. */
   lastSyncAt: string | null;
   random: number;
+  /** Absent from plans made before the rule had a name: `beforeClamp`. */
+  jitter?: JitterRule;
 }
 
 /** The interval decided after a successful sync, and the posting rate it was decided from. */
@@ -135,6 +156,7 @@ export function scheduleAfterSuccess(
     consecutiveFailures: 0,
     hintSeconds: sync.minIntervalSeconds,
     random: plan.random,
+    jitter: plan.jitter ?? 'beforeClamp',
   });
   return { refreshSeconds: seconds, reason, postsPerHour };
 }

@@ -168,6 +168,11 @@ const RUN_MIN_AGE_MS = 1000;
 const QUICK_FIRST_SYNC = 'quick-first-sync';
 /** A refresh ends the pause before a roll-over (pauseBeforeRollOver) instead of waiting for its timer. */
 const REFRESH_ENDS_ROLL_OVER_PAUSE = 'refresh-ends-roll-over-pause';
+/**
+ * An interval the workflow plans itself at a policy's bound is jittered inside the bounds
+ * (refreshPolicy.ts, JitterRule). Asked only when the rules differ, so most runs record no marker.
+ */
+const JITTER_WITHIN_BOUNDS = 'jitter-within-bounds';
 
 export async function trackCommunity(input: TrackCommunityInput): Promise<void> {
   const current = patched(CHANGES_THROUGH_WAIT_BY_TIMER);
@@ -182,7 +187,7 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
   const scheduleInSync = current || (adaptive && patched('schedule-in-sync'));
   // The wait is a timer in a scope of its own that messages interrupt, not `condition` with a timeout.
   const waitByTimer = current || patched('wait-by-timer');
-  const tracker = new CommunityTracker(input, adaptive);
+  const tracker = new CommunityTracker(input, adaptive, () => patched(JITTER_WITHIN_BOUNDS));
 
   // With waitByTimer, the wait in progress (if any) and what ends it: every message that can
   // request a sync, move the deadline or pause calls it after changing the tracker.
