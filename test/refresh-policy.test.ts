@@ -101,11 +101,41 @@ describe('refresh policy', () => {
     expect(carried(false)).toBe(1800);
     expect(asked).toEqual([true, false]);
     // The sync decides by the plan's rule; plans made before the rule had a name use the old one.
-    const plan = tracker(true).planForSync();
-    expect(plan.jitter).toBe('withinBounds');
-    const after = { inserted: 0, syncedAtMs: Date.now(), sampleRatePerHour: 1 / 24 };
+    const first = tracker(true).planForSync();
+    expect(first.jitter).toBe('withinBounds');
+    const plan = { ...first, lastSyncAt: new Date(Date.now() - 3_600_000).toISOString(), postsPerHour: 1 / 24 };
+    const after = { inserted: 0, syncedAtMs: Date.now() };
     expect(scheduleAfterSuccess(plan, after).refreshSeconds).toBe(3240);
     expect(scheduleAfterSuccess({ ...plan, jitter: undefined }, after).refreshSeconds).toBe(3600);
+  });
+
+  it("puts a source's first wait anywhere in its interval: a fleet tracked together syncs at its long-run pace from its first hour", () => {
+    const firstSync = { inserted: 3, syncedAtMs: Date.now(), sampleRatePerHour: 1 / 24 };
+    const plan = (random: number, jitter?: JitterRule) =>
+      ({ policy: adaptive, fixedSeconds: 300, postsPerHour: null, lastSyncAt: null, random, jitter }) as const;
+    expect(scheduleAfterSuccess(plan(0, 'withinBounds'), firstSync)).toMatchObject({
+      refreshSeconds: 3600,
+      reason: 'adaptive: 0.04 posts/h → 3600 s; the first wait 3600 s (at random within it)',
+    });
+    expect(scheduleAfterSuccess(plan(0.75, 'withinBounds'), firstSync).refreshSeconds).toBe(900);
+    expect(scheduleAfterSuccess(plan(0.999999, 'withinBounds'), firstSync).refreshSeconds).toBe(60); // the minimum
+    expect(scheduleAfterSuccess(plan(0.999999), firstSync).refreshSeconds).toBe(3600); // a plan of before: the old rule
+    // Within the bounds all the same: a busy source's first wait is its minimum.
+    expect(scheduleAfterSuccess(plan(0.999999, 'withinBounds'), { ...firstSync, sampleRatePerHour: 600 }).refreshSeconds).toBe(60);
+    // 20,000 quiet sources whose first syncs are spread over 30 minutes (as a fleet's start-up): a
+    // window of 10 minutes an hour in gets their long-run share of syncs (a sixth), not a third.
+    const dueInWindow = (jitter: JitterRule, wait: (random: number) => number) => {
+      let n = 0;
+      for (let i = 0; i < 20_000; i++) {
+        const at = (i / 20_000) * 1800 + wait(Math.random());
+        if (at >= 3600 && at < 4200) n++;
+      }
+      return n / 20_000;
+    };
+    const firstWait = (jitter: JitterRule) => (random: number) => scheduleAfterSuccess(plan(random, jitter), firstSync).refreshSeconds;
+    expect(dueInWindow('beforeClamp', firstWait('beforeClamp'))).toBeCloseTo(1 / 3, 1);
+    expect(dueInWindow('withinBounds', firstWait('withinBounds'))).toBeLessThan(0.2);
+    expect(dueInWindow('withinBounds', firstWait('withinBounds'))).toBeGreaterThan(0.1);
   });
 
   it('learns the rate: a burst raises it at once, silence lowers it sync by sync', () => {

@@ -156,6 +156,8 @@ export class CommunityTracker {
   private plannedAtChange: number | undefined;
   /** The schedule the sync that just succeeded decided and saved, when still current; until startWaiting. */
   private adopted: PlannedSchedule | undefined;
+  /** The sync that just succeeded was the first: its wait is a random share of the interval (firstWait). */
+  private firstWaitDue = false;
   /** The catalog holds the schedule of the current wait already (the sync saved it): no second write. */
   scheduleSaved = false;
 
@@ -258,7 +260,7 @@ export class CommunityTracker {
   }
 
   /** Chooses the current interval from the policy, the posting rate, failures and the source's hint. */
-  private planInterval(): void {
+  private planInterval(firstWait = false): void {
     const of = {
       policy: this.policy,
       fixedSeconds: this.fixedSeconds,
@@ -267,7 +269,7 @@ export class CommunityTracker {
       hintSeconds: this.hintSeconds,
       random: Math.random(), // the workflow's seeded PRNG: the same on replay
     };
-    const within = intervalFor({ ...of, jitter: 'withinBounds' });
+    const within = intervalFor({ ...of, jitter: 'withinBounds', firstWait });
     const before = intervalFor({ ...of, jitter: 'beforeClamp' });
     const { seconds, reason } = within.seconds === before.seconds || this.jittersWithinBounds() ? within : before;
     this.status.refreshSeconds = seconds;
@@ -359,6 +361,7 @@ export class CommunityTracker {
       this.status.consecutiveFailures = 0;
       this.hintSeconds = summary.minIntervalSeconds;
     }
+    this.firstWaitDue = this.status.lastSyncAt === null;
     this.status.syncs += 1;
     this.status.lastSyncAt = summary.syncedAt ?? iso(Date.now());
     this.syncedAt = summary.syncedAt;
@@ -396,8 +399,9 @@ export class CommunityTracker {
       this.status.reason = adopted.reason;
     } else {
       this.waitStartedAt = this.syncedAt !== undefined ? Math.min(Date.parse(this.syncedAt), Date.now()) : Date.now();
-      if (this.adaptive) this.planInterval();
+      if (this.adaptive) this.planInterval(this.firstWaitDue);
     }
+    this.firstWaitDue = false;
     this.syncedAt = undefined;
     if (this.status.state === 'syncing') this.status.state = 'waiting';
     this.status.nextSyncAt = iso(this.dueAt);

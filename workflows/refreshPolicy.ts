@@ -20,7 +20,8 @@ export const JITTER = 0.1;
 /**
  * How the jitter meets the policy's bounds. `withinBounds`: the interval is clamped first, then
  * jittered, and a jitter past a bound is reflected back inside it, so sources at the maximum (most
- * quiet ones) still spread over its last 10 %. `beforeClamp` (runs planned before it): jittered,
+ * quiet ones) still spread over its last 10 %, and the wait after a source's first sync is spread
+ * wider (IntervalInput.firstWait). `beforeClamp` (runs planned before it): jittered,
  * then clamped, so every source at a bound got exactly the bound, and a fleet's quiet first syncs
  * came due again together one maximum later.
  */
@@ -56,6 +57,14 @@ export interface IntervalInput {
   random: number;
   /** Default `withinBounds`. */
   jitter?: JitterRule;
+  /**
+   * The wait after a source's first successful sync (`withinBounds` only): anywhere in the interval
+   * at random (a random phase, at least the minimum) instead of ±JITTER. A fleet tracked together
+   * then syncs at its long-run pace from its first hour on, as if it had always been tracked:
+   * ±10 % alone left start-up's pace, which is faster, to come due again an hour later, and for
+   * many hours after.
+   */
+  firstWait?: boolean;
 }
 
 export interface Interval {
@@ -84,10 +93,17 @@ export function intervalFor(i: IntervalInput): Interval {
     reason = `fixed: ${seconds} s`;
   } else {
     const base = i.rate === null ? UNKNOWN_RATE_SECONDS : i.rate > 0 ? (3600 * TARGET_POSTS_PER_SYNC) / i.rate : maxSeconds;
-    // Jittered within the bounds: thousands of sources started together spread out.
-    seconds = jittered(base, i.random, minSeconds, maxSeconds, i.jitter ?? 'withinBounds');
-    reason =
-      i.rate === null ? `adaptive: posting rate not known yet → ${seconds} s` : `adaptive: ${fmtRate(i.rate)} posts/h → ${seconds} s`;
+    const rule = i.jitter ?? 'withinBounds';
+    const rate = i.rate === null ? 'adaptive: posting rate not known yet' : `adaptive: ${fmtRate(i.rate)} posts/h`;
+    if (i.firstWait && rule === 'withinBounds') {
+      const full = Math.round(clamp(base, minSeconds, maxSeconds));
+      seconds = Math.round(clamp(full * (1 - i.random), minSeconds, maxSeconds));
+      reason = `${rate} → ${full} s; the first wait ${seconds} s (at random within it)`;
+    } else {
+      // Jittered within the bounds: thousands of sources started together spread out.
+      seconds = jittered(base, i.random, minSeconds, maxSeconds, rule);
+      reason = `${rate} → ${seconds} s`;
+    }
   }
   if (i.consecutiveFailures > 0) {
     // Exponential back-off up to the max interval (or the fixed one, if that is longer).
@@ -157,6 +173,7 @@ export function scheduleAfterSuccess(
     hintSeconds: sync.minIntervalSeconds,
     random: plan.random,
     jitter: plan.jitter ?? 'beforeClamp',
+    firstWait: plan.lastSyncAt === null,
   });
   return { refreshSeconds: seconds, reason, postsPerHour };
 }
