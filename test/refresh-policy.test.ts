@@ -117,7 +117,31 @@ describe('refresh policy', () => {
       refreshSeconds: 3600,
       reason: 'adaptive: 0.04 posts/h → 3600 s; the first wait 3600 s (at random within it)',
     });
-    expect(scheduleAfterSuccess(plan(0.75, 'withinBounds'), firstSync).refreshSeconds).toBe(900);
+    expect(scheduleAfterSuccess(plan(0.75, 'withinBounds'), firstSync)).toMatchObject({ refreshSeconds: 900, regularSeconds: 3600 });
+    // The workflow takes it, and is still as quiet as its full interval (its runs' length and queue).
+    vi.spyOn(Math, 'random').mockReturnValue(0.75);
+    onTestFinished(() => void vi.restoreAllMocks());
+    const tracker = new CommunityTracker({ ref: 'x@h', instance: 'https://h', name: 'x', refreshSeconds: 300, policy: adaptive });
+    tracker.startSync();
+    const schedule = scheduleAfterSuccess(tracker.planForSync(), firstSync);
+    tracker.syncSucceeded({
+      tracked: true,
+      fetched: 3,
+      inserted: 3,
+      updated: 0,
+      pages: 1,
+      postsStored: 3,
+      syncedAt: new Date().toISOString(),
+      schedule,
+    });
+    tracker.startWaiting();
+    expect([tracker.refreshSeconds, tracker.regularRefreshSeconds, tracker.scheduleSaved]).toEqual([900, 3600, true]);
+    // Its next interval is a regular one again.
+    tracker.startSync();
+    tracker.syncSucceeded({ tracked: true, fetched: 0, inserted: 0, updated: 0, pages: 1, postsStored: 3 });
+    tracker.startWaiting();
+    expect(tracker.regularRefreshSeconds).toBe(tracker.refreshSeconds);
+    vi.restoreAllMocks();
     expect(scheduleAfterSuccess(plan(0.999999, 'withinBounds'), firstSync).refreshSeconds).toBe(60); // the minimum
     expect(scheduleAfterSuccess(plan(0.999999), firstSync).refreshSeconds).toBe(3600); // a plan of before: the old rule
     // Within the bounds all the same: a busy source's first wait is its minimum.

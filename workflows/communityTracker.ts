@@ -156,6 +156,8 @@ export class CommunityTracker {
   private plannedAtChange: number | undefined;
   /** The schedule the sync that just succeeded decided and saved, when still current; until startWaiting. */
   private adopted: PlannedSchedule | undefined;
+  /** A first wait's full interval (Interval.regularSeconds), until the interval is planned again. */
+  private regularSeconds: number | undefined;
   /** The sync that just succeeded was the first: its wait is a random share of the interval (firstWait). */
   private firstWaitDue = false;
   /** The catalog holds the schedule of the current wait already (the sync saved it): no second write. */
@@ -271,13 +273,25 @@ export class CommunityTracker {
     };
     const within = intervalFor({ ...of, jitter: 'withinBounds', firstWait });
     const before = intervalFor({ ...of, jitter: 'beforeClamp' });
-    const { seconds, reason } = within.seconds === before.seconds || this.jittersWithinBounds() ? within : before;
+    const { seconds, reason, regularSeconds } =
+      (within.seconds === before.seconds && within.regularSeconds === before.regularSeconds) || this.jittersWithinBounds()
+        ? within
+        : before;
+    this.regularSeconds = regularSeconds;
     this.status.refreshSeconds = seconds;
     this.status.reason = reason;
   }
 
   get refreshSeconds(): number {
     return this.status.refreshSeconds;
+  }
+
+  /**
+   * The interval that decides how quiet the source is (its runs' length and task queue): the
+   * current one, or during a first wait (a random share of it) the full one.
+   */
+  get regularRefreshSeconds(): number {
+    return this.regularSeconds ?? this.status.refreshSeconds;
   }
 
   /** When the next sync is due without a refresh (epoch ms). */
@@ -397,6 +411,7 @@ export class CommunityTracker {
       this.waitStartedAt = Date.parse(this.syncedAt);
       this.status.refreshSeconds = adopted.refreshSeconds;
       this.status.reason = adopted.reason;
+      this.regularSeconds = adopted.regularSeconds;
     } else {
       this.waitStartedAt = this.syncedAt !== undefined ? Math.min(Date.parse(this.syncedAt), Date.now()) : Date.now();
       if (this.adaptive) this.planInterval(this.firstWaitDue);

@@ -70,6 +70,8 @@ export interface IntervalInput {
 export interface Interval {
   seconds: number;
   reason: string;
+  /** A first wait's full interval (longer than `seconds`): which task queue the run belongs on. */
+  regularSeconds?: number;
 }
 
 const fmtRate = (r: number) => (r >= 10 ? r.toFixed(0) : r >= 1 ? r.toFixed(1) : r >= 0.01 ? r.toFixed(2) : r.toExponential(1));
@@ -88,6 +90,7 @@ export function intervalFor(i: IntervalInput): Interval {
   const { minSeconds, maxSeconds } = i.policy;
   let seconds: number;
   let reason: string;
+  let regular: number | undefined;
   if (i.policy.mode === 'fixed') {
     seconds = i.fixedSeconds;
     reason = `fixed: ${seconds} s`;
@@ -97,6 +100,7 @@ export function intervalFor(i: IntervalInput): Interval {
     const rate = i.rate === null ? 'adaptive: posting rate not known yet' : `adaptive: ${fmtRate(i.rate)} posts/h`;
     if (i.firstWait && rule === 'withinBounds') {
       const full = Math.round(clamp(base, minSeconds, maxSeconds));
+      regular = full;
       seconds = Math.round(clamp(full * (1 - i.random), minSeconds, maxSeconds));
       reason = `${rate} → ${full} s; the first wait ${seconds} s (at random within it)`;
     } else {
@@ -117,7 +121,8 @@ export function intervalFor(i: IntervalInput): Interval {
     seconds = Math.min(Math.round(i.hintSeconds), 86_400);
     reason += `; the source asks for at least ${seconds} s`;
   }
-  return { seconds: Math.max(1, seconds), reason };
+  seconds = Math.max(1, seconds);
+  return regular !== undefined && regular > seconds ? { seconds, reason, regularSeconds: regular } : { seconds, reason };
 }
 
 /**
@@ -157,6 +162,8 @@ export interface PlannedSchedule {
   refreshSeconds: number;
   reason: string;
   postsPerHour: number | null;
+  /** A first wait's full interval (Interval.regularSeconds); absent from syncs of before. */
+  regularSeconds?: number;
 }
 
 /** The schedule after a successful sync saved at `syncedAtMs` that found `inserted` new items. */
@@ -165,7 +172,7 @@ export function scheduleAfterSuccess(
   sync: { inserted: number; syncedAtMs: number; sampleRatePerHour?: number; minIntervalSeconds?: number },
 ): PlannedSchedule {
   const postsPerHour = rateAfterSync(plan.postsPerHour, plan.lastSyncAt, sync.syncedAtMs, sync.inserted, sync.sampleRatePerHour);
-  const { seconds, reason } = intervalFor({
+  const { seconds, reason, regularSeconds } = intervalFor({
     policy: plan.policy,
     fixedSeconds: plan.fixedSeconds,
     rate: postsPerHour,
@@ -175,5 +182,5 @@ export function scheduleAfterSuccess(
     jitter: plan.jitter ?? 'beforeClamp',
     firstWait: plan.lastSyncAt === null,
   });
-  return { refreshSeconds: seconds, reason, postsPerHour };
+  return { refreshSeconds: seconds, reason, postsPerHour, ...(regularSeconds ? { regularSeconds } : {}) };
 }

@@ -306,7 +306,7 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
     const quiet = input.quietRuns;
     return (
       tracker.cycles >= Math.max(1, maxCycles) ||
-      (quiet !== undefined && tracker.cycles >= Math.max(1, quiet.syncs) && tracker.refreshSeconds >= quiet.fromSeconds) ||
+      (quiet !== undefined && tracker.cycles >= Math.max(1, quiet.syncs) && tracker.regularRefreshSeconds >= quiet.fromSeconds) ||
       (tracker.cycles >= 1 && quiet?.taskQueues !== undefined && belongsOnQuietQueue() !== (input.onQuietTaskQueue === true)) ||
       workflowInfo().continueAsNewSuggested
     );
@@ -315,7 +315,7 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
   // Which queue a run is on is in its input, not read from workflowInfo() (the worker's queue,
   // which a replay does not have): the decision replays as it was made.
   function belongsOnQuietQueue(): boolean {
-    return input.quietRuns !== undefined && tracker.refreshSeconds >= input.quietRuns.fromSeconds;
+    return input.quietRuns !== undefined && tracker.regularRefreshSeconds >= input.quietRuns.fromSeconds;
   }
 
   /**
