@@ -36,9 +36,11 @@ describe('refresh policy', () => {
         fc.double({ min: 0, max: 0.999999, noNaN: true }),
         fc.integer({ min: 1, max: 86_400 }),
         fc.integer({ min: 1, max: 86_400 }),
-        (rate, random, a, b) => {
+        fc.constantFrom<JitterRule>('withinBounds', 'beforeClamp'),
+        fc.boolean(),
+        (rate, random, a, b, jitter, firstWait) => {
           const policy: RefreshPolicy = { mode: 'adaptive', minSeconds: Math.min(a, b), maxSeconds: Math.max(a, b) };
-          const { seconds } = intervalFor({ ...base, policy, rate, random });
+          const { seconds } = intervalFor({ ...base, policy, rate, random, jitter, firstWait });
           expect(seconds).toBeGreaterThanOrEqual(policy.minSeconds);
           expect(seconds).toBeLessThanOrEqual(policy.maxSeconds);
           expect(Number.isInteger(seconds)).toBe(true);

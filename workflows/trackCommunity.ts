@@ -169,8 +169,9 @@ const QUICK_FIRST_SYNC = 'quick-first-sync';
 /** A refresh ends the pause before a roll-over (pauseBeforeRollOver) instead of waiting for its timer. */
 const REFRESH_ENDS_ROLL_OVER_PAUSE = 'refresh-ends-roll-over-pause';
 /**
- * An interval the workflow plans itself at a policy's bound is jittered inside the bounds
- * (refreshPolicy.ts, JitterRule). Asked only when the rules differ, so most runs record no marker.
+ * An interval the workflow plans itself follows JitterRule `withinBounds` (refreshPolicy.ts): a
+ * source at a bound jittered inside the bounds, a first wait anywhere in the interval. Asked only
+ * where the rules plan differently, so most runs record no marker.
  */
 const JITTER_WITHIN_BOUNDS = 'jitter-within-bounds';
 
@@ -192,6 +193,8 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
   // With waitByTimer, the wait in progress (if any) and what ends it: every message that can
   // request a sync, move the deadline or pause calls it after changing the tracker.
   let interruptWait: (() => void) | undefined;
+  /** Given to each interruptible wait: how the messages reach the wait in progress. */
+  const onWait = (interrupt: (() => void) | undefined) => (interruptWait = interrupt);
   const thenInterrupt =
     <A extends unknown[], R>(handler: (...args: A) => R) =>
     (...args: A): R => {
@@ -291,7 +294,7 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
     const moved = () => tracker.intervalChanges !== changes || tracker.paused;
     const timer = { summary: `wait ${tracker.refreshSeconds}s or a refresh signal` };
     const outcome = waitByTimer
-      ? await waitForDeadlineByTimer(tracker.dueAt, wake, moved, (interrupt) => (interruptWait = interrupt), timer)
+      ? await waitForDeadlineByTimer(tracker.dueAt, wake, moved, onWait, timer)
       : await waitForDeadline(tracker.dueAt, wake, moved, timer);
     if (outcome === 'due') tracker.requestRefresh();
     // 'moved': the interval was changed; wait again for the new deadline (if it has passed
@@ -330,7 +333,7 @@ export async function trackCommunity(input: TrackCommunityInput): Promise<void> 
     const fired = await sleepUnlessInterrupted(
       Math.max(1, RUN_MIN_AGE_MS - age()),
       () => tracker.refreshRequested && patched(REFRESH_ENDS_ROLL_OVER_PAUSE),
-      (interrupt) => (interruptWait = interrupt),
+      onWait,
       { summary: 'roll over in a task of its own' },
     );
     return fired || age() >= RUN_MIN_AGE_MS ? 'rollOver' : 'sync';
