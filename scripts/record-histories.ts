@@ -288,9 +288,9 @@ try {
 
   if (want('quiet-bound')) {
     // A quiet community at its policy's maximum (20 s; a post a day): the interval planned when the
-    // run starts (the rate not known yet, 300 s, above the maximum), the one its first sync saves,
-    // and the one planned when the maximum is raised to 25 s while it waits, each jittered at the
-    // bound; then a sync by that interval.
+    // run starts (the rate not known yet, 300 s, above the maximum, jittered at the bound), the
+    // first wait its first sync saves (anywhere in the interval), and the interval planned when
+    // the maximum is raised to 25 s while it waits (jittered at the bound); then a sync by it.
     say('quiet-bound: an adaptive community whose interval is its maximum, the maximum raised while it waits');
     fake.addCommunity('quietbound');
     const dayMs = 86_400_000;

@@ -32,8 +32,8 @@
 // was a regular activity (before 'quick-first-sync'). The patch 'refresh-ends-roll-over-pause' is
 // recorded only by runs that met such a refresh. `quiet-bound` (`-- --only quiet-bound`): an
 // adaptive community whose interval is its maximum, the maximum raised while it waits; `v11-*` from
-// the version that jittered before clamping to the bounds (before 'jitter-within-bounds', recorded
-// only by runs whose workflow planned an interval at a bound itself). The other histories never paused:
+// the version that jittered before clamping to the bounds and had no random first wait (before
+// 'jitter-within-bounds', recorded only by runs whose workflow planned such an interval itself). The other histories never paused:
 // they must replay unchanged, which is why the paused wait is a path only a pause takes.
 // Workflows started by those versions may still be running, so their histories stay here. Record
 // new ones when the workflow gains a path worth guarding (give the previous files a prefix);
