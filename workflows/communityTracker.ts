@@ -158,8 +158,6 @@ export class CommunityTracker {
   private adopted: PlannedSchedule | undefined;
   /** A first wait's full interval (Interval.regularSeconds), until the interval is planned again. */
   private regularSeconds: number | undefined;
-  /** The sync that just succeeded was the first: its wait is a random share of the interval (firstWait). */
-  private firstWaitDue = false;
   /** The catalog holds the schedule of the current wait already (the sync saved it): no second write. */
   scheduleSaved = false;
 
@@ -375,7 +373,6 @@ export class CommunityTracker {
       this.status.consecutiveFailures = 0;
       this.hintSeconds = summary.minIntervalSeconds;
     }
-    this.firstWaitDue = this.status.lastSyncAt === null;
     this.status.syncs += 1;
     this.status.lastSyncAt = summary.syncedAt ?? iso(Date.now());
     this.syncedAt = summary.syncedAt;
@@ -414,9 +411,9 @@ export class CommunityTracker {
       this.regularSeconds = adopted.regularSeconds;
     } else {
       this.waitStartedAt = this.syncedAt !== undefined ? Math.min(Date.parse(this.syncedAt), Date.now()) : Date.now();
-      if (this.adaptive) this.planInterval(this.firstWaitDue);
+      // After the first success ever, the wait is a random share of the interval (firstWait).
+      if (this.adaptive) this.planInterval(this.status.syncs === 1 && this.status.lastError === null);
     }
-    this.firstWaitDue = false;
     this.syncedAt = undefined;
     if (this.status.state === 'syncing') this.status.state = 'waiting';
     this.status.nextSyncAt = iso(this.dueAt);
