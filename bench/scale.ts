@@ -2,7 +2,7 @@
 //   [--per-instance 50] [--rps 1000] [--cache <WORKER_MAX_CACHED_WORKFLOWS default>]
 //   [--compare eager|gogc | --before <git rev> [--before-as-shipped]] [--profile] [--no-append]
 //   [--temporal-server dev|postgres|dev,postgres] [--temporal-shards 4] [--try '<dynamic config JSON>']
-//   [--try-no-vm-timeout]
+//   [--try-no-vm-timeout] [--try-worker 'WORKER_X=1,WORKER_Y=2;WORKER_X=3']
 //   [--quiet-runs <from seconds>:<syncs>] [--first-sync-timeout 900]`
 // The warm-up starts once every community has synced once (at most --first-sync-timeout seconds
 // after the first start); a community that never synced counts as overdue, not left out.
@@ -75,6 +75,8 @@ interface Variant {
   profileFromMs?: number;
   /** Node flags for the worker (before its `--import tsx`). */
   workerFlags?: string[];
+  /** The worker's environment over the bench's (its settings: `--try-worker`). */
+  workerEnv?: Record<string, string>;
   /** Which Temporal server (default the dev server); `temporalShards`: numHistoryShards of the real one. */
   server?: TemporalServerKind;
   temporalShards?: number;
@@ -157,13 +159,10 @@ async function runOne(
     const instances = Math.ceil(n / o.perInstance);
     const fakes = await be.startFakes(instances);
     const spawnedAt = Date.now();
-    const worker = await be.startWorker(
-      {},
-      {
-        root: variant.root,
-        nodeFlags: [...(variant.workerFlags ?? []), ...(variant.profileDir ? ['--cpu-prof', '--cpu-prof-dir', variant.profileDir] : [])],
-      },
-    );
+    const worker = await be.startWorker(variant.workerEnv ?? {}, {
+      root: variant.root,
+      nodeFlags: [...(variant.workerFlags ?? []), ...(variant.profileDir ? ['--cpu-prof', '--cpu-prof-dir', variant.profileDir] : [])],
+    });
     const pgPids = be.nodes.map((x) => x.pid!).filter(Boolean);
     // The real server's Postgres counts as part of Temporal, as the dev server's SQLite does.
     const temporalPgPid = be.temporal instanceof PostgresTemporalServer ? be.temporal.postgresPid : undefined;
@@ -409,6 +408,13 @@ export async function run(argv: string[]): Promise<void> {
   // code that never yields (support/no-vm-timeout.cjs), to weigh what that guard costs.
   if (hasFlag(argv, 'try-no-vm-timeout'))
     baseVariants.push({ name: 'as shipped, no workflow vm timeout (not shipped)', workerFlags: NO_VM_TIMEOUT });
+  // --try-worker 'K=V,K=V;K=V': one more variant per `;`-separated group, as shipped with these
+  // worker settings (e.g. WORKER_MAX_CONCURRENT_WORKFLOW_TASKS, WORKER_WORKFLOW_TASK_POLLS).
+  for (const group of flag(argv, 'try-worker', '').split(';').filter(Boolean)) {
+    const workerEnv = Object.fromEntries(group.split(',').map((kv) => kv.split('=').map((x) => x.trim()) as [string, string]));
+    loadConfig(workerEnv); // checked before a long run starts
+    baseVariants.push({ name: `as shipped + ${group.replaceAll(',', ' ')}`, workerEnv });
+  }
   // Each variant against each server; the name says which server unless it is the dev server alone.
   const variants: Variant[] =
     servers.length === 1 && servers[0] === 'dev'

@@ -153,7 +153,10 @@ const schema = z.object({
   // Below the number of communities a worker serves, evicted workflows are replayed on every sync.
   WORKER_MAX_CACHED_WORKFLOWS: int(0, 100_000).default(5000),
   WORKER_MAX_CONCURRENT_ACTIVITIES: int(1, 10_000).default(50),
-  WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: int(1, 10_000).default(40),
+  WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: int(2, 10_000).default(40),
+  // Long polls each task queue holds open (the SDK's default; capped at the concurrent tasks).
+  WORKER_WORKFLOW_TASK_POLLS: int(2, 1000).default(10),
+  WORKER_ACTIVITY_TASK_POLLS: int(1, 1000).default(10),
   // Stack frames V8 records in workflow code (its default is 10). The SDK records a stack for
   // every promise a workflow makes, for the stack-trace query; fewer frames, cheaper activations.
   WORKER_WORKFLOW_STACK_FRAMES: int(0, 100).default(3),

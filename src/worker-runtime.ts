@@ -114,6 +114,16 @@ export async function startWorker(opts: {
       maxCachedWorkflows,
       maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
       maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
+      // As poller behaviours: SDK 1.24 ignores its maxConcurrent*TaskPolls options. No more polls
+      // than task slots, as the SDK's default is.
+      workflowTaskPollerBehavior: {
+        type: 'simple-maximum',
+        maximum: Math.min(config.WORKER_WORKFLOW_TASK_POLLS, config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS),
+      },
+      activityTaskPollerBehavior: {
+        type: 'simple-maximum',
+        maximum: Math.min(config.WORKER_ACTIVITY_TASK_POLLS, config.WORKER_MAX_CONCURRENT_ACTIVITIES),
+      },
       // Activities get this long to finish on SIGINT/SIGTERM before they are cancelled.
       shutdownGraceTime: '10s',
       // A cancellation reaches an activity with the answer to its next heartbeat: send them at

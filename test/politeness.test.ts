@@ -21,8 +21,9 @@ let second: WorkerHandle;
 beforeAll(async () => {
   stack = await createStack({ env: { INSTANCE_REQUESTS_PER_SECOND: String(RATE) } });
   // A second worker on the same task queue: the budget lives in the catalog, not in a worker.
+  // A smaller one, with its own poll settings (checked below).
   second = await startWorker({
-    config: stack.config,
+    config: { ...stack.config, WORKER_MAX_CONCURRENT_ACTIVITIES: 4, WORKER_WORKFLOW_TASK_POLLS: 3 },
     catalog: stack.storage.catalog,
     router: stack.storage.router,
     address: stack.config.TEMPORAL_ADDRESS!,
@@ -38,6 +39,9 @@ afterAll(async () => {
 });
 
 it('never sends an instance more than its budget, however many communities and workers', async () => {
+  // The worker settings reach the SDK (its maxConcurrent*TaskPolls options would be ignored).
+  expect(second.worker.options.workflowTaskPollerBehavior).toEqual({ type: 'simple-maximum', maximum: 3 });
+  expect(second.worker.options.activityTaskPollerBehavior).toEqual({ type: 'simple-maximum', maximum: 4 });
   const { instance, host } = normalizeInstance(fake.url);
   const deps = { config: stack.config, catalog: stack.storage.catalog, router: stack.storage.router, temporal: stack.client };
   for (let i = 0; i < 12; i++) {
