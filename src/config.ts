@@ -155,6 +155,7 @@ const schema = z.object({
   WORKER_MAX_CONCURRENT_ACTIVITIES: int(1, 10_000).default(50),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: int(2, 10_000).default(40),
   // Long polls each task queue holds open (the SDK's default; capped at the concurrent tasks).
+  // Workflow tasks take at least 2: one on the sticky queue and one on the normal queue.
   WORKER_WORKFLOW_TASK_POLLS: int(2, 1000).default(10),
   WORKER_ACTIVITY_TASK_POLLS: int(1, 1000).default(10),
   // Stack frames V8 records in workflow code (its default is 10). The SDK records a stack for

@@ -9,6 +9,7 @@ import {
   Runtime,
   Worker,
   makeTelemetryFilterString,
+  type WorkerOptions,
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
@@ -75,6 +76,12 @@ export function withWorkflowStackFrames<B extends { code: string }>(bundle: B, f
   return { ...bundle, code: `Error.stackTraceLimit = ${frames};${bundle.code}` };
 }
 
+/** At most `polls` long polls, and no more than task slots (as the SDK's default is). */
+const pollers = (polls: number, slots: number): NonNullable<WorkerOptions['workflowTaskPollerBehavior']> => ({
+  type: 'simple-maximum',
+  maximum: Math.min(polls, slots),
+});
+
 export interface WorkerHandle {
   /** The worker on TEMPORAL_TASK_QUEUE: every workflow but the quiet runs. */
   worker: Worker;
@@ -114,16 +121,9 @@ export async function startWorker(opts: {
       maxCachedWorkflows,
       maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
       maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
-      // As poller behaviours: SDK 1.24 ignores its maxConcurrent*TaskPolls options. No more polls
-      // than task slots, as the SDK's default is.
-      workflowTaskPollerBehavior: {
-        type: 'simple-maximum',
-        maximum: Math.min(config.WORKER_WORKFLOW_TASK_POLLS, config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS),
-      },
-      activityTaskPollerBehavior: {
-        type: 'simple-maximum',
-        maximum: Math.min(config.WORKER_ACTIVITY_TASK_POLLS, config.WORKER_MAX_CONCURRENT_ACTIVITIES),
-      },
+      // As poller behaviours: SDK 1.24 ignores its maxConcurrent*TaskPolls options.
+      workflowTaskPollerBehavior: pollers(config.WORKER_WORKFLOW_TASK_POLLS, config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS),
+      activityTaskPollerBehavior: pollers(config.WORKER_ACTIVITY_TASK_POLLS, config.WORKER_MAX_CONCURRENT_ACTIVITIES),
       // Activities get this long to finish on SIGINT/SIGTERM before they are cancelled.
       shutdownGraceTime: '10s',
       // A cancellation reaches an activity with the answer to its next heartbeat: send them at

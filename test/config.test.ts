@@ -53,13 +53,14 @@ describe('configuration', () => {
     expect(() => loadConfig({ TEMPORAL_DEV_GOMEMLIMIT: '2 GB' })).toThrow(/TEMPORAL_DEV_GOMEMLIMIT/);
   });
 
-  it('refuses worker settings the Temporal SDK would refuse at start, by name', () => {
+  it('refuses worker settings below what a worker runs with, by name', () => {
     expect(loadConfig({})).toMatchObject({
       WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: 40,
       WORKER_WORKFLOW_TASK_POLLS: 10,
       WORKER_ACTIVITY_TASK_POLLS: 10,
     });
-    // Below 2 concurrent workflow tasks (or 2 polls) a worker with a sticky cache does not start.
+    // The SDK refuses fewer than 2 workflow task slots with a sticky cache, and a worker polls both
+    // the sticky and the normal queue, so fewer than 2 workflow polls are not what it would do.
     expect(() => loadConfig({ WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: '1' })).toThrow(/WORKER_MAX_CONCURRENT_WORKFLOW_TASKS/);
     expect(() => loadConfig({ WORKER_WORKFLOW_TASK_POLLS: '1' })).toThrow(/WORKER_WORKFLOW_TASK_POLLS/);
     expect(() => loadConfig({ WORKER_ACTIVITY_TASK_POLLS: '0' })).toThrow(/WORKER_ACTIVITY_TASK_POLLS/);
