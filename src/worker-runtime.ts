@@ -99,11 +99,14 @@ export async function startWorker(opts: {
   log: Logger;
   bundle?: WorkflowBundleWithSourceMap | { code: string };
   identity?: string;
+  /** A connection the caller owns and closes (a client on it can start workflows eagerly on this worker); default: one of its own. */
+  connection?: NativeConnection;
 }): Promise<WorkerHandle> {
   const { config, catalog, router, log } = opts;
   installTemporalRuntime(log);
   const sources = createSourceClients(config, catalog);
-  const connection = await NativeConnection.connect({ address: opts.address });
+  const connection = opts.connection ?? (await NativeConnection.connect({ address: opts.address }));
+  const closeConnection = () => (opts.connection ? Promise.resolve() : connection.close());
   const started = Date.now();
   const bundle =
     opts.bundle ?? (config.WORKFLOW_BUNDLE_PATH ? { code: await readFile(config.WORKFLOW_BUNDLE_PATH, 'utf8') } : await bundleWorkflows());
@@ -140,7 +143,7 @@ export async function startWorker(opts: {
     quietWorker = separateQuiet ? await create(queues.quietTaskQueue, config.WORKER_QUIET_CACHED_WORKFLOWS) : undefined;
   } catch (err) {
     await sources.close().catch(() => {});
-    await connection.close().catch(() => {});
+    await closeConnection().catch(() => {});
     throw err;
   }
   log.info({ ...queues, address: opts.address, ms: Date.now() - started }, 'worker ready');
@@ -151,7 +154,7 @@ export async function startWorker(opts: {
   };
   const run = Promise.allSettled(workers.map((w) => w.run().finally(stopAll))).then(async (results) => {
     await sources.close().catch(() => {});
-    await connection.close().catch(() => {});
+    await closeConnection().catch(() => {});
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
   });
