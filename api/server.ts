@@ -2,6 +2,8 @@
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { WebSocketServer } from 'ws';
+import { communityCounts } from '../src/db/communities.js';
+import { reportCatalogCounts } from '../src/metrics/index.js';
 import { createSourceClients } from '../src/sources/factory.js';
 import { stopStreamHub } from '../src/stream/hub.js';
 import { createApp } from './app.js';
@@ -23,10 +25,13 @@ export async function startApiServer(deps: ApiDeps): Promise<{ close(): Promise<
     );
     server.once('error', reject);
   });
+  // The fleet's state on GET /metrics (start-up's progress, the overdue), from the catalog at each scrape.
+  const stopCounts = reportCatalogCounts(() => communityCounts(deps.catalog, deps.config.COMMUNITY_OVERDUE_SECONDS));
   deps.log.info({ url: `http://${deps.config.HOST}:${port}` }, 'API and website listening');
   return {
     port,
     async close() {
+      stopCounts();
       // Live streams never end by themselves: end them first so their connections can close.
       await stopStreamHub(deps.router);
       for (const ws of wss.clients) ws.close(1001, 'server shutting down');

@@ -196,6 +196,8 @@ const schema = z.object({
   // server (port 0 = off); the Temporal SDK's exporter in the worker (`off` = none); the port of
   // the dev server's metrics under `npm start` (0 = the CLI's choice).
   METRICS_ALLOWED_NETWORKS: cidrList.default(['127.0.0.0/8', '::1/128']),
+  // How late a next sync may be before the API's lemmy_fetcher_communities_overdue counts it.
+  COMMUNITY_OVERDUE_SECONDS: int(1, 86400).default(60),
   WORKER_METRICS_PORT: int(0, 65535).default(9464),
   WORKER_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   TEMPORAL_METRICS_ADDRESS: z

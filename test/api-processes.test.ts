@@ -141,6 +141,13 @@ describe('API_PROCESSES=2', () => {
         return r.json?.postsStored === n && r.json.status?.state === 'waiting';
       }, 30_000);
     await stored(3);
+    // The catalog gauges: both processes count the same one community; the scrape shows it once, not summed.
+    const gauge = (text: string, state: string) =>
+      Number(new RegExp(`^lemmy_fetcher_communities\\{state="${state}"\\} (\\S+)$`, 'm').exec(text)?.[1]);
+    for (let i = 0; i < 2; i++) {
+      const { text } = await get('/metrics');
+      expect([gauge(text, 'waiting'), gauge(text, 'syncing')]).toEqual([1, 0]);
+    }
     for (let round = 0; round < 2; round++) {
       // Both processes have the page cached...
       await eventually(async () => {

@@ -2,9 +2,10 @@
 // API over HTTP, `npm run worker` as its own process with its /metrics and the Temporal SDK's
 // exporter, and a Temporal dev server with its metrics port) every second. After a community is
 // added and synced from a FakeLemmy, the series exist and move: syncs, posts inserted, source
-// requests, budget waits, rate limits, HTTP durations, shard queries, stream clients, Temporal SDK
-// and server series. The Grafana dashboard's queries name only metrics Prometheus knows. And a
-// scrape from a network not in METRICS_ALLOWED_NETWORKS is refused with a JSON 403.
+// requests, budget waits, rate limits, HTTP durations, shard queries, stream clients, the fleet's
+// state from the catalog, Temporal SDK and server series. The Grafana dashboard's queries name
+// only metrics Prometheus knows. And a scrape from a network not in METRICS_ALLOWED_NETWORKS is
+// refused with a JSON 403.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -297,6 +298,10 @@ describe('Prometheus scraping a running stack', () => {
     // The API's add-time check went through the same transport, in the API process.
     await until(`sum(lemmy_fetcher_source_requests_total{job="api",host="${host}"})`, (v) => v >= 1);
     await until(postCalls, (v) => v > before.posts);
+    // The fleet's state, from the catalog by the API: the community synced and waits; none overdue.
+    await until(`lemmy_fetcher_communities{job="api",state="waiting"}`, (v) => v === 1);
+    expect(await query(`lemmy_fetcher_communities{job="api",state="syncing"}`)).toBe(0);
+    expect(await query(`lemmy_fetcher_communities_overdue{job="api"}`)).toBe(0);
 
     // Scheduled syncs (every 2 s) keep coming, and report how late they started.
     await until(okSyncs, (v) => v >= syncs1 + 2);

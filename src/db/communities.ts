@@ -339,6 +339,31 @@ export function communityRowLock(catalogTx: Sql, id: number, mode: 'key share' |
 }
 
 /** How many communities have synced at least once. */
+/** The states a community's status shows from the catalog (api/presenters.ts): `syncing` until a first sync ends. */
+export const COMMUNITY_STATES = ['syncing', 'waiting', 'failing', 'not_found', 'dormant', 'paused'] as const;
+export type CommunityState = (typeof COMMUNITY_STATES)[number];
+
+export interface CommunityCounts {
+  byState: Record<CommunityState, number>;
+  /** Not paused, and the next sync more than `overdueAfterSeconds` past due. */
+  overdue: number;
+}
+
+/** Every tracked community counted by state, and the overdue ones: what an operator watches through start-up and after. */
+export async function communityCounts(sql: Sql, overdueAfterSeconds: number): Promise<CommunityCounts> {
+  const rows = await sql<{ state: CommunityState; n: number; overdue: number }[]>`
+    select case when paused_at is not null then 'paused' else coalesce(sync_state, 'syncing') end as state, count(*)::int as n,
+      count(*) filter (where paused_at is null and next_sync_at < now() - ${overdueAfterSeconds} * interval '1 second')::int as overdue
+    from communities group by 1`;
+  const byState = Object.fromEntries(COMMUNITY_STATES.map((s) => [s, 0])) as Record<CommunityState, number>;
+  let overdue = 0;
+  for (const r of rows) {
+    byState[r.state] = r.n;
+    overdue += r.overdue;
+  }
+  return { byState, overdue };
+}
+
 export async function syncedCommunityCount(sql: Sql): Promise<number> {
   const [row] = await sql<{ n: number }[]>`select count(*)::int as n from communities where last_update is not null`;
   return row.n;

@@ -146,6 +146,86 @@ export function observeScheduleLag(kind: string, dueAt: Date | null, attempt: nu
   if (lag >= 0) syncScheduleLag.observe({ kind }, lag);
 }
 
+/** What the catalog gauges report: counts by state (bounded names) and the overdue count. */
+export interface CatalogCounts {
+  byState: Record<string, number>;
+  overdue: number;
+}
+
+/** The catalog's answer may take this long before a scrape goes without the catalog gauges. */
+const CATALOG_COUNTS_TIMEOUT_MS = 2000;
+let catalogCounts: (() => Promise<CatalogCounts>) | undefined;
+let counting: Promise<CatalogCounts | undefined> | undefined;
+
+/**
+ * One catalog query for both gauges of a scrape (the registry collects its metrics concurrently, so
+ * the second joins the first's query while it is in flight); none, and the gauges left empty, when
+ * it fails or is slow.
+ */
+function currentCounts(): Promise<CatalogCounts | undefined> {
+  const source = catalogCounts;
+  if (!source) return Promise.resolve(undefined);
+  if (counting) return counting;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  counting = Promise.race([
+    source(),
+    new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), CATALOG_COUNTS_TIMEOUT_MS);
+    }),
+  ])
+    .catch(() => undefined)
+    .finally(() => {
+      clearTimeout(timer);
+      counting = undefined;
+    });
+  return counting;
+}
+
+// Global state read from the catalog, not this process's doings: every API process reports the
+// same, so a cluster's exposition takes one process's value ('first') rather than their sum.
+const communitiesByState = new Gauge({
+  name: 'lemmy_fetcher_communities',
+  help: 'Tracked communities by the state their status shows (syncing: no sync has ended yet; waiting; failing; not_found; dormant; paused), from the catalog at scrape time',
+  labelNames: ['state'] as const,
+  aggregator: 'first',
+  registers: [],
+  async collect() {
+    const counts = await currentCounts();
+    this.reset();
+    if (counts) for (const [state, n] of Object.entries(counts.byState)) this.set({ state }, n);
+  },
+});
+const overdueCommunities = new Gauge({
+  name: 'lemmy_fetcher_communities_overdue',
+  help: 'Tracked communities, not paused, whose next sync is more than COMMUNITY_OVERDUE_SECONDS past due, from the catalog at scrape time',
+  aggregator: 'first',
+  registers: [],
+  async collect() {
+    const counts = await currentCounts();
+    // Unknown rather than a stale count: an unlabelled gauge always has a sample.
+    this.set(counts ? counts.overdue : Number.NaN);
+  },
+});
+
+/**
+ * Adds the catalog gauges (lemmy_fetcher_communities, lemmy_fetcher_communities_overdue) to this
+ * process's registry, read through `source` at each scrape; the API calls it. Returns a function
+ * that stops reporting through this source (the gauges stay, empty, until another one comes).
+ */
+export function reportCatalogCounts(source: () => Promise<CatalogCounts>): () => void {
+  if (!registry.getSingleMetric('lemmy_fetcher_communities')) {
+    registry.registerMetric(communitiesByState);
+    registry.registerMetric(overdueCommunities);
+  }
+  catalogCounts = source;
+  counting = undefined;
+  return () => {
+    if (catalogCounts !== source) return;
+    catalogCounts = undefined;
+    counting = undefined;
+  };
+}
+
 let exposition: (() => Promise<string>) | undefined;
 
 /** Serves another exposition than this process's own: the whole cluster's (src/metrics/cluster.ts). */
