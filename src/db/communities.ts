@@ -338,7 +338,6 @@ export function communityRowLock(catalogTx: Sql, id: number, mode: 'key share' |
     select id from communities where id = ${id} ${mode === 'update' ? catalogTx`for update` : catalogTx`for key share`}`;
 }
 
-/** How many communities have synced at least once. */
 /** The states a community's status shows from the catalog (api/presenters.ts): `syncing` until a first sync ends. */
 export const COMMUNITY_STATES = ['syncing', 'waiting', 'failing', 'not_found', 'dormant', 'paused'] as const;
 export type CommunityState = (typeof COMMUNITY_STATES)[number];
@@ -364,6 +363,7 @@ export async function communityCounts(sql: Sql, overdueAfterSeconds: number): Pr
   return { byState, overdue };
 }
 
+/** How many communities have synced at least once. */
 export async function syncedCommunityCount(sql: Sql): Promise<number> {
   const [row] = await sql<{ n: number }[]>`select count(*)::int as n from communities where last_update is not null`;
   return row.n;
