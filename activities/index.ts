@@ -3,6 +3,8 @@ import type { Config } from '../src/config.js';
 import type { Sql } from '../src/db/pool.js';
 import type { ShardRouter } from '../src/db/sharding/router.js';
 import type { Sources } from '../src/sources/registry.js';
+import type { CommunityRow } from '../src/db/communities.js';
+import { createRestoreActivity } from './restore.js';
 import { createScheduleActivity } from './schedule.js';
 import { createShardActivities } from './shards.js';
 import { createSyncActivity } from './sync.js';
@@ -12,12 +14,15 @@ export interface ActivityDeps {
   catalog: Sql;
   router: ShardRouter;
   sources: Sources;
+  /** src/tracking.ts's restoreWorkflow on the worker's own Temporal connection (eager starts). */
+  restoreWorkflow(row: CommunityRow): Promise<boolean>;
 }
 
 export function createActivities(deps: ActivityDeps) {
   return {
     syncCommunity: createSyncActivity(deps),
     recordSchedule: createScheduleActivity(deps),
+    restoreWorkflows: createRestoreActivity(deps),
     ...createShardActivities(deps),
   };
 }

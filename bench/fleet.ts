@@ -1,7 +1,7 @@
 // `npm run bench -- fleet [--n 50000] [--duration 600] [--cache 4000] [--quiet-cache <WORKER_QUIET_CACHED_WORKFLOWS default>]
 //   [--per-instance 250] [--rps 1000]
 //   [--seed 5] [--concurrency 50] [--window 0] [--startup-timeout 3000] [--window-from 0] [--progress 10]
-//   [--profile] [--no-append]`
+//   [--via track|restore] [--profile] [--no-append]`
 // Issue 13's fleet target: N communities tracked with the adaptive policy (60–3600 s) and the
 // realistic mix of the freshness bench (80 % post about once a day, 15 % once an hour, 5 % once a
 // minute), one worker child process with a sticky cache sized for the busy communities (--cache)
@@ -14,13 +14,17 @@
 // during start-up are due again): syncs/s, scheduling lag (sync start seen by the fake − due time
 // the catalog recorded), overdue communities, CPU/RSS per process, CPU-ms per sync and the worker's
 // sticky cache. `--profile`: the worker under `node --cpu-prof`, each thread summarised over start-up.
+// `--via restore`: the catalog is filled first (not timed), and start-up is the restoreTracking
+// workflow starting every community's workflow from the worker (eager starts), until every first sync.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../src/config.js';
-import { syncedCommunityCount } from '../src/db/communities.js';
+import { insertCommunity, syncedCommunityCount } from '../src/db/communities.js';
+import { logicalShardOf } from '../src/db/sharding/router.js';
 import { normalizeInstance } from '../src/sources/lemmy/refs.js';
 import { startTracking } from '../src/tracking.js';
+import { RESTORE_WORKFLOW_ID } from '../workflows/restoreTracking.js';
 import { SYNCS_PER_RUN } from '../workflows/trackCommunity.js';
 import type { FakeLemmy } from '../test/fake-lemmy.js';
 import { flag, freePort, hasFlag, startBenchEnv, type BenchEnv } from './support/env.js';
@@ -137,6 +141,8 @@ async function runFleet(
     seed: number;
     concurrency: number;
     window: number;
+    /** `track`: startTracking per community (the API's way); `restore`: the catalog filled first, then the restoreTracking workflow. */
+    via: 'track' | 'restore';
     startupTimeout: number;
     windowFrom: number;
     progress: number;
@@ -218,6 +224,24 @@ async function runFleet(
   let totalSyncs = 0;
   let pgPssMax = 0;
   let polling = true;
+  if (o.via === 'restore') {
+    // The catalog as a lost Temporal would leave it: every row, no workflow (not timed).
+    await mapLimit(sources, 50, (s) => {
+      const ref = `${s.name}@${s.host}`;
+      return insertCommunity(be.storage.catalog, {
+        ref,
+        instance: s.instance,
+        host: s.host,
+        name: s.name,
+        refreshSeconds: be.config.REFRESH_SECONDS,
+        refreshPolicy: 'adaptive',
+        minRefreshSeconds: 60,
+        maxRefreshSeconds: 3600,
+        shard: logicalShardOf(ref),
+      });
+    });
+    log(`catalog filled with ${o.n} communities; restoring their workflows`);
+  }
   const loadStart = Date.now();
   const poller = (async () => {
     let last = { at: Date.now(), started: 0, firstSynced: 0, syncs: 0, busy: 0, hourly: 0, cpu: {} as Record<string, number> };
@@ -282,7 +306,15 @@ async function runFleet(
     // The deadline bounds the whole start-up, the starts included: with `--window` they can take longer than it.
     const deadline = loadStart + o.startupTimeout * 1000;
     const pastDeadline = () => Date.now() > deadline;
-    await mapLimit(sources, o.concurrency, async (s) => {
+    if (o.via === 'restore') {
+      const restore = await be.client.workflow.start('restoreTracking', {
+        taskQueue: be.config.TEMPORAL_TASK_QUEUE,
+        workflowId: RESTORE_WORKFLOW_ID,
+        args: [{ concurrency: o.concurrency, ...(o.window > 0 ? { window: o.window } : {}) }],
+      });
+      started = ((await restore.result()) as { restored: number }).restored;
+    }
+    await mapLimit(o.via === 'restore' ? [] : sources, o.concurrency, async (s) => {
       while (o.window > 0 && started - firstSynced >= o.window && !pastDeadline()) await countFirstSyncs();
       if (pastDeadline()) return;
       await startTracking(deps, {
@@ -474,6 +506,7 @@ export async function run(argv: string[]): Promise<void> {
     startupTimeout: flag(argv, 'startup-timeout', 3000),
     windowFrom: flag(argv, 'window-from', 0),
     progress: flag(argv, 'progress', 10),
+    via: flag(argv, 'via', 'track') === 'restore' ? ('restore' as const) : ('track' as const),
     profileDir: hasFlag(argv, 'profile') ? mkdtempSync(path.join(os.tmpdir(), 'lemmy-fetcher-prof-')) : undefined,
   };
   if (o.seed < 3) throw new Error('--seed: at least 3 posts, or a first sync cannot sample the posting rate');
@@ -557,7 +590,7 @@ export async function run(argv: string[]): Promise<void> {
   const notes = [
     `${r.n} communities on ${r.instances} fake Lemmy instances (loopback ports, served by the bench process), mix of the freshness bench interleaved (per 20: 1 busy ~1 post/min, 3 hourly ~1 post/h, 16 quiet ~1 post/day); each seeded with ${o.seed} posts at its own rate so that the adaptive first sync samples it, then Poisson arrivals; INSTANCE_REQUESTS_PER_SECOND=${o.rps}`,
     `adaptive policy 60–3600 s for every community; one worker child process with WORKER_MAX_CACHED_WORKFLOWS=${r.cache} and WORKER_QUIET_CACHED_WORKFLOWS=${r.quietCache} (the quiet runs' task queue) (defaults otherwise: ${defaults.WORKER_MAX_CONCURRENT_ACTIVITIES} concurrent activities), runs of at most ${SYNCS_PER_RUN} syncs (SYNCS_PER_RUN), ${defaults.QUIET_RUN_SYNCS} from an interval of ${defaults.QUIET_RUN_FROM_SECONDS} s on (QUIET_RUN_SYNCS, QUIET_RUN_FROM_SECONDS); file-backed Temporal dev server; embedded Postgres catalog + 2 shards`,
-    `start-up: ${r.n} startTracking calls with concurrency ${o.concurrency}${o.window > 0 ? `, at most ${o.window} started and not yet synced` : ''} (${r.started < r.n ? `${r.started} of ${r.n} started before the deadline` : `all started after ${fmt(r.startedSeconds, 0)} s`}), until every community had its first sync (${Number.isFinite(r.startupSeconds) ? `${fmt(r.startupSeconds, 0)} s` : `not done within ${o.startupTimeout} s: ${r.firstSynced} of ${r.n}`}); CPU % over start-up: ${PROCS.map((p) => `${p} ${fmt(r.startupCpu[p] ?? Number.NaN, 0)}`).join(', ')}; the whole machine ${fmt(r.startupMachineCpu, 0)} (window: ${fmt(r.machineCpu, 0)}; the difference to the sum of the columns is anything else running)`,
+    `start-up: ${o.via === 'restore' ? `the restoreTracking workflow over ${r.n} catalog rows, ${o.concurrency} starts at a time${o.window > 0 ? `, at most ${o.window} waiting for their first sync` : ' (its default window)'}` : `${r.n} startTracking calls with concurrency ${o.concurrency}${o.window > 0 ? `, at most ${o.window} started and not yet synced` : ''}`} (${r.started < r.n ? `${r.started} of ${r.n} started before the deadline` : `all started after ${fmt(r.startedSeconds, 0)} s`}), until every community had its first sync (${Number.isFinite(r.startupSeconds) ? `${fmt(r.startupSeconds, 0)} s` : `not done within ${o.startupTimeout} s: ${r.firstSynced} of ${r.n}`}); CPU % over start-up: ${PROCS.map((p) => `${p} ${fmt(r.startupCpu[p] ?? Number.NaN, 0)}`).join(', ')}; the whole machine ${fmt(r.startupMachineCpu, 0)} (window: ${fmt(r.machineCpu, 0)}; the difference to the sum of the columns is anything else running)`,
     `window of ${fmt(r.windowSeconds, 0)} s ${o.windowFrom > 0 ? `from ${o.windowFrom} s after the first start or right after start-up, whichever came later` : 'right after start-up'}: syncs/s by class ${per}. Long-run = Σ 1/interval over the catalog at the end; quiet and hourly communities synced during start-up are next due up to an hour later, so a window shortly after start-up sees mostly the busy ones`,
     `lag = sync start (first newest-posts request the fake saw) − the due time the catalog recorded with the previous sync (next_sync_at, polled every 5 s; ${r.lagUnmatched} syncs without a recorded due time left out); a community due > 2 s before the end of the window and not started counts with its lag so far ("overdue"). The worker's own histogram (lemmy_fetcher_sync_schedule_lag_seconds): ${fmt(100 * r.workerWithin5s, 1)} % of the window's scheduled syncs started within 5 s`,
     `sticky cache (Temporal SDK metrics) over the window: ${fmt(r.sticky.hits)} hits, ${fmt(r.sticky.misses)} misses, ${fmt(r.sticky.evictions)} forced evictions; size ${fmt(r.sticky.size)} at the end; of which the quiet runs' queue: ${fmt(r.quietSticky.hits)} hits, ${fmt(r.quietSticky.misses)} misses, ${fmt(r.quietSticky.evictions)} forced evictions, size ${fmt(r.quietSticky.size)}`,

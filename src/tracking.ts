@@ -1,6 +1,12 @@
 // Starting, signalling and stopping the trackCommunity workflows, together with the catalog row
 // and posts they own. The API, the website and the tests all go through these functions.
-import { QueryRejectedError, WorkflowClient, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import {
+  QueryRejectedError,
+  WorkflowClient,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  type Client,
+} from '@temporalio/client';
 import type { Config } from './config.js';
 import {
   deleteCommunity,
@@ -35,6 +41,12 @@ export interface TrackingDeps {
   catalog: Sql;
   router: ShardRouter;
   temporal: Client;
+  /**
+   * Ask for eager workflow start: the new workflow's first task comes back with the start, to a
+   * worker in this process. Only for a client on that worker's own NativeConnection (the restore
+   * activity's); any other client cannot ask.
+   */
+  eagerStart?: boolean;
 }
 
 /** Starting, signalling and cancelling workflows: a Temporal that does not answer is an error (a 503), not a hang. */
@@ -87,9 +99,10 @@ function startsOnQuietQueue(row: CommunityRow, quietRuns: QuietRuns): boolean {
 /**
  * `fresh`: the catalog row was just created, so a workflow still open under this id belongs to a
  * removed row (a delete whose cancellation is still under way): replace it, or the new row would
- * be "tracked" by a run that is about to end. Otherwise a second add joins the running workflow.
+ * be "tracked" by a run that is about to end. Otherwise a second add joins the running workflow;
+ * `onlyIfNotRunning` refuses to (WorkflowExecutionAlreadyStartedError) instead.
  */
-function startWorkflow(deps: TrackingDeps, row: CommunityRow, fresh = false) {
+function startWorkflow(deps: TrackingDeps, row: CommunityRow, fresh = false, onlyIfNotRunning = false) {
   const quietRuns = quietRunsOf(deps.config);
   const onQuietTaskQueue = startsOnQuietQueue(row, quietRuns);
   return deps.temporal.workflow.start(trackCommunity, {
@@ -109,9 +122,25 @@ function startWorkflow(deps: TrackingDeps, row: CommunityRow, fresh = false) {
         ...(row.paused_at ? { paused: true } : {}),
       },
     ],
-    workflowIdConflictPolicy: fresh ? 'TERMINATE_EXISTING' : 'USE_EXISTING',
+    workflowIdConflictPolicy: fresh ? 'TERMINATE_EXISTING' : onlyIfNotRunning ? 'FAIL' : 'USE_EXISTING',
     staticSummary: `track ${row.ref}`,
+    ...(deps.eagerStart ? { requestEagerStart: true } : {}),
   });
+}
+
+/**
+ * Makes sure a catalog row's workflow runs: leaves a running one alone (false), starts one that is
+ * not (true: lost with Temporal's state, terminated by hand). A restored run syncs at once, like a
+ * new one; a paused row's starts paused.
+ */
+export async function restoreWorkflow(deps: TrackingDeps, row: CommunityRow): Promise<boolean> {
+  try {
+    await bounded(deps, () => startWorkflow(deps, row, false, true));
+    return true;
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return false;
+    throw err;
+  }
 }
 
 /**

@@ -1,8 +1,9 @@
-// The Temporal worker: polls the task queue, runs trackCommunity (and the shard workflows) and
+// The Temporal worker: polls the task queue, runs trackCommunity (and the shard and restore workflows) and
 // their activities, and polls the quiet task queue (quiet runs, their own sticky cache) likewise.
 // Workflow code is bundled once per process.
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { Client } from '@temporalio/client';
 import {
   bundleWorkflowCode,
   NativeConnection,
@@ -18,6 +19,7 @@ import type { Sql } from './db/pool.js';
 import type { ShardRouter } from './db/sharding/router.js';
 import { createSourceClients } from './sources/factory.js';
 import type { Logger } from './log.js';
+import { restoreWorkflow, type TrackingDeps } from './tracking.js';
 import { temporalLogger } from './temporal/logger.js';
 
 let runtimeInstalled = false;
@@ -110,7 +112,11 @@ export async function startWorker(opts: {
   const started = Date.now();
   const bundle =
     opts.bundle ?? (config.WORKFLOW_BUNDLE_PATH ? { code: await readFile(config.WORKFLOW_BUNDLE_PATH, 'utf8') } : await bundleWorkflows());
-  const activities = createActivities({ config, catalog, router, sources });
+  // Restored workflows are started on this worker's own connection, so their first tasks can come
+  // back with the start (eager workflow start) instead of through the task queue.
+  const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const tracking: TrackingDeps = { config, catalog, router, temporal, eagerStart: true };
+  const activities = createActivities({ config, catalog, router, sources, restoreWorkflow: (row) => restoreWorkflow(tracking, row) });
   // One bundle for both workers (a copy of a multi-megabyte string each otherwise).
   const workflowBundle = withWorkflowStackFrames(bundle, config.WORKER_WORKFLOW_STACK_FRAMES);
   const create = (taskQueue: string, maxCachedWorkflows: number) =>

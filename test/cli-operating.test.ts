@@ -153,6 +153,31 @@ describe('Operating with the Temporal CLI (README.md)', () => {
     await eventually(async () => (await stack.client.workflow.getHandle(id).describe()).status.name === 'RUNNING');
   });
 
+  it('start --type restoreTracking starts every stopped workflow from the catalog, and leaves running ones alone', async () => {
+    const [kept, ...lost] = ['technology', 'tocancel', 'toterminate'].map((n) => stack.client.workflow.getHandle(`community:${ref(n)}`));
+    const runOf = async (h: typeof kept) => (await h.describe()).runId;
+    for (const h of lost) await h.terminate('lost with Temporal state');
+    const keptRun = await runOf(kept);
+    // The doc's command, on this stack's task queue.
+    const start = find('temporal workflow start --type restoreTracking').replace('lemmy-fetcher', stack.config.TEMPORAL_TASK_QUEUE);
+    await runDoc(start);
+    expect(JSON.parse(await runDoc(find('temporal workflow result --workflow-id restore-tracking') + ' --output json'))).toMatchObject({
+      result: { restored: 2, running: 1 },
+    });
+    for (const h of lost) expect((await h.describe()).status.name).toBe('RUNNING');
+    expect(await runOf(kept)).toBe(keptRun);
+    // The restored runs sync at once, as new ones do.
+    for (const n of ['tocancel', 'toterminate']) await eventually(async () => (await queryStatus(deps, ref(n)))?.syncs === 1, 30_000);
+    // Again: nothing to start, nothing restarted.
+    const runs = await Promise.all(lost.map(runOf));
+    await runDoc(start);
+    expect(JSON.parse(await runDoc(find('temporal workflow result --workflow-id restore-tracking') + ' --output json')).result).toEqual(
+      expect.objectContaining({ restored: 0, running: 3 }),
+    );
+    expect(await Promise.all(lost.map(runOf))).toEqual(runs);
+    expect(await runOf(kept)).toBe(keptRun);
+  });
+
   it('terminate kills the workflow at once; the row stays; a refresh restarts it', async () => {
     const id = `community:${ref('toterminate')}`;
     await runDoc(find('temporal workflow terminate'), id);

@@ -2,3 +2,4 @@
 export { trackCommunity } from './trackCommunity.js';
 export { moveShard } from './moveShard.js';
 export { rebalanceShards } from './rebalanceShards.js';
+export { restoreTracking } from './restoreTracking.js';

@@ -105,6 +105,26 @@ export async function listCommunities(sql: Sql): Promise<CommunityRow[]> {
   return sql<CommunityRow[]>`select * from communities order by ref`;
 }
 
+/** Communities in the order they were tracked, keyset by id (`afterId` excluded): a walk over the whole catalog. */
+export async function communitiesAfterId(sql: Sql, afterId: number, limit: number): Promise<CommunityRow[]> {
+  return sql<CommunityRow[]>`select * from communities where id > ${afterId} order by id limit ${limit}`;
+}
+
+/** The catalog's clock, for comparing with times it wrote. */
+export async function catalogNow(sql: Sql): Promise<Date> {
+  const [row] = await sql<{ now: Date }[]>`select now()`;
+  return row.now;
+}
+
+/** Of these communities, the ids of those not paused with no sync attempt ended since `since`. */
+export async function unattemptedSince(sql: Sql, ids: number[], since: Date): Promise<number[]> {
+  if (ids.length === 0) return [];
+  const rows = await sql<{ id: number }[]>`
+    select id from communities
+    where id = any(${ids}::bigint[]) and paused_at is null and (last_attempt_at is null or last_attempt_at < ${since})`;
+  return rows.map((r) => Number(r.id));
+}
+
 /** One page of communities, most recently tracked first, keyset by id (`beforeId` excluded). */
 export async function communitiesPage(
   sql: Sql,

@@ -28,10 +28,14 @@ export interface DevServerOptions {
 /**
  * What every dev server we start runs with. Eager activity execution: a sync scheduled by a
  * workflow task comes back to the worker in the answer to that task's completion, rather than
- * through a poll of the activity queue (measured in bench/RESULTS.md, "Scale").
+ * through a poll of the activity queue (measured in bench/RESULTS.md, "Scale"). Eager workflow
+ * start: the same for a workflow's first task, when a worker's own client starts it ("Eager
+ * workflow start").
  */
 export const DEV_SERVER_DYNAMIC_CONFIG: Readonly<Record<string, unknown>> = {
   'system.enableActivityEagerExecution': true,
+  // Starts by a worker's own client (restoreTracking): the first task comes back with the start.
+  'system.enableEagerWorkflowStart': true,
 };
 
 /** The Go runtime's garbage collector, as its environment variables spell it. */

@@ -1,0 +1,82 @@
+// restoreWorkflows: makes sure every community in the catalog has its trackCommunity workflow
+// running (the restoreTracking workflow runs it), for when Temporal's state was lost or the system
+// moved to another Temporal cluster. It walks the catalog in id order, a page at a time, and
+// heartbeats how far it got, so a retry resumes there. Idempotent: a running workflow is left
+// alone. Restored runs sync at once, like new ones, so at most `window` of the ones it started may
+// be waiting for that first sync: more would only queue first workflow tasks in Temporal
+// (bench/RESULTS.md, "Fleet", run 1). The starts are eager (the first task comes back with the
+// start, to this worker) when the worker has a free slot.
+import { Context } from '@temporalio/activity';
+import { catalogNow, communitiesAfterId, unattemptedSince, type CommunityRow } from '../src/db/communities.js';
+import type { Sql } from '../src/db/pool.js';
+
+export interface RestoreInput {
+  /** Communities per catalog page (default 100). */
+  pageSize?: number;
+  /** Starts in flight at once (default 20). */
+  concurrency?: number;
+  /** Workflows it started that may be waiting for their first sync (default 400). */
+  window?: number;
+}
+
+export interface RestoreProgress {
+  /** The last catalog id handled. */
+  afterId: number;
+  /** Workflows it started (none was running). */
+  restored: number;
+  /** Workflows it found running and left alone. */
+  running: number;
+  /** The catalog's time when the restore began: a sync attempt since then is a restored run's. */
+  since: string;
+}
+
+/** A window that has not moved for this long (runs that cannot sync yet) no longer holds the restore back. */
+const STALLED_WINDOW_MS = 60_000;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function createRestoreActivity(deps: { catalog: Sql; restoreWorkflow(row: CommunityRow): Promise<boolean> }) {
+  return async function restoreWorkflows(input: RestoreInput = {}): Promise<RestoreProgress> {
+    const ctx = Context.current();
+    const pageSize = input.pageSize ?? 100;
+    const concurrency = input.concurrency ?? 20;
+    const window = Math.max(input.window ?? 400, pageSize);
+    const progress: RestoreProgress = (ctx.info.heartbeatDetails as RestoreProgress | undefined) ?? {
+      afterId: 0,
+      restored: 0,
+      running: 0,
+      since: (await catalogNow(deps.catalog)).toISOString(),
+    };
+    const since = new Date(progress.since);
+    // Started by this attempt and not yet past their first sync attempt.
+    let waiting: number[] = [];
+    for (;;) {
+      ctx.heartbeat(progress);
+      const rows = await communitiesAfterId(deps.catalog, progress.afterId, pageSize);
+      if (rows.length === 0) return progress;
+      let least = Number.POSITIVE_INFINITY;
+      let movedAt = Date.now();
+      for (;;) {
+        waiting = await unattemptedSince(deps.catalog, waiting, since);
+        if (waiting.length <= window - rows.length) break;
+        if (waiting.length < least) [least, movedAt] = [waiting.length, Date.now()];
+        else if (Date.now() - movedAt > STALLED_WINDOW_MS) break;
+        ctx.heartbeat(progress);
+        await Promise.race([sleep(500), ctx.cancelled]);
+      }
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: Math.min(concurrency, rows.length) }, async () => {
+          while (next < rows.length) {
+            const row = rows[next++];
+            if (await deps.restoreWorkflow(row)) {
+              progress.restored++;
+              if (!row.paused_at) waiting.push(row.id);
+            } else progress.running++;
+          }
+        }),
+      );
+      progress.afterId = rows[rows.length - 1].id;
+    }
+  };
+}
