@@ -275,7 +275,10 @@ async function runFleet(
           .map((k) => `${k} ${fmt((100 * (now.cpu[k] - last.cpu[k])) / dt, 0)}`)
           .join(' ');
         log(
-          `t=${fmt((now.at - loadStart) / 1000)} s: started ${started}/${o.n} (${per(started, last.started)}/s), ` +
+          `t=${fmt((now.at - loadStart) / 1000)} s: ${
+            // restoreTracking reports its count when it ends (its progress is its heartbeat, in the Temporal UI).
+            o.via === 'restore' && started === 0 ? 'restoreTracking running' : `started ${started}/${o.n} (${per(started, last.started)}/s)`
+          }, ` +
             `first syncs ${firstSynced} (${per(firstSynced, last.firstSynced)}/s), syncs ${totalSyncs} (${per(totalSyncs, last.syncs)}/s: ` +
             `busy ${per(now.busy, last.busy)}, hourly ${per(now.hourly, last.hourly)}, ` +
             `quiet ${per(now.syncs - now.busy - now.hourly, last.syncs - last.busy - last.hourly)}); ` +

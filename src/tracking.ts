@@ -97,12 +97,16 @@ function startsOnQuietQueue(row: CommunityRow, quietRuns: QuietRuns): boolean {
 }
 
 /**
- * `fresh`: the catalog row was just created, so a workflow still open under this id belongs to a
- * removed row (a delete whose cancellation is still under way): replace it, or the new row would
- * be "tracked" by a run that is about to end. Otherwise a second add joins the running workflow;
- * `onlyIfNotRunning` refuses to (WorkflowExecutionAlreadyStartedError) instead.
+ * What a start does when the workflow already runs. `join` (a second add, a refresh): nothing, the
+ * running one goes on. `replace`: the catalog row was just created, so a workflow still open under
+ * this id belongs to a removed row (a delete whose cancellation is still under way), and the new
+ * row must not be "tracked" by a run about to end. `refuse`: WorkflowExecutionAlreadyStartedError,
+ * to tell a start from a join.
  */
-function startWorkflow(deps: TrackingDeps, row: CommunityRow, fresh = false, onlyIfNotRunning = false) {
+type IfRunning = 'join' | 'replace' | 'refuse';
+const CONFLICT_POLICY = { join: 'USE_EXISTING', replace: 'TERMINATE_EXISTING', refuse: 'FAIL' } as const;
+
+function startWorkflow(deps: TrackingDeps, row: CommunityRow, ifRunning: IfRunning = 'join') {
   const quietRuns = quietRunsOf(deps.config);
   const onQuietTaskQueue = startsOnQuietQueue(row, quietRuns);
   return deps.temporal.workflow.start(trackCommunity, {
@@ -122,7 +126,7 @@ function startWorkflow(deps: TrackingDeps, row: CommunityRow, fresh = false, onl
         ...(row.paused_at ? { paused: true } : {}),
       },
     ],
-    workflowIdConflictPolicy: fresh ? 'TERMINATE_EXISTING' : onlyIfNotRunning ? 'FAIL' : 'USE_EXISTING',
+    workflowIdConflictPolicy: CONFLICT_POLICY[ifRunning],
     staticSummary: `track ${row.ref}`,
     ...(deps.eagerStart ? { requestEagerStart: true } : {}),
   });
@@ -135,7 +139,7 @@ function startWorkflow(deps: TrackingDeps, row: CommunityRow, fresh = false, onl
  */
 export async function restoreWorkflow(deps: TrackingDeps, row: CommunityRow): Promise<boolean> {
   try {
-    await bounded(deps, () => startWorkflow(deps, row, false, true));
+    await bounded(deps, () => startWorkflow(deps, row, 'refuse'));
     return true;
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) return false;
@@ -166,7 +170,7 @@ export async function startTracking(deps: TrackingDeps, c: NewTracking): Promise
     state: c.state,
   });
   try {
-    await bounded(deps, () => startWorkflow(deps, row, created));
+    await bounded(deps, () => startWorkflow(deps, row, created ? 'replace' : 'join'));
   } catch (err) {
     if (created) await deleteCommunityRow(deps.catalog, row.id).catch(() => {});
     throw err;
