@@ -155,9 +155,11 @@ describe('Operating with the Temporal CLI (README.md)', () => {
 
   it('start --type restoreTracking starts every stopped workflow from the catalog, and leaves running ones alone', async () => {
     const [kept, ...lost] = ['technology', 'tocancel', 'toterminate'].map((n) => stack.client.workflow.getHandle(`community:${ref(n)}`));
-    const runOf = async (h: typeof kept) => (await h.describe()).runId;
+    // The first run of the workflow's chain: a roll-over (continue-as-new) keeps it, a restart does not.
+    const runOf = async (h: typeof kept) => (await h.describe()).raw.workflowExecutionInfo?.firstRunId;
     for (const h of lost) await h.terminate('lost with Temporal state');
     const keptRun = await runOf(kept);
+    expect(keptRun).toMatch(/\w/);
     // The doc's command, on this stack's task queue.
     const start = find('temporal workflow start --type restoreTracking').replace('lemmy-fetcher', stack.config.TEMPORAL_TASK_QUEUE);
     await runDoc(start);
