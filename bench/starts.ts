@@ -23,7 +23,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (line: string) => process.stderr.write(`[starts] ${line}\n`);
 
 interface Round {
-  variant: 'over gRPC (as shipped)' | 'eager, on the worker’s connection (not shipped)';
+  variant: 'over gRPC (the API’s way)' | 'eager, on the worker’s connection (restoreTracking’s way)';
   n: number;
   eagerly: number;
   seconds: number;
@@ -58,14 +58,15 @@ export async function run(argv: string[]): Promise<void> {
       connection,
     });
     let eagerly = 0;
-    const askEager: WorkflowClientInterceptor = {
+    // The eager rounds ask through TrackingDeps.eagerStart, as restoreTracking does; this only counts the answers.
+    const countEager: WorkflowClientInterceptor = {
       async startWithDetails(input, next) {
-        const out = await next({ ...input, options: { ...input.options, requestEagerStart: true } });
+        const out = await next(input);
         if (out.eagerlyStarted) eagerly++;
         return out;
       },
     };
-    const eagerClient = new Client({ connection, namespace: be.config.TEMPORAL_NAMESPACE, interceptors: { workflow: [askEager] } });
+    const eagerClient = new Client({ connection, namespace: be.config.TEMPORAL_NAMESPACE, interceptors: { workflow: [countEager] } });
     const fakes = await be.startFakes(Math.ceil((2 * rounds * n + 300) / perInstance));
     const pgPids = be.nodes.map((x) => x.pid!).filter(Boolean);
     const temporalPid = be.temporal.pid!;
@@ -84,6 +85,7 @@ export async function run(argv: string[]): Promise<void> {
         catalog: be.storage.catalog,
         router: be.storage.router,
         temporal: eager ? eagerClient : be.client,
+        eagerStart: eager,
       };
       const size = r < 0 ? Math.min(n, 300) : n;
       const sources = Array.from({ length: size }, () => {
@@ -124,7 +126,7 @@ export async function run(argv: string[]): Promise<void> {
       }
       if (r < 0) continue;
       const round: Round = {
-        variant: eager ? 'eager, on the worker’s connection (not shipped)' : 'over gRPC (as shipped)',
+        variant: eager ? 'eager, on the worker’s connection (restoreTracking’s way)' : 'over gRPC (the API’s way)',
         n,
         eagerly,
         seconds: (Date.now() - t0) / 1000,
