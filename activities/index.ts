@@ -4,7 +4,7 @@ import type { Sql } from '../src/db/pool.js';
 import type { ShardRouter } from '../src/db/sharding/router.js';
 import type { Sources } from '../src/sources/registry.js';
 import type { CommunityRow } from '../src/db/communities.js';
-import { createRestoreActivity } from './restore.js';
+import { createRestoreActivity, type RestoreOutcome } from './restore.js';
 import { createScheduleActivity } from './schedule.js';
 import { createShardActivities } from './shards.js';
 import { createSyncActivity } from './sync.js';
@@ -15,7 +15,7 @@ export interface ActivityDeps {
   router: ShardRouter;
   sources: Sources;
   /** src/tracking.ts's restoreWorkflow on the worker's own Temporal connection (eager starts). */
-  restoreWorkflow(row: CommunityRow): Promise<boolean>;
+  restoreWorkflow(row: CommunityRow): Promise<RestoreOutcome>;
 }
 
 export function createActivities(deps: ActivityDeps) {

@@ -2,10 +2,11 @@
 // running (the restoreTracking workflow runs it), for when Temporal's state was lost or the system
 // moved to another Temporal cluster. It walks the catalog in id order, a page at a time, and
 // heartbeats how far it got, so a retry resumes there. Idempotent: a running workflow is left
-// alone. Restored runs sync at once, like new ones, so at most `window` of the ones it started may
-// be waiting for that first sync: more would only queue first workflow tasks in Temporal
-// (bench/RESULTS.md, "Fleet", run 1). The starts are eager (the first task comes back with the
-// start, to this worker) when the worker has a free slot.
+// alone. A community whose last sync succeeded resumes its schedule (the next sync the catalog
+// recorded); any other syncs at once, like a new one, and so does a resumed one already due: at
+// most `window` of the ones it started may be waiting for such a first sync, as more would only
+// queue first workflow tasks in Temporal (bench/RESULTS.md, "Fleet", run 1). The starts are eager
+// (the first task comes back with the start, to this worker) when the worker has a free slot.
 import { Context } from '@temporalio/activity';
 import { catalogNow, communitiesAfterId, unattemptedSince, type CommunityRow } from '../src/db/communities.js';
 import type { Sql } from '../src/db/pool.js';
@@ -15,7 +16,7 @@ export interface RestoreInput {
   pageSize?: number;
   /** Starts in flight at once (default 20). */
   concurrency?: number;
-  /** Workflows it started that may be waiting for their first sync (default 400). */
+  /** Workflows it started that may be waiting for their first sync (default 400); resumed ones not yet due do not count. */
   window?: number;
 }
 
@@ -24,18 +25,23 @@ export interface RestoreProgress {
   afterId: number;
   /** Workflows it started (none was running). */
   restored: number;
+  /** Of those, how many took up the schedule the catalog recorded (their last sync had succeeded). */
+  resumed: number;
   /** Workflows it found running and left alone. */
   running: number;
   /** The catalog's time when the restore began: a sync attempt since then is a restored run's. */
   since: string;
 }
 
+/** What starting one row's workflow did (src/tracking.ts's restoreWorkflow; declared here to keep activities/ out of src/'s imports). */
+export type RestoreOutcome = { started: false } | { started: true; resumed: boolean; syncsNow: boolean };
+
 /** A window that has not moved for this long (runs that cannot sync yet) no longer holds the restore back. */
 const STALLED_WINDOW_MS = 60_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export function createRestoreActivity(deps: { catalog: Sql; restoreWorkflow(row: CommunityRow): Promise<boolean> }) {
+export function createRestoreActivity(deps: { catalog: Sql; restoreWorkflow(row: CommunityRow): Promise<RestoreOutcome> }) {
   return async function restoreWorkflows(input: RestoreInput = {}): Promise<RestoreProgress> {
     const ctx = Context.current();
     const pageSize = input.pageSize ?? 100;
@@ -44,9 +50,11 @@ export function createRestoreActivity(deps: { catalog: Sql; restoreWorkflow(row:
     const progress: RestoreProgress = (ctx.info.heartbeatDetails as RestoreProgress | undefined) ?? {
       afterId: 0,
       restored: 0,
+      resumed: 0,
       running: 0,
       since: (await catalogNow(deps.catalog)).toISOString(),
     };
+    progress.resumed ??= 0; // a heartbeat of a worker before resumed runs
     const since = new Date(progress.since);
     // Started by this attempt and not yet past their first sync attempt.
     let waiting: number[] = [];
@@ -69,10 +77,14 @@ export function createRestoreActivity(deps: { catalog: Sql; restoreWorkflow(row:
         Array.from({ length: Math.min(concurrency, rows.length) }, async () => {
           while (next < rows.length) {
             const row = rows[next++];
-            if (await deps.restoreWorkflow(row)) {
-              progress.restored++;
-              if (!row.paused_at) waiting.push(row.id);
-            } else progress.running++;
+            const outcome = await deps.restoreWorkflow(row);
+            if (!outcome.started) {
+              progress.running++;
+              continue;
+            }
+            progress.restored++;
+            if (outcome.resumed) progress.resumed++;
+            if (outcome.syncsNow) waiting.push(row.id);
           }
         }),
       );

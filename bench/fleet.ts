@@ -1,7 +1,7 @@
 // `npm run bench -- fleet [--n 50000] [--duration 600] [--cache 4000] [--quiet-cache <WORKER_QUIET_CACHED_WORKFLOWS default>]
 //   [--per-instance 250] [--rps 1000]
 //   [--seed 5] [--concurrency 50] [--window 0] [--startup-timeout 3000] [--window-from 0] [--progress 10]
-//   [--via track|restore] [--profile] [--no-append]`
+//   [--via track|restore] [--synced] [--profile] [--no-append]`
 // Issue 13's fleet target: N communities tracked with the adaptive policy (60–3600 s) and the
 // realistic mix of the freshness bench (80 % post about once a day, 15 % once an hour, 5 % once a
 // minute), one worker child process with a sticky cache sized for the busy communities (--cache)
@@ -16,15 +16,20 @@
 // sticky cache. `--profile`: the worker under `node --cpu-prof`, each thread summarised over start-up.
 // `--via restore`: the catalog is filled first (not timed), and start-up is the restoreTracking
 // workflow starting every community's workflow from the worker (eager starts), until every first sync.
+// `--synced` (with `--via restore`): the catalog as a fleet in step leaves it, every row's last sync
+// a success at a random moment of its interval (the adaptive one for its class), so that restored
+// runs resume their schedules; start-up is then the restore itself (every workflow running).
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
+import { defaultPayloadConverter } from '@temporalio/common';
 import path from 'node:path';
 import { loadConfig } from '../src/config.js';
-import { insertCommunity, syncedCommunityCount } from '../src/db/communities.js';
+import { insertCommunity, saveSyncSuccess, syncedCommunityCount } from '../src/db/communities.js';
 import { logicalShardOf } from '../src/db/sharding/router.js';
 import { normalizeInstance } from '../src/sources/lemmy/refs.js';
 import { startTracking } from '../src/tracking.js';
 import { RESTORE_WORKFLOW_ID } from '../workflows/restoreTracking.js';
+import { intervalFor } from '../workflows/refreshPolicy.js';
 import { SYNCS_PER_RUN } from '../workflows/trackCommunity.js';
 import type { FakeLemmy } from '../test/fake-lemmy.js';
 import { flag, freePort, hasFlag, startBenchEnv, type BenchEnv } from './support/env.js';
@@ -143,6 +148,8 @@ async function runFleet(
     window: number;
     /** `track`: startTracking per community (the API's way); `restore`: the catalog filled first, then the restoreTracking workflow. */
     via: 'track' | 'restore';
+    /** With `restore`: every row saved as synced before (a fleet in step), not new. */
+    synced: boolean;
     startupTimeout: number;
     windowFrom: number;
     progress: number;
@@ -224,24 +231,56 @@ async function runFleet(
   let totalSyncs = 0;
   let pgPssMax = 0;
   let polling = true;
+  /** `--synced`: each community's last sync as seeded, which its first resumed sync follows. */
+  const seededSyncs = new Map<string, number>();
   if (o.via === 'restore') {
     // The catalog as a lost Temporal would leave it: every row, no workflow (not timed).
-    await mapLimit(sources, 50, (s) => {
+    const policy = { mode: 'adaptive' as const, minSeconds: 60, maxSeconds: 3600 };
+    await mapLimit(sources, 50, async (s) => {
       const ref = `${s.name}@${s.host}`;
-      return insertCommunity(be.storage.catalog, {
+      const { row } = await insertCommunity(be.storage.catalog, {
         ref,
         instance: s.instance,
         host: s.host,
         name: s.name,
         refreshSeconds: be.config.REFRESH_SECONDS,
-        refreshPolicy: 'adaptive',
-        minRefreshSeconds: 60,
-        maxRefreshSeconds: 3600,
+        refreshPolicy: policy.mode,
+        minRefreshSeconds: policy.minSeconds,
+        maxRefreshSeconds: policy.maxSeconds,
         shard: logicalShardOf(ref),
       });
+      if (!o.synced) return;
+      // Its last sync a random moment of its interval ago, as the workflow would have planned it.
+      const rate = CLASSES[s.cls].perHour;
+      const { seconds, reason } = intervalFor({
+        policy,
+        fixedSeconds: be.config.REFRESH_SECONDS,
+        rate,
+        consecutiveFailures: 0,
+        random: Math.random(),
+      });
+      const at = new Date(Date.now() - Math.random() * seconds * 1000);
+      seededSyncs.set(s.name, at.getTime());
+      await saveSyncSuccess(be.storage.catalog, row.id, {
+        state: {},
+        inserted: 0,
+        at,
+        schedule: { intervalSeconds: seconds, reason, postsPerHour: rate },
+      });
     });
-    log(`catalog filled with ${o.n} communities; restoring their workflows`);
+    log(`catalog filled with ${o.n} communities${o.synced ? ' (as synced before)' : ''}; restoring their workflows`);
   }
+  // The restore's progress as an operator sees it (`temporal workflow describe`): its activity's heartbeat.
+  const restoreProgress = async () => {
+    try {
+      const d = await be.client.workflow.getHandle(RESTORE_WORKFLOW_ID).describe();
+      const payload = d.raw.pendingActivities?.[0]?.heartbeatDetails?.payloads?.[0];
+      const p = payload ? defaultPayloadConverter.fromPayload<{ restored: number; resumed?: number; running: number }>(payload) : undefined;
+      return p ? `restoreTracking: ${p.restored} restored (${p.resumed ?? 0} resumed), ${p.running} running` : 'restoreTracking running';
+    } catch {
+      return 'restoreTracking running';
+    }
+  };
   const loadStart = Date.now();
   const poller = (async () => {
     let last = { at: Date.now(), started: 0, firstSynced: 0, syncs: 0, busy: 0, hourly: 0, cpu: {} as Record<string, number> };
@@ -277,7 +316,7 @@ async function runFleet(
         log(
           `t=${fmt((now.at - loadStart) / 1000)} s: ${
             // restoreTracking reports its count when it ends (its progress is its heartbeat, in the Temporal UI).
-            o.via === 'restore' && started === 0 ? 'restoreTracking running' : `started ${started}/${o.n} (${per(started, last.started)}/s)`
+            o.via === 'restore' && started === 0 ? await restoreProgress() : `started ${started}/${o.n} (${per(started, last.started)}/s)`
           }, ` +
             `first syncs ${firstSynced} (${per(firstSynced, last.firstSynced)}/s), syncs ${totalSyncs} (${per(totalSyncs, last.syncs)}/s: ` +
             `busy ${per(now.busy, last.busy)}, hourly ${per(now.hourly, last.hourly)}, ` +
@@ -380,8 +419,9 @@ async function runFleet(
       select coalesce(sum(1.0 / interval_seconds), 0)::float8 as r from communities where interval_seconds > 0`;
     runMonitor.stop();
 
-    // Sync starts: the first newest-posts page each sync asks for (metadata only when stale).
-    const starts = new Map<string, number[]>();
+    // Sync starts: the first newest-posts page each sync asks for (metadata only when stale); a
+    // seeded sync counts as one, so that a resumed run's first sync is measured against its due time.
+    const starts = new Map<string, number[]>([...seededSyncs].map(([name, at]) => [name, [at]]));
     for (const fake of fakes) {
       for (const r of fake.requests) {
         if (!r.path.endsWith('/post/list') || r.query.page !== '1' || !r.community) continue;
@@ -510,9 +550,11 @@ export async function run(argv: string[]): Promise<void> {
     windowFrom: flag(argv, 'window-from', 0),
     progress: flag(argv, 'progress', 10),
     via: flag(argv, 'via', 'track') === 'restore' ? ('restore' as const) : ('track' as const),
+    synced: hasFlag(argv, 'synced'),
     profileDir: hasFlag(argv, 'profile') ? mkdtempSync(path.join(os.tmpdir(), 'lemmy-fetcher-prof-')) : undefined,
   };
   if (o.seed < 3) throw new Error('--seed: at least 3 posts, or a first sync cannot sample the posting rate');
+  if (o.synced && o.via !== 'restore') throw new Error('--synced: only with --via restore (new communities have never synced)');
   const be = await startBenchEnv({
     env: {
       INSTANCE_REQUESTS_PER_SECOND: String(o.rps),
@@ -593,7 +635,7 @@ export async function run(argv: string[]): Promise<void> {
   const notes = [
     `${r.n} communities on ${r.instances} fake Lemmy instances (loopback ports, served by the bench process), mix of the freshness bench interleaved (per 20: 1 busy ~1 post/min, 3 hourly ~1 post/h, 16 quiet ~1 post/day); each seeded with ${o.seed} posts at its own rate so that the adaptive first sync samples it, then Poisson arrivals; INSTANCE_REQUESTS_PER_SECOND=${o.rps}`,
     `adaptive policy 60–3600 s for every community; one worker child process with WORKER_MAX_CACHED_WORKFLOWS=${r.cache} and WORKER_QUIET_CACHED_WORKFLOWS=${r.quietCache} (the quiet runs' task queue) (defaults otherwise: ${defaults.WORKER_MAX_CONCURRENT_ACTIVITIES} concurrent activities), runs of at most ${SYNCS_PER_RUN} syncs (SYNCS_PER_RUN), ${defaults.QUIET_RUN_SYNCS} from an interval of ${defaults.QUIET_RUN_FROM_SECONDS} s on (QUIET_RUN_SYNCS, QUIET_RUN_FROM_SECONDS); file-backed Temporal dev server; embedded Postgres catalog + 2 shards`,
-    `start-up: ${o.via === 'restore' ? `the restoreTracking workflow over ${r.n} catalog rows, ${o.concurrency} starts at a time${o.window > 0 ? `, at most ${o.window} waiting for their first sync` : ' (its default window)'}` : `${r.n} startTracking calls with concurrency ${o.concurrency}${o.window > 0 ? `, at most ${o.window} started and not yet synced` : ''}`} (${r.started < r.n ? `${r.started} of ${r.n} started before the deadline` : `all started after ${fmt(r.startedSeconds, 0)} s`}), until every community had its first sync (${Number.isFinite(r.startupSeconds) ? `${fmt(r.startupSeconds, 0)} s` : `not done within ${o.startupTimeout} s: ${r.firstSynced} of ${r.n}`}); CPU % over start-up: ${PROCS.map((p) => `${p} ${fmt(r.startupCpu[p] ?? Number.NaN, 0)}`).join(', ')}; the whole machine ${fmt(r.startupMachineCpu, 0)} (window: ${fmt(r.machineCpu, 0)}; the difference to the sum of the columns is anything else running)`,
+    `start-up: ${o.via === 'restore' ? `the restoreTracking workflow over ${r.n} catalog rows${o.synced ? " saved as synced before (`--synced`: each one's last sync at a random moment of its interval, so restored runs resume their schedules)" : ''}, ${o.concurrency} starts at a time${o.window > 0 ? `, at most ${o.window} waiting for their first sync` : ' (its default window)'}` : `${r.n} startTracking calls with concurrency ${o.concurrency}${o.window > 0 ? `, at most ${o.window} started and not yet synced` : ''}`} (${r.started < r.n ? `${r.started} of ${r.n} started before the deadline` : `all started after ${fmt(r.startedSeconds, 0)} s`}), until every community had its first sync (${Number.isFinite(r.startupSeconds) ? `${fmt(r.startupSeconds, 0)} s` : `not done within ${o.startupTimeout} s: ${r.firstSynced} of ${r.n}`}); CPU % over start-up: ${PROCS.map((p) => `${p} ${fmt(r.startupCpu[p] ?? Number.NaN, 0)}`).join(', ')}; the whole machine ${fmt(r.startupMachineCpu, 0)} (window: ${fmt(r.machineCpu, 0)}; the difference to the sum of the columns is anything else running)`,
     `window of ${fmt(r.windowSeconds, 0)} s ${o.windowFrom > 0 ? `from ${o.windowFrom} s after the first start or right after start-up, whichever came later` : 'right after start-up'}: syncs/s by class ${per}. Long-run = Σ 1/interval over the catalog at the end; quiet and hourly communities synced during start-up are next due up to an hour later, so a window shortly after start-up sees mostly the busy ones`,
     `lag = sync start (first newest-posts request the fake saw) − the due time the catalog recorded with the previous sync (next_sync_at, polled every 5 s; ${r.lagUnmatched} syncs without a recorded due time left out); a community due > 2 s before the end of the window and not started counts with its lag so far ("overdue"). The worker's own histogram (lemmy_fetcher_sync_schedule_lag_seconds): ${fmt(100 * r.workerWithin5s, 1)} % of the window's scheduled syncs started within 5 s`,
     `sticky cache (Temporal SDK metrics) over the window: ${fmt(r.sticky.hits)} hits, ${fmt(r.sticky.misses)} misses, ${fmt(r.sticky.evictions)} forced evictions; size ${fmt(r.sticky.size)} at the end; of which the quiet runs' queue: ${fmt(r.quietSticky.hits)} hits, ${fmt(r.quietSticky.misses)} misses, ${fmt(r.quietSticky.evictions)} forced evictions, size ${fmt(r.quietSticky.size)}`,

@@ -28,6 +28,7 @@ import {
   SYNCS_PER_RUN,
   trackCommunity,
   workflowIdOf,
+  type CarriedState,
   type CommunityStatus,
   type QuietRuns,
 } from '../workflows/trackCommunity.js';
@@ -106,9 +107,12 @@ function startsOnQuietQueue(row: CommunityRow, quietRuns: QuietRuns): boolean {
 type IfRunning = 'join' | 'replace' | 'refuse';
 const CONFLICT_POLICY = { join: 'USE_EXISTING', replace: 'TERMINATE_EXISTING', refuse: 'FAIL' } as const;
 
-function startWorkflow(deps: TrackingDeps, row: CommunityRow, ifRunning: IfRunning = 'join') {
+function startWorkflow(deps: TrackingDeps, row: CommunityRow, ifRunning: IfRunning = 'join', resumed?: CarriedState) {
   const quietRuns = quietRunsOf(deps.config);
-  const onQuietTaskQueue = startsOnQuietQueue(row, quietRuns);
+  // A resumed run knows its interval; a new one starts where its longest may be.
+  const onQuietTaskQueue = resumed
+    ? quietRuns.taskQueues !== undefined && resumed.status.refreshSeconds >= quietRuns.fromSeconds
+    : startsOnQuietQueue(row, quietRuns);
   return deps.temporal.workflow.start(trackCommunity, {
     workflowId: workflowIdOf(row.ref),
     taskQueue: onQuietTaskQueue ? quietRuns.taskQueues!.quiet : deps.config.TEMPORAL_TASK_QUEUE,
@@ -124,6 +128,7 @@ function startWorkflow(deps: TrackingDeps, row: CommunityRow, ifRunning: IfRunni
         ...(onQuietTaskQueue ? { onQuietTaskQueue } : {}),
         // A paused row's workflow starts paused (e.g. restarted by a refresh after it was terminated).
         ...(row.paused_at ? { paused: true } : {}),
+        ...(resumed ? { carried: resumed } : {}),
       },
     ],
     workflowIdConflictPolicy: CONFLICT_POLICY[ifRunning],
@@ -133,16 +138,61 @@ function startWorkflow(deps: TrackingDeps, row: CommunityRow, ifRunning: IfRunni
 }
 
 /**
- * Makes sure a catalog row's workflow runs: leaves a running one alone (false), starts one that is
- * not (true: lost with Temporal's state, terminated by hand). A restored run syncs at once, like a
- * new one; a paused row's starts paused.
+ * The state a restored run takes up from the catalog, as if continued from the run that was lost:
+ * a community whose last sync succeeded keeps its counts, posting rate and interval, and waits for
+ * the next sync the catalog recorded (syncing at once when that has passed). Undefined for any
+ * other row (never synced, failing, paused), which starts as a new run does: a sync at once.
+ * Resuming is what lets a fleet come back in minutes: a run that only waits costs one small
+ * workflow task, where a first sync of every community at once is the box's whole capacity for
+ * half an hour (bench/RESULTS.md, "Fleet").
  */
-export async function restoreWorkflow(deps: TrackingDeps, row: CommunityRow): Promise<boolean> {
+export function resumedStateOf(row: CommunityRow, nowMs: number): CarriedState | undefined {
+  if (row.paused_at || row.sync_state !== 'waiting' || !row.last_update) return undefined;
+  const refreshSeconds = row.interval_seconds ?? row.refresh_seconds;
+  const dueMs = row.next_sync_at?.getTime() ?? nowMs;
+  return {
+    status: {
+      state: 'waiting',
+      lastSyncAt: row.last_update.toISOString(),
+      nextSyncAt: new Date(dueMs).toISOString(),
+      lastError: null,
+      syncs: row.syncs,
+      postsStored: row.posts_stored,
+      refreshSeconds,
+      refreshPolicy: row.refresh_policy,
+      minRefreshSeconds: row.min_refresh_seconds,
+      maxRefreshSeconds: row.max_refresh_seconds,
+      // Empty (a row saved before reasons were): the run plans its interval afresh.
+      reason: row.refresh_reason ?? '',
+      consecutiveFailures: 0,
+      postsPerHour: row.posts_per_hour,
+    },
+    syncNow: dueMs <= nowMs,
+    // The run's next sync is due at waitStartedAt + its interval: the catalog's next_sync_at.
+    waitStartedAt: dueMs - refreshSeconds * 1000,
+    cycles: 0,
+  };
+}
+
+/** What a restore did with one catalog row. */
+export type RestoreOutcome =
+  /** Its workflow was running: left alone. */
+  | { started: false }
+  /** Started: `resumed` took up the catalog's schedule (resumedStateOf); `syncsNow`: its first step is a sync. */
+  | { started: true; resumed: boolean; syncsNow: boolean };
+
+/**
+ * Makes sure a catalog row's workflow runs: leaves a running one alone, starts one that is not
+ * (lost with Temporal's state, terminated by hand). A row whose last sync succeeded resumes its
+ * schedule (resumedStateOf); any other syncs at once, like a new one; a paused row's starts paused.
+ */
+export async function restoreWorkflow(deps: TrackingDeps, row: CommunityRow, nowMs = Date.now()): Promise<RestoreOutcome> {
+  const resumed = resumedStateOf(row, nowMs);
   try {
-    await bounded(deps, () => startWorkflow(deps, row, 'refuse'));
-    return true;
+    await bounded(deps, () => startWorkflow(deps, row, 'refuse', resumed));
+    return { started: true, resumed: resumed !== undefined, syncsNow: resumed ? resumed.syncNow : !row.paused_at };
   } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) return false;
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return { started: false };
     throw err;
   }
 }

@@ -164,12 +164,20 @@ describe('Operating with the Temporal CLI (README.md)', () => {
     const start = find('temporal workflow start --type restoreTracking').replace('lemmy-fetcher', stack.config.TEMPORAL_TASK_QUEUE);
     await runDoc(start);
     expect(JSON.parse(await runDoc(find('temporal workflow result --workflow-id restore-tracking') + ' --output json'))).toMatchObject({
-      result: { restored: 2, running: 1 },
+      result: { restored: 2, resumed: 2, running: 1 },
     });
     for (const h of lost) expect((await h.describe()).status.name).toBe('RUNNING');
     expect(await runOf(kept)).toBe(keptRun);
-    // The restored runs sync at once, as new ones do.
-    for (const n of ['tocancel', 'toterminate']) await eventually(async () => (await queryStatus(deps, ref(n)))?.syncs === 1, 30_000);
+    // The restored runs had synced: each takes up its schedule from the catalog and waits for its next sync.
+    for (const n of ['tocancel', 'toterminate']) {
+      const row = (await listCommunities(stack.storage.catalog)).find((r) => r.ref === ref(n))!;
+      expect(await queryStatus(deps, ref(n))).toMatchObject({
+        state: 'waiting',
+        syncs: row.syncs,
+        lastSyncAt: row.last_update!.toISOString(),
+        nextSyncAt: row.next_sync_at!.toISOString(),
+      });
+    }
     // Again: nothing to start, nothing restarted.
     const runs = await Promise.all(lost.map(runOf));
     await runDoc(start);

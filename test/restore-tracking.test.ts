@@ -1,8 +1,17 @@
 // restoreTracking on a catalog whose communities have no workflows (as after Temporal's state was
 // lost): every one is started, a paused one paused, and the restore paces itself, starting a page
-// only once the runs it started before have had their first sync (its window).
+// only once the runs it started before have had their first sync (its window). A community that had
+// synced resumes its schedule: it waits for the next sync the catalog recorded, or syncs at once
+// when that has passed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { insertCommunity, listCommunities, setCommunityPaused } from '../src/db/communities.js';
+import {
+  communityByRef,
+  insertCommunity,
+  listCommunities,
+  saveSyncError,
+  saveSyncSuccess,
+  setCommunityPaused,
+} from '../src/db/communities.js';
 import { logicalShardOf } from '../src/db/sharding/router.js';
 import { createLogger } from '../src/log.js';
 import { normalizeInstance } from '../src/sources/lemmy/refs.js';
@@ -55,7 +64,7 @@ describe('restoreTracking', () => {
       args: [{ pageSize: 2, window: 2, concurrency: 2 }],
     });
     const result: RestoreProgress = await handle.result();
-    expect(result).toMatchObject({ restored: 6, running: 0 });
+    expect(result).toMatchObject({ restored: 6, resumed: 0, running: 0 });
 
     const refs = names.map((n) => `${n}@${host}`);
     const deps = { temporal: stack.client };
@@ -73,5 +82,72 @@ describe('restoreTracking', () => {
         expect(rows.get(ref)!.last_attempt_at!.getTime(), `${ref} before page ${page + 1}`).toBeLessThanOrEqual(firstStart);
       }
     }
+  });
+
+  it('resumes a community that had synced: it waits for the next sync the catalog recorded, or syncs at once when that has passed', async () => {
+    const { instance, host } = normalizeInstance(fake.url);
+    const catalog = stack.storage.catalog;
+    const minute = 60_000;
+    // r7: synced 1 min ago, due in 9; r8: synced 11 min ago, due 1 min ago; r9: its last attempt failed.
+    const rows = new Map<string, { syncedAgoMs?: number; failing?: true }>([
+      ['r7', { syncedAgoMs: minute }],
+      ['r8', { syncedAgoMs: 11 * minute }],
+      ['r9', { failing: true }],
+    ]);
+    for (const [name, how] of rows) {
+      fake.addCommunity(name);
+      fake.addPosts(name, 2);
+      const ref = `${name}@${host}`;
+      const { row } = await insertCommunity(catalog, { ref, instance, host, name, refreshSeconds: 600, shard: logicalShardOf(ref) });
+      if (how.syncedAgoMs) {
+        const at = new Date(Date.now() - how.syncedAgoMs);
+        await saveSyncSuccess(catalog, row.id, {
+          state: {},
+          inserted: 2,
+          at,
+          schedule: { intervalSeconds: 600, reason: 'fixed: 600 s', postsPerHour: 0.5 },
+        });
+      } else {
+        await saveSyncSuccess(catalog, row.id, { state: {}, inserted: 2 });
+        await saveSyncError(catalog, row.id, { type: 'SourceUnavailable', message: 'down', state: 'failing' });
+      }
+    }
+    fake.clearFaults();
+    fake.resetRequests();
+    const before = new Map(
+      await Promise.all([...rows.keys()].map(async (n) => [n, (await communityByRef(catalog, `${n}@${host}`))!] as const)),
+    );
+
+    const handle = await stack.client.workflow.start(restoreTracking, {
+      workflowId: `${RESTORE_WORKFLOW_ID}-${stack.id}-resume`,
+      taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+      args: [{}],
+    });
+    // r1–r6 of the test before still run.
+    expect(await handle.result()).toMatchObject({ restored: 3, resumed: 2, running: 6 });
+
+    const deps = { temporal: stack.client };
+    const ref = (n: string) => `${n}@${host}`;
+    // Overdue: synced at once, counting on from the catalog's syncs.
+    const r8 = await eventually(async () => {
+      const st = await queryStatus(deps, ref('r8'));
+      return st?.syncs === before.get('r8')!.syncs + 1 && st.state === 'waiting' ? st : undefined;
+    }, 30_000);
+    expect(Date.parse(r8.lastSyncAt!)).toBeGreaterThan(before.get('r8')!.last_update!.getTime());
+    // Failing: starts as a new run does, a sync at once.
+    await eventually(async () => (await queryStatus(deps, ref('r9')))?.state === 'waiting', 30_000);
+    // Not yet due: waits, showing what the catalog recorded; its source was not asked.
+    const r7 = await queryStatus(deps, ref('r7'));
+    const row7 = before.get('r7')!;
+    expect(r7).toMatchObject({
+      state: 'waiting',
+      syncs: row7.syncs,
+      postsStored: row7.posts_stored,
+      lastSyncAt: row7.last_update!.toISOString(),
+      nextSyncAt: row7.next_sync_at!.toISOString(),
+      refreshSeconds: 600,
+    });
+    expect(fake.requestsFor('r7')).toBe(0);
+    expect(fake.requestsFor('r8', 'post/list')).toBeGreaterThan(0);
   });
 });

@@ -1,6 +1,7 @@
 // Starts the trackCommunity workflow of every community in the catalog that has none running:
 // after Temporal's state was lost, or when the system moves to another Temporal cluster (the
-// catalog keeps what is tracked; Temporal keeps only the runs). An operator starts it:
+// catalog keeps what is tracked; Temporal keeps only the runs). A community that had synced takes
+// up its schedule from the catalog (src/tracking.ts, resumedStateOf). An operator starts it:
 //   temporal workflow start --type restoreTracking --task-queue lemmy-fetcher --workflow-id restore-tracking
 // One long activity walks the catalog and heartbeats its place (a retry resumes there); the
 // workflow waits for it, so its history stays a handful of events whatever the catalog's size.
