@@ -1,14 +1,22 @@
 // restoreWorkflows: makes sure every community in the catalog has its trackCommunity workflow
 // running (the restoreTracking workflow runs it), for when Temporal's state was lost or the system
-// moved to another Temporal cluster. It walks the catalog in id order, a page at a time, and
-// heartbeats how far it got, so a retry resumes there. Idempotent: a running workflow is left
+// moved to another Temporal cluster. It walks the catalog soonest due first, a page at a time, so
+// that the runs it resumes are started before their next sync is due, and heartbeats how far it
+// got, so a retry resumes there. Idempotent: a running workflow is left
 // alone. A community whose last sync succeeded resumes its schedule (the next sync the catalog
 // recorded); any other syncs at once, like a new one, and so does a resumed one already due: at
 // most `window` of the ones it started may be waiting for such a first sync, as more would only
 // queue first workflow tasks in Temporal (bench/RESULTS.md, "Fleet", run 1). The starts are eager
 // (the first task comes back with the start, to this worker) when the worker has a free slot.
 import { Context } from '@temporalio/activity';
-import { catalogNow, communitiesAfterId, unattemptedSince, type CommunityRow } from '../src/db/communities.js';
+import {
+  catalogNow,
+  communitiesByDueAfter,
+  FIRST_DUE_ORDER_KEY,
+  unattemptedSince,
+  type CommunityRow,
+  type DueOrderKey,
+} from '../src/db/communities.js';
 import type { Sql } from '../src/db/pool.js';
 
 export interface RestoreInput {
@@ -21,8 +29,9 @@ export interface RestoreInput {
 }
 
 export interface RestoreProgress {
-  /** The last catalog id handled. */
+  /** The last catalog row handled: its id, and (absent from a heartbeat of an older worker: start again) its next sync. */
   afterId: number;
+  afterDue?: string;
   /** Workflows it started (none was running). */
   restored: number;
   /** Of those, how many took up the schedule the catalog recorded (their last sync had succeeded). */
@@ -54,13 +63,18 @@ export function createRestoreActivity(deps: { catalog: Sql; restoreWorkflow(row:
       running: 0,
       since: (await catalogNow(deps.catalog)).toISOString(),
     };
-    progress.resumed ??= 0; // a heartbeat of a worker before resumed runs
+    if (progress.afterDue === undefined) {
+      // A heartbeat of a worker that walked by id: walk again (a running workflow is left alone).
+      Object.assign(progress, { afterId: FIRST_DUE_ORDER_KEY.id, afterDue: FIRST_DUE_ORDER_KEY.due });
+    }
+    progress.resumed ??= 0;
     const since = new Date(progress.since);
     // Started by this attempt and not yet past their first sync attempt.
     let waiting: number[] = [];
     for (;;) {
       ctx.heartbeat(progress);
-      const rows = await communitiesAfterId(deps.catalog, progress.afterId, pageSize);
+      const after: DueOrderKey = { due: progress.afterDue ?? FIRST_DUE_ORDER_KEY.due, id: progress.afterId };
+      const rows = await communitiesByDueAfter(deps.catalog, after, since, pageSize);
       if (rows.length === 0) return progress;
       let least = Number.POSITIVE_INFINITY;
       let movedAt = Date.now();
@@ -88,7 +102,8 @@ export function createRestoreActivity(deps: { catalog: Sql; restoreWorkflow(row:
           }
         }),
       );
-      progress.afterId = rows[rows.length - 1].id;
+      const last = rows[rows.length - 1];
+      [progress.afterId, progress.afterDue] = [last.id, last.due_key];
     }
   };
 }

@@ -2,7 +2,7 @@
 // lost): every one is started, a paused one paused, and the restore paces itself, starting a page
 // only once the runs it started before have had their first sync (its window). A community that had
 // synced resumes its schedule: it waits for the next sync the catalog recorded, or syncs at once
-// when that has passed.
+// when that has passed; the restore starts the soonest due first.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   communityByRef,
@@ -121,7 +121,7 @@ describe('restoreTracking', () => {
     const handle = await stack.client.workflow.start(restoreTracking, {
       workflowId: `${RESTORE_WORKFLOW_ID}-${stack.id}-resume`,
       taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
-      args: [{}],
+      args: [{ pageSize: 1, concurrency: 1 }],
     });
     // r1–r6 of the test before still run.
     expect(await handle.result()).toMatchObject({ restored: 3, resumed: 2, running: 6 });
@@ -148,6 +148,11 @@ describe('restoreTracking', () => {
       refreshSeconds: 600,
     });
     expect(fake.requestsFor('r7')).toBe(0);
+    // Soonest due first, whatever the order they were tracked in: r8 (overdue), r7 (due in 9 min), r9 (in 10).
+    const startedAt = async (n: string) => (await stack.client.workflow.getHandle(workflowIdOf(ref(n))).describe()).startTime.getTime();
+    const [t7, t8, t9] = await Promise.all(['r7', 'r8', 'r9'].map(startedAt));
+    expect(t8).toBeLessThan(t7);
+    expect(t7).toBeLessThan(t9);
     expect(fake.requestsFor('r8', 'post/list')).toBeGreaterThan(0);
   });
 });

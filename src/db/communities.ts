@@ -105,9 +105,32 @@ export async function listCommunities(sql: Sql): Promise<CommunityRow[]> {
   return sql<CommunityRow[]>`select * from communities order by ref`;
 }
 
-/** Communities in the order they were tracked, keyset by id (`afterId` excluded): a walk over the whole catalog. */
-export async function communitiesAfterId(sql: Sql, afterId: number, limit: number): Promise<CommunityRow[]> {
-  return sql<CommunityRow[]>`select * from communities where id > ${afterId} order by id limit ${limit}`;
+/** Where a walk in due order stands: the last row's next sync (as the catalog's text, exact to the microsecond) and id. */
+export interface DueOrderKey {
+  due: string;
+  id: number;
+}
+
+/** The walk's start: before every row (never synced ones have no next sync and come first). */
+export const FIRST_DUE_ORDER_KEY: DueOrderKey = { due: '-infinity', id: 0 };
+
+/**
+ * A page of the communities with no sync attempt since `since`, soonest due first (never synced
+ * ones first), keyset by (next sync, id) after `after`; each row with its key. A row that syncs
+ * while the walk goes on moves its next sync ahead of the walk, but leaves it as well, so no row
+ * is visited twice.
+ */
+export async function communitiesByDueAfter(
+  sql: Sql,
+  after: DueOrderKey,
+  since: Date,
+  limit: number,
+): Promise<Array<CommunityRow & { due_key: string }>> {
+  return sql<Array<CommunityRow & { due_key: string }>>`
+    select *, coalesce(next_sync_at, '-infinity')::text as due_key from communities
+    where (last_attempt_at is null or last_attempt_at < ${since})
+      and (coalesce(next_sync_at, '-infinity'), id) > (${after.due}::timestamptz, ${after.id})
+    order by coalesce(next_sync_at, '-infinity'), id limit ${limit}`;
 }
 
 /** The catalog's clock, for comparing with times it wrote. */
