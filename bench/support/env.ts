@@ -181,22 +181,29 @@ export async function startBenchEnv(opts: BenchEnvOptions = {}): Promise<BenchEn
       benchEnv.fakes.push(...out);
       return out;
     },
-    async close() {
-      openEnvs.delete(benchEnv);
-      for (const w of benchEnv.workers) {
-        if (w.child.exitCode === null) {
-          w.child.kill('SIGTERM');
-          await Promise.race([w.exited, new Promise((r) => setTimeout(r, 15_000))]);
-          if (w.child.exitCode === null) w.child.kill('SIGKILL');
-        }
-      }
-      await client.connection.close().catch(() => {});
-      await storage.close().catch(() => {});
-      for (const f of benchEnv.fakes) await f.close();
-      await temporal.stop();
-      for (const n of nodes) await n.stop();
-      rmSync(dir, { recursive: true, force: true });
+    // Once, however many ask (the bench's own finally and a signal); it stays in openEnvs until all
+    // is stopped, so that a crash half way (a call still waiting on the closed connection rejects)
+    // still kills what is left on exit.
+    close() {
+      return (closing ??= closeOnce());
     },
+  };
+  let closing: Promise<void> | undefined;
+  const closeOnce = async () => {
+    for (const w of benchEnv.workers) {
+      if (w.child.exitCode === null) {
+        w.child.kill('SIGTERM');
+        await Promise.race([w.exited, new Promise((r) => setTimeout(r, 15_000))]);
+        if (w.child.exitCode === null) w.child.kill('SIGKILL');
+      }
+    }
+    await client.connection.close().catch(() => {});
+    await storage.close().catch(() => {});
+    for (const f of benchEnv.fakes) await f.close();
+    await temporal.stop();
+    for (const n of nodes) await n.stop();
+    openEnvs.delete(benchEnv);
+    rmSync(dir, { recursive: true, force: true });
   };
   openEnvs.add(benchEnv);
   return benchEnv;
