@@ -16,6 +16,8 @@ export interface ActivityDeps {
   sources: Sources;
   /** src/tracking.ts's restoreWorkflow on the worker's own Temporal connection (eager starts). */
   restoreWorkflow(row: CommunityRow): Promise<RestoreOutcome>;
+  /** src/tracking.ts's workflowTaskBacklog: what the restore paces its starts by. */
+  workflowTaskBacklog(): Promise<number>;
 }
 
 export function createActivities(deps: ActivityDeps) {

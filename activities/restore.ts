@@ -24,8 +24,16 @@ export interface RestoreInput {
   pageSize?: number;
   /** Starts in flight at once (default 20). */
   concurrency?: number;
-  /** Workflows it started that may be waiting for their first sync (default 400); resumed ones not yet due do not count. */
+  /**
+   * Workflows it started that may be waiting for their first sync (default 400); resumed ones not yet due do not count.
+   */
   window?: number;
+  /**
+   * Workflow tasks that may wait in the task queues before it starts more (default 200): a resumed
+   * run costs one workflow task and nothing in the catalog, so this is what keeps the starts at the
+   * pace the workers take them, instead of a backlog that makes every sync late.
+   */
+  backlog?: number;
 }
 
 export interface RestoreProgress {
@@ -45,17 +53,25 @@ export interface RestoreProgress {
 /** What starting one row's workflow did (src/tracking.ts's restoreWorkflow; declared here to keep activities/ out of src/'s imports). */
 export type RestoreOutcome = { started: false } | { started: true; resumed: boolean; syncsNow: boolean };
 
-/** A window that has not moved for this long (runs that cannot sync yet) no longer holds the restore back. */
+/** A window or backlog that has not shrunk for this long (runs that cannot sync yet, no worker on a queue) no longer holds the restore back. */
 const STALLED_WINDOW_MS = 60_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export function createRestoreActivity(deps: { catalog: Sql; restoreWorkflow(row: CommunityRow): Promise<RestoreOutcome> }) {
+export interface RestoreDeps {
+  catalog: Sql;
+  restoreWorkflow(row: CommunityRow): Promise<RestoreOutcome>;
+  /** Workflow tasks waiting in the workers' task queues (Temporal's approximate count). */
+  workflowTaskBacklog(): Promise<number>;
+}
+
+export function createRestoreActivity(deps: RestoreDeps) {
   return async function restoreWorkflows(input: RestoreInput = {}): Promise<RestoreProgress> {
     const ctx = Context.current();
     const pageSize = input.pageSize ?? 100;
     const concurrency = input.concurrency ?? 20;
     const window = Math.max(input.window ?? 400, pageSize);
+    const maxBacklog = Math.max(input.backlog ?? 200, 0);
     const progress: RestoreProgress = (ctx.info.heartbeatDetails as RestoreProgress | undefined) ?? {
       afterId: 0,
       restored: 0,
@@ -80,8 +96,10 @@ export function createRestoreActivity(deps: { catalog: Sql; restoreWorkflow(row:
       let movedAt = Date.now();
       for (;;) {
         waiting = await unattemptedSince(deps.catalog, waiting, since);
-        if (waiting.length <= window - rows.length) break;
-        if (waiting.length < least) [least, movedAt] = [waiting.length, Date.now()];
+        const backlog = await deps.workflowTaskBacklog();
+        if (waiting.length <= window - rows.length && backlog <= maxBacklog) break;
+        const behind = waiting.length + backlog;
+        if (behind < least) [least, movedAt] = [behind, Date.now()];
         else if (Date.now() - movedAt > STALLED_WINDOW_MS) break;
         ctx.heartbeat(progress);
         await Promise.race([sleep(500), ctx.cancelled]);

@@ -7,6 +7,7 @@ import {
   WorkflowNotFoundError,
   type Client,
 } from '@temporalio/client';
+import proto from '@temporalio/proto';
 import type { Config } from './config.js';
 import {
   deleteCommunity,
@@ -52,6 +53,8 @@ export interface TrackingDeps {
 
 /** Starting, signalling and cancelling workflows: a Temporal that does not answer is an error (a 503), not a hang. */
 export const TEMPORAL_CALL_TIMEOUT_MS = 5000;
+
+const { temporal } = proto;
 
 function bounded<T>(deps: Pick<TrackingDeps, 'temporal'>, fn: () => Promise<T>): Promise<T> {
   return deps.temporal.withDeadline(Date.now() + TEMPORAL_CALL_TIMEOUT_MS, fn);
@@ -195,6 +198,33 @@ export async function restoreWorkflow(deps: TrackingDeps, row: CommunityRow, now
     if (err instanceof WorkflowExecutionAlreadyStartedError) return { started: false };
     throw err;
   }
+}
+
+/**
+ * Workflow tasks waiting in the trackCommunity workflows' task queues (both, when quiet runs have
+ * their own): Temporal's approximate backlog, which its matching service refreshes every few
+ * seconds. 0 when the server does not report it, so that nothing waits on a count it never gets.
+ */
+export async function workflowTaskBacklog(deps: Pick<TrackingDeps, 'config' | 'temporal'>): Promise<number> {
+  const { TEMPORAL_TASK_QUEUE: active, TEMPORAL_QUIET_TASK_QUEUE: quiet } = deps.config;
+  const counts = await Promise.all(
+    [...new Set([active, quiet])].map(async (name) => {
+      try {
+        const { stats } = await bounded(deps, () =>
+          deps.temporal.workflowService.describeTaskQueue({
+            namespace: deps.temporal.options.namespace,
+            taskQueue: { name, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+            taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            reportStats: true,
+          }),
+        );
+        return Number(stats?.approximateBacklogCount ?? 0);
+      } catch {
+        return 0;
+      }
+    }),
+  );
+  return counts.reduce((a, b) => a + b, 0);
 }
 
 /**

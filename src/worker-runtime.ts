@@ -19,7 +19,7 @@ import type { Sql } from './db/pool.js';
 import type { ShardRouter } from './db/sharding/router.js';
 import { createSourceClients } from './sources/factory.js';
 import type { Logger } from './log.js';
-import { restoreWorkflow, type TrackingDeps } from './tracking.js';
+import { restoreWorkflow, workflowTaskBacklog, type TrackingDeps } from './tracking.js';
 import { temporalLogger } from './temporal/logger.js';
 
 let runtimeInstalled = false;
@@ -116,7 +116,14 @@ export async function startWorker(opts: {
   // back with the start (eager workflow start) instead of through the task queue.
   const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
   const tracking: TrackingDeps = { config, catalog, router, temporal, eagerStart: true };
-  const activities = createActivities({ config, catalog, router, sources, restoreWorkflow: (row) => restoreWorkflow(tracking, row) });
+  const activities = createActivities({
+    config,
+    catalog,
+    router,
+    sources,
+    restoreWorkflow: (row) => restoreWorkflow(tracking, row),
+    workflowTaskBacklog: () => workflowTaskBacklog(tracking),
+  });
   // One bundle for both workers (a copy of a multi-megabyte string each otherwise).
   const workflowBundle = withWorkflowStackFrames(bundle, config.WORKER_WORKFLOW_STACK_FRAMES);
   const create = (taskQueue: string, maxCachedWorkflows: number) =>

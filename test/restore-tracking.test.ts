@@ -15,7 +15,7 @@ import {
 import { logicalShardOf } from '../src/db/sharding/router.js';
 import { createLogger } from '../src/log.js';
 import { normalizeInstance } from '../src/sources/lemmy/refs.js';
-import { stopTracking } from '../src/tracking.js';
+import { stopTracking, workflowTaskBacklog } from '../src/tracking.js';
 import type { RestoreProgress } from '../activities/restore.js';
 import { RESTORE_WORKFLOW_ID, restoreTracking } from '../workflows/restoreTracking.js';
 import { workflowIdOf } from '../workflows/trackCommunity.js';
@@ -154,5 +154,23 @@ describe('restoreTracking', () => {
     expect(t8).toBeLessThan(t7);
     expect(t7).toBeLessThan(t9);
     expect(fake.requestsFor('r8', 'post/list')).toBeGreaterThan(0);
+  });
+
+  it("counts the workflow tasks waiting in the workers' task queues, which paces the restore's starts", async () => {
+    const queue = `no-worker-${stack.id}`;
+    const config = { ...stack.config, TEMPORAL_TASK_QUEUE: queue, TEMPORAL_QUIET_TASK_QUEUE: queue };
+    expect(await workflowTaskBacklog({ config, temporal: stack.client })).toBe(0);
+    const ids = ['b1', 'b2', 'b3'].map((n) => `${n}-${stack.id}`);
+    for (const workflowId of ids) await stack.client.workflow.start('trackCommunity', { taskQueue: queue, workflowId, args: [] });
+    try {
+      // Approximate: the server refreshes its count every few seconds.
+      await eventually(async () => (await workflowTaskBacklog({ config, temporal: stack.client })) >= 2, 30_000, 500);
+    } finally {
+      for (const id of ids)
+        await stack.client.workflow
+          .getHandle(id)
+          .terminate()
+          .catch(() => {});
+    }
   });
 });
