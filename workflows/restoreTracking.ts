@@ -13,7 +13,8 @@ export const RESTORE_WORKFLOW_ID = 'restore-tracking';
 
 export async function restoreTracking(input: RestoreInput = {}): Promise<RestoreProgress> {
   const { restoreWorkflows } = proxyActivities<Activities>({
-    // 50,000 communities take about half an hour on one small box (bench/RESULTS.md, "Fleet").
+    // 50,000 communities take about 20 minutes on one small box when they had synced, half an hour
+    // when new (bench/RESULTS.md, "Restore of a fleet in step", "Fleet").
     startToCloseTimeout: '12 hours',
     heartbeatTimeout: '1 minute',
     retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
