@@ -2,8 +2,7 @@
 // running (the restoreTracking workflow runs it), for when Temporal's state was lost or the system
 // moved to another Temporal cluster. It walks the catalog soonest due first, a page at a time, so
 // that the runs it resumes are started before their next sync is due, and heartbeats how far it
-// got, so a retry resumes there. Idempotent: a running workflow is left
-// alone. A community whose last sync succeeded resumes its schedule (the next sync the catalog
+// got, so a retry resumes there. Idempotent: a running workflow is left alone. A community whose last sync succeeded resumes its schedule (the next sync the catalog
 // recorded); any other syncs at once, like a new one, and so does a resumed one already due: at
 // most `window` of the ones it started may be waiting for such a first sync, as more would only
 // queue first workflow tasks in Temporal (bench/RESULTS.md, "Fleet", run 1). The starts are eager
@@ -37,9 +36,9 @@ export interface RestoreInput {
 }
 
 export interface RestoreProgress {
-  /** The last catalog row handled: its id, and (absent from a heartbeat of an older worker: start again) its next sync. */
+  /** The last catalog row handled: its id and its next sync (DueOrderKey). */
   afterId: number;
-  afterDue?: string;
+  afterDue: string;
   /** Workflows it started (none was running). */
   restored: number;
   /** Of those, how many took up the schedule the catalog recorded (their last sync had succeeded). */
@@ -73,7 +72,8 @@ export function createRestoreActivity(deps: RestoreDeps) {
     const window = Math.max(input.window ?? 400, pageSize);
     const maxBacklog = Math.max(input.backlog ?? 200, 0);
     const progress: RestoreProgress = (ctx.info.heartbeatDetails as RestoreProgress | undefined) ?? {
-      afterId: 0,
+      afterId: FIRST_DUE_ORDER_KEY.id,
+      afterDue: FIRST_DUE_ORDER_KEY.due,
       restored: 0,
       resumed: 0,
       running: 0,
@@ -81,23 +81,24 @@ export function createRestoreActivity(deps: RestoreDeps) {
     };
     if (progress.afterDue === undefined) {
       // A heartbeat of a worker that walked by id: walk again (a running workflow is left alone).
-      Object.assign(progress, { afterId: FIRST_DUE_ORDER_KEY.id, afterDue: FIRST_DUE_ORDER_KEY.due });
+      Object.assign(progress, { afterId: FIRST_DUE_ORDER_KEY.id, afterDue: FIRST_DUE_ORDER_KEY.due, resumed: 0 });
     }
-    progress.resumed ??= 0;
     const since = new Date(progress.since);
     // Started by this attempt and not yet past their first sync attempt.
     let waiting: number[] = [];
     for (;;) {
       ctx.heartbeat(progress);
-      const after: DueOrderKey = { due: progress.afterDue ?? FIRST_DUE_ORDER_KEY.due, id: progress.afterId };
+      const after: DueOrderKey = { due: progress.afterDue, id: progress.afterId };
       const rows = await communitiesByDueAfter(deps.catalog, after, since, pageSize);
       if (rows.length === 0) return progress;
       let least = Number.POSITIVE_INFINITY;
       let movedAt = Date.now();
       for (;;) {
         waiting = await unattemptedSince(deps.catalog, waiting, since);
-        const backlog = await deps.workflowTaskBacklog();
-        if (waiting.length <= window - rows.length && backlog <= maxBacklog) break;
+        // Temporal is asked only once the window has room: the backlog is the second gate.
+        const windowHasRoom = waiting.length <= window - rows.length;
+        const backlog = windowHasRoom ? await deps.workflowTaskBacklog() : 0;
+        if (windowHasRoom && backlog <= maxBacklog) break;
         const behind = waiting.length + backlog;
         if (behind < least) [least, movedAt] = [behind, Date.now()];
         else if (Date.now() - movedAt > STALLED_WINDOW_MS) break;

@@ -51,6 +51,9 @@ const CLASSES = {
 type Cls = keyof typeof CLASSES;
 const CLASS_NAMES = Object.keys(CLASSES) as Cls[];
 
+/** Every community's refresh policy (the bench env sets the same adaptive bounds). */
+const FLEET_POLICY = { mode: 'adaptive', minSeconds: 60, maxSeconds: 3600 } as const;
+
 /** Interleaved (1 busy and 3 hourly in every 20), so that start-up meets busy communities all along, as a growing fleet would. */
 function classOf(i: number): Cls {
   const k = i % 20;
@@ -235,7 +238,6 @@ async function runFleet(
   const seededSyncs = new Map<string, number>();
   if (o.via === 'restore') {
     // The catalog as a lost Temporal would leave it: every row, no workflow (not timed).
-    const policy = { mode: 'adaptive' as const, minSeconds: 60, maxSeconds: 3600 };
     await mapLimit(sources, 50, async (s) => {
       const ref = `${s.name}@${s.host}`;
       const { row } = await insertCommunity(be.storage.catalog, {
@@ -244,16 +246,16 @@ async function runFleet(
         host: s.host,
         name: s.name,
         refreshSeconds: be.config.REFRESH_SECONDS,
-        refreshPolicy: policy.mode,
-        minRefreshSeconds: policy.minSeconds,
-        maxRefreshSeconds: policy.maxSeconds,
+        refreshPolicy: FLEET_POLICY.mode,
+        minRefreshSeconds: FLEET_POLICY.minSeconds,
+        maxRefreshSeconds: FLEET_POLICY.maxSeconds,
         shard: logicalShardOf(ref),
       });
       if (!o.synced) return;
       // Its last sync a random moment of its interval ago, as the workflow would have planned it.
       const rate = CLASSES[s.cls].perHour;
       const { seconds, reason } = intervalFor({
-        policy,
+        policy: FLEET_POLICY,
         fixedSeconds: be.config.REFRESH_SECONDS,
         rate,
         consecutiveFailures: 0,
@@ -363,7 +365,7 @@ async function runFleet(
         instance: s.instance,
         host: s.host,
         name: s.name,
-        policy: { mode: 'adaptive', minSeconds: 60, maxSeconds: 3600 },
+        policy: FLEET_POLICY,
       });
       started++;
     });
