@@ -161,6 +161,8 @@ const schema = z.object({
   // Stack frames V8 records in workflow code (its default is 10). The SDK records a stack for
   // every promise a workflow makes, for the stack-trace query; fewer frames, cheaper activations.
   WORKER_WORKFLOW_STACK_FRAMES: int(0, 100).default(3),
+  // Where workflow code runs: a thread of its own (the SDK's default) or the worker's main thread.
+  WORKER_WORKFLOW_THREAD: z.enum(['own', 'main']).default('own'),
   // A community synced this rarely is usually out of the sticky cache by its next sync, which then
   // replays its run first: its runs hold at most QUIET_RUN_SYNCS syncs (given to a workflow when
   // it starts; a run hands them on to the next).

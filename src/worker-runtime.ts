@@ -78,6 +78,22 @@ export function withWorkflowStackFrames<B extends { code: string }>(bundle: B, f
   return { ...bundle, code: `Error.stackTraceLimit = ${frames};${bundle.code}` };
 }
 
+/**
+ * Where workflow code runs. `own`: the SDK's worker thread, which activations are posted to and
+ * back from. `main`: the worker's main thread, with the activities (the SDK's in-thread VM, which
+ * it calls debug mode): no hop between threads, 6–9 % less worker CPU per sync at 2,000
+ * communities, no higher ceiling once the box is saturated (bench/RESULTS.md, "Workflows on the
+ * worker's main thread"). Either way a workflow task that runs longer than 5 s without yielding
+ * fails (the SDK's guard; debug mode alone would lift it), but on the main thread it holds the
+ * activities' event loop for those 5 s.
+ */
+export function workflowThreadOptions(thread: Config['WORKER_WORKFLOW_THREAD']): Pick<WorkerOptions, 'debugMode'> {
+  // isolateExecutionTimeout is not in SDK 1.24's WorkerOptions type ("not exposed at the moment"),
+  // but its option compiler takes it from the options given (test/workflow-thread.test.ts checks).
+  const guard = { isolateExecutionTimeout: '5s' };
+  return thread === 'main' ? { debugMode: true, ...guard } : {};
+}
+
 /** At most `polls` long polls, and no more than task slots (as the SDK's default is). */
 const pollers = (polls: number, slots: number): NonNullable<WorkerOptions['workflowTaskPollerBehavior']> => ({
   type: 'simple-maximum',
@@ -135,6 +151,7 @@ export async function startWorker(opts: {
       activities,
       ...(opts.identity ? { identity: opts.identity } : {}),
       maxCachedWorkflows,
+      ...workflowThreadOptions(config.WORKER_WORKFLOW_THREAD),
       maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
       maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
       // As poller behaviours: SDK 1.24 ignores its maxConcurrent*TaskPolls options.

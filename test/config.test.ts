@@ -58,7 +58,10 @@ describe('configuration', () => {
       WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: 40,
       WORKER_WORKFLOW_TASK_POLLS: 10,
       WORKER_ACTIVITY_TASK_POLLS: 10,
+      WORKER_WORKFLOW_THREAD: 'own',
     });
+    expect(loadConfig({ WORKER_WORKFLOW_THREAD: 'main' }).WORKER_WORKFLOW_THREAD).toBe('main');
+    expect(() => loadConfig({ WORKER_WORKFLOW_THREAD: 'both' })).toThrow(/WORKER_WORKFLOW_THREAD/);
     // The SDK refuses fewer than 2 workflow task slots with a sticky cache, and a worker polls both
     // the sticky and the normal queue, so fewer than 2 workflow polls are not what it would do.
     expect(() => loadConfig({ WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: '1' })).toThrow(/WORKER_MAX_CONCURRENT_WORKFLOW_TASKS/);
