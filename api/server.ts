@@ -3,9 +3,10 @@ import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { WebSocketServer } from 'ws';
 import { communityCounts } from '../src/db/communities.js';
-import { reportCatalogCounts } from '../src/metrics/index.js';
+import { reportCatalogCounts, reportWorkflowTaskBacklogs } from '../src/metrics/index.js';
 import { createSourceClients } from '../src/sources/factory.js';
 import { stopStreamHub } from '../src/stream/hub.js';
+import { workflowTaskBacklogs } from '../src/tracking.js';
 import { createApp } from './app.js';
 import type { ApiDeps } from './deps.js';
 
@@ -27,11 +28,14 @@ export async function startApiServer(deps: ApiDeps): Promise<{ close(): Promise<
   });
   // The fleet's state on GET /metrics (start-up's progress, the overdue), from the catalog at each scrape.
   const stopCounts = reportCatalogCounts(() => communityCounts(deps.catalog, deps.config.COMMUNITY_OVERDUE_SECONDS));
+  // And Temporal's: workflow tasks no worker has taken yet (a start-up outrunning its workers).
+  const stopBacklogs = reportWorkflowTaskBacklogs(() => workflowTaskBacklogs(deps));
   deps.log.info({ url: `http://${deps.config.HOST}:${port}` }, 'API and website listening');
   return {
     port,
     async close() {
       stopCounts();
+      stopBacklogs();
       // Live streams never end by themselves: end them first so their connections can close.
       await stopStreamHub(deps.router);
       for (const ws of wss.clients) ws.close(1001, 'server shutting down');

@@ -201,11 +201,12 @@ export async function restoreWorkflow(deps: TrackingDeps, row: CommunityRow, now
 }
 
 /**
- * Workflow tasks waiting in the trackCommunity workflows' task queues (both, when quiet runs have
- * their own): Temporal's approximate backlog, which its matching service refreshes every few
- * seconds. 0 when the server does not report it, so that nothing waits on a count it never gets.
+ * Workflow tasks waiting in each of the trackCommunity workflows' task queues (both, when quiet
+ * runs have their own), by queue name: Temporal's approximate backlog, which its matching service
+ * refreshes every few seconds. A queue the server did not report on (an error, no answer in time)
+ * is left out.
  */
-export async function workflowTaskBacklog(deps: Pick<TrackingDeps, 'config' | 'temporal'>): Promise<number> {
+export async function workflowTaskBacklogs(deps: Pick<TrackingDeps, 'config' | 'temporal'>): Promise<Map<string, number>> {
   const { TEMPORAL_TASK_QUEUE: active, TEMPORAL_QUIET_TASK_QUEUE: quiet } = deps.config;
   const counts = await Promise.all(
     [...new Set([active, quiet])].map(async (name) => {
@@ -218,13 +219,20 @@ export async function workflowTaskBacklog(deps: Pick<TrackingDeps, 'config' | 't
             reportStats: true,
           }),
         );
-        return Number(stats?.approximateBacklogCount ?? 0);
+        return [name, Number(stats?.approximateBacklogCount ?? 0)] as const;
       } catch {
-        return 0;
+        return undefined;
       }
     }),
   );
-  return counts.reduce((a, b) => a + b, 0);
+  return new Map(counts.filter((c) => c !== undefined));
+}
+
+/** The backlogs of workflowTaskBacklogs together: 0 for a queue not reported, so that nothing waits on a count it never gets. */
+export async function workflowTaskBacklog(deps: Pick<TrackingDeps, 'config' | 'temporal'>): Promise<number> {
+  let total = 0;
+  for (const n of (await workflowTaskBacklogs(deps)).values()) total += n;
+  return total;
 }
 
 /**

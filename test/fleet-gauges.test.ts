@@ -1,8 +1,10 @@
 // The fleet's state on the API's GET /metrics, as an operator watches a start-up or a stalled
 // worker: lemmy_fetcher_communities{state} counts every tracked community by the state its status
 // shows (syncing until a first sync ends), lemmy_fetcher_communities_overdue those whose next sync
-// is more than COMMUNITY_OVERDUE_SECONDS late. A catalog that does not answer leaves the gauges
-// empty (overdue NaN), and the scrape still answers 200.
+// is more than COMMUNITY_OVERDUE_SECONDS late, lemmy_fetcher_workflow_task_backlog{task_queue} the
+// workflow tasks no worker has taken yet. A catalog or a Temporal that does not answer leaves its
+// gauges empty (overdue NaN), and the scrape still answers 200.
+import { Client, Connection } from '@temporalio/client';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer } from '../api/server.js';
@@ -21,6 +23,7 @@ interface Gauges {
   status: number;
   byState: Record<string, number>;
   overdue: number | undefined;
+  backlog: Record<string, number>;
 }
 
 async function scrape(base = url): Promise<Gauges> {
@@ -28,13 +31,16 @@ async function scrape(base = url): Promise<Gauges> {
   const text = await res.text();
   const byState: Record<string, number> = {};
   let overdue: number | undefined;
+  const backlog: Record<string, number> = {};
   for (const line of text.split('\n')) {
+    const b = /^lemmy_fetcher_workflow_task_backlog\{task_queue="([^"]+)"\} (\S+)$/.exec(line);
+    if (b) backlog[b[1]] = Number(b[2]);
     const m = /^lemmy_fetcher_communities\{state="([a-z_]+)"\} (\S+)$/.exec(line);
     if (m) byState[m[1]] = Number(m[2]);
     const o = /^lemmy_fetcher_communities_overdue (\S+)$/.exec(line);
     if (o) overdue = Number(o[1]);
   }
-  return { status: res.status, byState, overdue };
+  return { status: res.status, byState, overdue, backlog };
 }
 
 async function add(name: string, refreshSeconds: number): Promise<string> {
@@ -66,6 +72,7 @@ describe('the fleet gauges on GET /metrics', () => {
     expect(g.status).toBe(200);
     expect(g.byState).toEqual(Object.fromEntries(COMMUNITY_STATES.map((s) => [s, 0])));
     expect(g.overdue).toBe(0);
+    expect(g.backlog).toEqual({ [stack.config.TEMPORAL_TASK_QUEUE]: 0, [stack.config.TEMPORAL_QUIET_TASK_QUEUE]: 0 });
   });
 
   it('follow communities through their first sync, a pause, a stopped worker and a start-up without one', async () => {
@@ -94,22 +101,27 @@ describe('the fleet gauges on GET /metrics', () => {
     expect(g.byState).toMatchObject({ syncing: 1, waiting: 2, paused: 1 });
     const listed = (await (await fetch(`${url}/api/communities?limit=100`)).json()) as { communities: unknown[] };
     expect(Object.values(g.byState).reduce((a, b) => a + b, 0)).toBe(listed.communities.length);
+    // Its first workflow task waits for a worker (Temporal counts it within seconds).
+    const queue = stack.config.TEMPORAL_TASK_QUEUE;
+    await eventually(async () => ((await scrape()).backlog[queue] >= 1 ? true : undefined), 30_000);
 
     // A worker again: the first sync of the new one ends, and nothing is overdue any more.
     await stack.startWorker();
     g = await eventually(async () => {
       const now = await scrape();
-      return now.byState.syncing === 0 && now.overdue === 0 ? now : undefined;
+      return now.byState.syncing === 0 && now.overdue === 0 && now.backlog[queue] === 0 ? now : undefined;
     }, 30_000);
     expect(g.byState).toMatchObject({ waiting: 3, paused: 1 });
     expect(fast).toBe(`fast@${new URL(fake.url).host}`);
   });
 
-  it('leave the gauges empty when the catalog does not answer, and still answer 200', async () => {
+  it('leave the gauges empty when the catalog and Temporal do not answer, and still answer 200', async () => {
     const dead = postgres('postgres://nobody@127.0.0.1:1/none', { connect_timeout: 1, max: 1 });
+    const deadTemporal = Connection.lazy({ address: '127.0.0.1:1' });
     const other = await startApiServer({
       ...apiDeps(stack, log),
       catalog: dead,
+      temporal: new Client({ connection: deadTemporal }),
       config: { ...stack.config, PORT: 0, HOST: '127.0.0.1' },
     });
     try {
@@ -117,8 +129,10 @@ describe('the fleet gauges on GET /metrics', () => {
       expect(g.status).toBe(200);
       expect(g.byState).toEqual({});
       expect(g.overdue).toBeNaN();
+      expect(g.backlog).toEqual({});
     } finally {
       await other.close();
+      await deadTemporal.close();
       await dead.end({ timeout: 1 });
     }
   });

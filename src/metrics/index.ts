@@ -152,34 +152,51 @@ export interface CatalogCounts {
   overdue: number;
 }
 
-/** The catalog's answer may take this long before a scrape goes without the catalog gauges. */
-const CATALOG_COUNTS_TIMEOUT_MS = 2000;
-let catalogCounts: (() => Promise<CatalogCounts>) | undefined;
-let counting: Promise<CatalogCounts | undefined> | undefined;
+/** An outside answer may take this long before a scrape goes without the gauges it feeds. */
+const SCRAPE_SOURCE_TIMEOUT_MS = 2000;
 
 /**
- * One catalog query for both gauges of a scrape (the registry collects its metrics concurrently, so
- * the second joins the first's query while it is in flight); none, and the gauges left empty, when
- * it fails or is slow.
+ * An outside source (the catalog, Temporal) read once per scrape: the registry collects its
+ * metrics concurrently, so a second gauge joins the first's call while it is in flight. Undefined,
+ * and the gauges left empty, when there is no source, or it fails or is slow.
  */
-function currentCounts(): Promise<CatalogCounts | undefined> {
-  const source = catalogCounts;
-  if (!source) return Promise.resolve(undefined);
-  if (counting) return counting;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  counting = Promise.race([
-    source(),
-    new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), CATALOG_COUNTS_TIMEOUT_MS);
-    }),
-  ])
-    .catch(() => undefined)
-    .finally(() => {
-      clearTimeout(timer);
-      counting = undefined;
-    });
-  return counting;
+class ScrapeSource<T> {
+  private source: (() => Promise<T>) | undefined;
+  private reading: Promise<T | undefined> | undefined;
+
+  /** Reports through `source` from now on; the returned function stops that (unless replaced since). */
+  use(source: () => Promise<T>): () => void {
+    this.source = source;
+    this.reading = undefined;
+    return () => {
+      if (this.source !== source) return;
+      this.source = undefined;
+      this.reading = undefined;
+    };
+  }
+
+  read(): Promise<T | undefined> {
+    const source = this.source;
+    if (!source) return Promise.resolve(undefined);
+    if (this.reading) return this.reading;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    this.reading = Promise.race([
+      source(),
+      new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), SCRAPE_SOURCE_TIMEOUT_MS);
+      }),
+    ])
+      .catch(() => undefined)
+      .finally(() => {
+        clearTimeout(timer);
+        this.reading = undefined;
+      });
+    return this.reading;
+  }
 }
+
+const catalogCounts = new ScrapeSource<CatalogCounts>();
+const taskQueueBacklogs = new ScrapeSource<ReadonlyMap<string, number>>();
 
 // Global state read from the catalog, not this process's doings: every API process reports the
 // same, so a cluster's exposition takes one process's value ('first') rather than their sum.
@@ -190,7 +207,7 @@ const communitiesByState = new Gauge({
   aggregator: 'first',
   registers: [],
   async collect() {
-    const counts = await currentCounts();
+    const counts = await catalogCounts.read();
     this.reset();
     if (counts) for (const [state, n] of Object.entries(counts.byState)) this.set({ state }, n);
   },
@@ -201,7 +218,7 @@ const overdueCommunities = new Gauge({
   aggregator: 'first',
   registers: [],
   async collect() {
-    const counts = await currentCounts();
+    const counts = await catalogCounts.read();
     // Unknown rather than a stale count: an unlabelled gauge always has a sample.
     this.set(counts ? counts.overdue : Number.NaN);
   },
@@ -217,13 +234,31 @@ export function reportCatalogCounts(source: () => Promise<CatalogCounts>): () =>
     registry.registerMetric(communitiesByState);
     registry.registerMetric(overdueCommunities);
   }
-  catalogCounts = source;
-  counting = undefined;
-  return () => {
-    if (catalogCounts !== source) return;
-    catalogCounts = undefined;
-    counting = undefined;
-  };
+  return catalogCounts.use(source);
+}
+
+// Temporal's state, the same for every API process, as the catalog's.
+const workflowTaskBacklog = new Gauge({
+  name: 'lemmy_fetcher_workflow_task_backlog',
+  help: "Workflow tasks waiting for a worker in each of trackCommunity's task queues (Temporal's approximate backlog, refreshed by its matching service every few seconds), at scrape time",
+  labelNames: ['task_queue'] as const,
+  aggregator: 'first',
+  registers: [],
+  async collect() {
+    const backlogs = await taskQueueBacklogs.read();
+    this.reset();
+    if (backlogs) for (const [task_queue, n] of backlogs) this.set({ task_queue }, n);
+  },
+});
+
+/**
+ * Adds lemmy_fetcher_workflow_task_backlog to this process's registry, read through `source` at
+ * each scrape (a queue it leaves out has no sample); the API calls it. Returns a function that
+ * stops reporting through this source.
+ */
+export function reportWorkflowTaskBacklogs(source: () => Promise<ReadonlyMap<string, number>>): () => void {
+  if (!registry.getSingleMetric('lemmy_fetcher_workflow_task_backlog')) registry.registerMetric(workflowTaskBacklog);
+  return taskQueueBacklogs.use(source);
 }
 
 let exposition: (() => Promise<string>) | undefined;
