@@ -89,7 +89,7 @@ export function withWorkflowStackFrames<B extends { code: string }>(bundle: B, f
  */
 export function workflowThreadOptions(thread: Config['WORKER_WORKFLOW_THREAD']): Pick<WorkerOptions, 'debugMode'> {
   // isolateExecutionTimeout is not in SDK 1.24's WorkerOptions type ("not exposed at the moment"),
-  // but its option compiler takes it from the options given (test/workflow-thread.test.ts checks).
+  // but its option compiler takes it from the options given (test/workflow-sandbox.test.ts checks).
   const guard = { isolateExecutionTimeout: '5s' };
   return thread === 'main' ? { debugMode: true, ...guard } : {};
 }
