@@ -82,8 +82,9 @@ export function withWorkflowStackFrames<B extends { code: string }>(bundle: B, f
  * Where workflow code runs. `own`: the SDK's worker thread, which activations are posted to and
  * back from. `main`: the worker's main thread, with the activities (the SDK's in-thread VM, which
  * it calls debug mode): no hop between threads, 6–9 % less worker CPU per sync at 2,000
- * communities, no higher ceiling once the box is saturated (bench/RESULTS.md, "Workflows on the
- * worker's main thread"). Either way a workflow task that runs longer than 5 s without yielding
+ * communities, but at 50,000 a start-up 25 % slower and a worker 475 MB larger, as the sticky
+ * cache then shares the main thread's heap (bench/RESULTS.md, "Workflows on the worker's main
+ * thread"). Either way a workflow task that runs longer than 5 s without yielding
  * fails (the SDK's guard; debug mode alone would lift it), but on the main thread it holds the
  * activities' event loop for those 5 s.
  */
