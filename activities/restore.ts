@@ -2,11 +2,14 @@
 // running (the restoreTracking workflow runs it), for when Temporal's state was lost or the system
 // moved to another Temporal cluster. It walks the catalog soonest due first, a page at a time, so
 // that the runs it resumes are started before their next sync is due, and heartbeats how far it
-// got, so a retry resumes there. Idempotent: a running workflow is left alone. A community whose last sync succeeded resumes its schedule (the next sync the catalog
-// recorded); any other syncs at once, like a new one, and so does a resumed one already due: at
-// most `window` of the ones it started may be waiting for such a first sync, as more would only
-// queue first workflow tasks in Temporal (bench/RESULTS.md, "Fleet", run 1). The starts are eager
-// (the first task comes back with the start, to this worker) when the worker has a free slot.
+// got, so a retry resumes there. Idempotent: a running workflow is left alone. A community whose
+// last sync succeeded resumes its schedule (the next sync the catalog recorded); any other syncs
+// at once, like a new one, and so does a resumed one already due. Two gates keep the starts at the
+// workers' pace: at most `window` of the ones it started may be waiting for such a first sync, and
+// at most `backlog` workflow tasks may wait in the task queues, as more would only queue first
+// workflow tasks in Temporal (bench/RESULTS.md, "Fleet", run 1, and "Restore of a fleet in step").
+// The starts are eager (the first task comes back with the start, to this worker) when the worker
+// has a free slot.
 import { Context } from '@temporalio/activity';
 import {
   catalogNow,
@@ -23,9 +26,7 @@ export interface RestoreInput {
   pageSize?: number;
   /** Starts in flight at once (default 20). */
   concurrency?: number;
-  /**
-   * Workflows it started that may be waiting for their first sync (default 400); resumed ones not yet due do not count.
-   */
+  /** Workflows it started that may be waiting for their first sync (default 400); resumed ones not yet due do not count. */
   window?: number;
   /**
    * Workflow tasks that may wait in the task queues before it starts more (default 200): a resumed

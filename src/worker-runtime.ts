@@ -84,15 +84,16 @@ export function withWorkflowStackFrames<B extends { code: string }>(bundle: B, f
  * it calls debug mode): no hop between threads, 6–9 % less worker CPU per sync at 2,000
  * communities, but at 50,000 a start-up 25 % slower and a worker 475 MB larger, as the sticky
  * cache then shares the main thread's heap (bench/RESULTS.md, "Workflows on the worker's main
- * thread"). Either way a workflow task that runs longer than 5 s without yielding
- * fails (the SDK's guard; debug mode alone would lift it), but on the main thread it holds the
- * activities' event loop for those 5 s.
+ * thread"). Either way a workflow task that runs longer than 5 s without yielding fails (the
+ * SDK's guard; debug mode alone would lift it), but on the main thread it holds the activities'
+ * event loop for those 5 s.
  */
-export function workflowThreadOptions(thread: Config['WORKER_WORKFLOW_THREAD']): Pick<WorkerOptions, 'debugMode'> {
+export function workflowThreadOptions(
+  thread: Config['WORKER_WORKFLOW_THREAD'],
+): Pick<WorkerOptions, 'debugMode'> & { isolateExecutionTimeout?: string } {
   // isolateExecutionTimeout is not in SDK 1.24's WorkerOptions type ("not exposed at the moment"),
   // but its option compiler takes it from the options given (test/workflow-sandbox.test.ts checks).
-  const guard = { isolateExecutionTimeout: '5s' };
-  return thread === 'main' ? { debugMode: true, ...guard } : {};
+  return thread === 'main' ? { debugMode: true, isolateExecutionTimeout: '5s' } : {};
 }
 
 /** At most `polls` long polls, and no more than task slots (as the SDK's default is). */
