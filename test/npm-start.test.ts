@@ -12,7 +12,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { embeddedNodeDir } from '../src/db/embedded.js';
 import { portOpen } from '../src/temporal/devserver.js';
 import { FakeLemmy } from './fake-lemmy.js';
-import { freePort } from './support/ports.js';
+import { freePort, freePortRange } from './support/ports.js';
 import { eventually } from './support/stack.js';
 
 let dataDir: string;
@@ -20,25 +20,6 @@ let systemDir: string;
 let fake: FakeLemmy;
 let env: Record<string, string>;
 let running: ChildProcess | undefined;
-
-/** Three consecutive free ports for the embedded Postgres nodes. */
-async function freePortRange(n: number): Promise<number> {
-  for (;;) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
-    const checks = await Promise.all(
-      Array.from(
-        { length: n },
-        (_, i) =>
-          new Promise<boolean>((resolve) => {
-            const srv = net.createServer();
-            srv.once('error', () => resolve(false));
-            srv.listen(base + i, '127.0.0.1', () => srv.close(() => resolve(true)));
-          }),
-      ),
-    );
-    if (checks.every(Boolean)) return base;
-  }
-}
 
 type Started = ChildProcess & { log: () => string };
 
