@@ -1,7 +1,7 @@
 // `npm run bench -- fleet [--n 50000] [--duration 600] [--cache 4000] [--quiet-cache <WORKER_QUIET_CACHED_WORKFLOWS default>]
 //   [--per-instance 250] [--rps 1000]
 //   [--seed 5] [--concurrency 50] [--window 0] [--startup-timeout 3000] [--window-from 0] [--progress 10]
-//   [--via track|restore] [--synced] [--profile] [--no-append]`
+//   [--via track|restore] [--synced] [--profile] [--node-flags '--single-threaded-gc'] [--no-append]`
 // Issue 13's fleet target: N communities tracked with the adaptive policy (60–3600 s) and the
 // realistic mix of the freshness bench (80 % post about once a day, 15 % once an hour, 5 % once a
 // minute), one worker child process with a sticky cache sized for the busy communities (--cache)
@@ -157,6 +157,8 @@ async function runFleet(
     windowFrom: number;
     progress: number;
     profileDir?: string;
+    /** Node flags for the worker (a lever to weigh: `--node-flags`). */
+    nodeFlags: string[];
   },
 ): Promise<FleetResult> {
   const instances = Math.ceil(o.n / o.perInstance);
@@ -166,7 +168,7 @@ async function runFleet(
   const workerSpawnedAt = Date.now();
   const worker = await be.startWorker(
     { TEMPORAL_METRICS_ADDRESS: sdkMetrics, WORKER_METRICS_PORT: appMetrics.split(':')[1] },
-    o.profileDir ? { nodeFlags: ['--cpu-prof', '--cpu-prof-dir', o.profileDir] } : {},
+    { nodeFlags: [...o.nodeFlags, ...(o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', o.profileDir] : [])] },
   );
   const pgPids = be.nodes.map((x) => x.pid!).filter(Boolean);
   const temporalPid = be.temporal.pid!;
@@ -554,6 +556,7 @@ export async function run(argv: string[]): Promise<void> {
     via: flag(argv, 'via', 'track') === 'restore' ? ('restore' as const) : ('track' as const),
     synced: hasFlag(argv, 'synced'),
     profileDir: hasFlag(argv, 'profile') ? mkdtempSync(path.join(os.tmpdir(), 'lemmy-fetcher-prof-')) : undefined,
+    nodeFlags: flag(argv, 'node-flags', '').split(/\s+/).filter(Boolean),
   };
   if (o.seed < 3) throw new Error('--seed: at least 3 posts, or a first sync cannot sample the posting rate');
   if (o.synced && o.via !== 'restore') throw new Error('--synced: only with --via restore (new communities have never synced)');

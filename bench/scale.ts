@@ -1,8 +1,9 @@
 // `npm run bench -- scale [--n 500,2000] [--interval 60] [--warmup 70] [--duration 120]
 //   [--per-instance 50] [--rps 1000] [--cache <WORKER_MAX_CACHED_WORKFLOWS default>]
-//   [--compare eager|gogc | --before <git rev> [--before-as-shipped]] [--profile] [--no-append]
+//   [--compare eager|gogc|gomaxprocs | --before <git rev> [--before-as-shipped]] [--profile] [--no-append]
 //   [--temporal-server dev|postgres|dev,postgres] [--temporal-shards 4] [--try '<dynamic config JSON>']
 //   [--try-no-vm-timeout] [--try-worker 'WORKER_X=1,WORKER_Y=2;WORKER_X=3']
+//   [--try-go 'GOMAXPROCS=1;GOGC=200'] [--try-node '--single-threaded-gc;--max-semi-space-size=32'] [--try-together]
 //   [--quiet-runs <from seconds>:<syncs>] [--first-sync-timeout 900]`
 // The warm-up starts once every community has synced once (at most --first-sync-timeout seconds
 // after the first start); a community that never synced counts as overdue, not left out.
@@ -53,6 +54,8 @@ const LEVERS: Record<string, LeverOff> = {
   eager: { temporal: { 'system.enableActivityEagerExecution': false } },
   // The dev server's collector (the real server of --temporal-server postgres keeps Go's defaults, as in docker-compose.yml).
   gogc: { goRuntime: { GOGC: '100', GOMEMLIMIT: 'off' } },
+  // The dev server on half the cores (as shipped) against Go's default of one thread per core.
+  gomaxprocs: { goRuntime: { GOMAXPROCS: String(os.availableParallelism()) } },
 };
 
 /** Every lever off at once (the dev server of `--before`). */
@@ -414,6 +417,28 @@ export async function run(argv: string[]): Promise<void> {
     const workerEnv = Object.fromEntries(group.split(',').map((kv) => kv.split('=').map((x) => x.trim()) as [string, string]));
     loadConfig(workerEnv); // checked before a long run starts
     baseVariants.push({ name: `as shipped + ${group.replaceAll(',', ' ')}`, workerEnv });
+  }
+  // --try-go 'K=V,K=V;K=V': one more variant per group, as shipped with these Go runtime settings
+  // for the dev server (GOGC, GOMEMLIMIT, GOMAXPROCS).
+  for (const group of flag(argv, 'try-go', '').split(';').filter(Boolean)) {
+    const goRuntime = Object.fromEntries(group.split(',').map((kv) => kv.split('=').map((x) => x.trim()) as [string, string]));
+    for (const k of Object.keys(goRuntime))
+      if (!['GOGC', 'GOMEMLIMIT', 'GOMAXPROCS'].includes(k)) throw new Error(`--try-go: ${k} is not a Go runtime setting here`);
+    baseVariants.push({ name: `as shipped + dev server ${group.replaceAll(',', ' ')}`, goRuntime });
+  }
+  // --try-node '--flag --flag;--flag': one more variant per group, as shipped with these Node flags for the worker.
+  for (const group of flag(argv, 'try-node', '').split(';').filter(Boolean))
+    baseVariants.push({ name: `as shipped + worker ${group}`, workerFlags: group.split(/\s+/).filter(Boolean) });
+  // --try-together: one more variant with the first --try-go group and the first --try-node group at once.
+  if (hasFlag(argv, 'try-together')) {
+    const go = baseVariants.find((v) => v.name.startsWith('as shipped + dev server '));
+    const node = baseVariants.find((v) => v.name.startsWith('as shipped + worker '));
+    if (!go || !node) throw new Error('--try-together needs --try-go and --try-node');
+    baseVariants.push({
+      name: `${go.name} + ${node.name.replace('as shipped + ', '')}`,
+      goRuntime: go.goRuntime,
+      workerFlags: node.workerFlags,
+    });
   }
   // Each variant against each server; the name says which server unless it is the dev server alone.
   const variants: Variant[] =

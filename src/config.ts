@@ -217,6 +217,8 @@ const schema = z.object({
     .string()
     .regex(/^(\d+(B|KiB|MiB|GiB|TiB)?|off)$/, 'must be a size such as 1536MiB or 2GiB, or off')
     .optional(),
+  // Threads the embedded dev server runs Go code on; unset: half the cores, at least one.
+  TEMPORAL_DEV_GOMAXPROCS: int(1, 1024).optional(),
 
   // GraphQL (/graphql): operations deeper than this many levels, or costlier than this (about one
   // point per field the answer can hold, times `first`), are refused before they run.

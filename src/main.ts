@@ -53,6 +53,7 @@ async function startDevServer(): Promise<string> {
     goRuntime: {
       ...(config.TEMPORAL_DEV_GOGC ? { GOGC: config.TEMPORAL_DEV_GOGC } : {}),
       ...(config.TEMPORAL_DEV_GOMEMLIMIT ? { GOMEMLIMIT: config.TEMPORAL_DEV_GOMEMLIMIT } : {}),
+      ...(config.TEMPORAL_DEV_GOMAXPROCS ? { GOMAXPROCS: String(config.TEMPORAL_DEV_GOMAXPROCS) } : {}),
     },
     namespace: config.TEMPORAL_NAMESPACE,
     log: log.child({ role: 'temporal' }),

@@ -43,7 +43,7 @@ describe('configuration', () => {
     expect(() => parseShardUrls('a=postgres://a/x,a=postgres://b/y')).toThrow(/unique/);
   });
 
-  it('takes the dev server garbage collector settings Go understands, and names a bad one', () => {
+  it('takes the dev server Go runtime settings Go understands, and names a bad one', () => {
     expect(loadConfig({ TEMPORAL_DEV_GOGC: 'off', TEMPORAL_DEV_GOMEMLIMIT: '2GiB' })).toMatchObject({
       TEMPORAL_DEV_GOGC: 'off',
       TEMPORAL_DEV_GOMEMLIMIT: '2GiB',
@@ -51,6 +51,9 @@ describe('configuration', () => {
     expect(loadConfig({})).toMatchObject({ TEMPORAL_DEV_GOGC: undefined, TEMPORAL_DEV_GOMEMLIMIT: undefined });
     expect(() => loadConfig({ TEMPORAL_DEV_GOGC: 'lots' })).toThrow(/TEMPORAL_DEV_GOGC/);
     expect(() => loadConfig({ TEMPORAL_DEV_GOMEMLIMIT: '2 GB' })).toThrow(/TEMPORAL_DEV_GOMEMLIMIT/);
+    expect(loadConfig({ TEMPORAL_DEV_GOMAXPROCS: '2' }).TEMPORAL_DEV_GOMAXPROCS).toBe(2);
+    expect(loadConfig({}).TEMPORAL_DEV_GOMAXPROCS).toBeUndefined();
+    expect(() => loadConfig({ TEMPORAL_DEV_GOMAXPROCS: '0' })).toThrow(/TEMPORAL_DEV_GOMAXPROCS/);
   });
 
   it('refuses worker settings below what a worker runs with, by name', () => {

@@ -114,10 +114,12 @@ it('runs everything, stops cleanly on Ctrl-C, and keeps its data across a restar
   });
   const ui = await fetch(`http://127.0.0.1:${env.TEMPORAL_DEV_UI_PORT}/`);
   expect(ui.status).toBe(200);
-  // The dev server's garbage collector as configured: GOGC set, GOMEMLIMIT left at its default.
+  // The dev server's Go runtime as configured: GOGC set; GOMEMLIMIT and GOMAXPROCS (half the
+  // cores, at least one) left at their defaults.
   const devServerPid = Number(readFileSync(path.join(dataDir, 'temporal', 'temporal.db.pid'), 'utf8'));
   const goEnv = readFileSync(`/proc/${devServerPid}/environ`, 'utf8').split('\0');
-  expect(goEnv).toEqual(expect.arrayContaining(['GOGC=250', 'GOMEMLIMIT=1536MiB']));
+  const halfTheCores = Math.max(1, Math.floor(os.availableParallelism() / 2));
+  expect(goEnv).toEqual(expect.arrayContaining(['GOGC=250', 'GOMEMLIMIT=1536MiB', `GOMAXPROCS=${halfTheCores}`]));
 
   const added = await fetch(`http://127.0.0.1:${env.PORT}/api/communities`, {
     method: 'POST',

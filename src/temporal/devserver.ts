@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from '../log.js';
 import { alive, eachLine, terminate } from '../process.js';
@@ -38,12 +39,14 @@ export const DEV_SERVER_DYNAMIC_CONFIG: Readonly<Record<string, unknown>> = {
   'system.enableEagerWorkflowStart': true,
 };
 
-/** The Go runtime's garbage collector, as its environment variables spell it. */
+/** The Go runtime's scheduler and garbage collector, as its environment variables spell them. */
 export interface GoRuntime {
   /** Heap growth between collections in % of the live heap (`GOGC`; 'off': only at the memory limit). */
   GOGC: string;
   /** Soft memory limit: the collector runs more often near it, whatever GOGC says (`GOMEMLIMIT`, e.g. `1536MiB`; 'off'). */
   GOMEMLIMIT: string;
+  /** Threads running Go code at once (`GOMAXPROCS`; Go's own default: one per core). */
+  GOMAXPROCS: string;
 }
 
 /**
@@ -51,8 +54,16 @@ export interface GoRuntime {
  * (profiled at 2,000 communities, bench/RESULTS.md "Scale"). Letting the heap grow to five times
  * what is live makes collections a quarter as frequent for a few hundred MB more; the soft limit
  * keeps a large fleet's server well under 2 GB.
+ * GOMAXPROCS: half the cores (at least one). The server shares its box with the worker and
+ * Postgres, and with a thread per core Go's scheduler keeps waking idle threads to look for work
+ * between the server's short calls; on two cores one thread cut its CPU per sync by 5–19 % at
+ * 2,000 communities and 36 % at 6,000 (bench/RESULTS.md, "The dev server on one Go thread").
  */
-export const DEV_SERVER_GO_RUNTIME: Readonly<GoRuntime> = { GOGC: '400', GOMEMLIMIT: '1536MiB' };
+export const DEV_SERVER_GO_RUNTIME: Readonly<GoRuntime> = {
+  GOGC: '400',
+  GOMEMLIMIT: '1536MiB',
+  GOMAXPROCS: String(Math.max(1, Math.floor(os.availableParallelism() / 2))),
+};
 
 export async function portOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
