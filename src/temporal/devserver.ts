@@ -57,7 +57,7 @@ export interface GoRuntime {
  * GOMAXPROCS: half the cores (at least one). The server shares its box with the worker and
  * Postgres, and with a thread per core Go's scheduler keeps waking idle threads to look for work
  * between the server's short calls; on two cores one thread cut its CPU per sync by 5–19 % at
- * 2,000 communities and 36 % at 6,000 (bench/RESULTS.md, "The dev server on one Go thread").
+ * 2,000 communities and 27–36 % at 6,000 (bench/RESULTS.md, "The dev server on one Go thread").
  */
 export const DEV_SERVER_GO_RUNTIME: Readonly<GoRuntime> = {
   GOGC: '400',
