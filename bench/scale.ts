@@ -125,6 +125,11 @@ function ms(t: { seconds?: unknown; nanos?: number | null } | null | undefined):
   return Number(t.seconds ?? 0) * 1000 + (t.nanos ?? 0) / 1e6;
 }
 
+/** `K=V,K=V` (a group of `--try-worker` or `--try-go`) → { K: V, … }. */
+function settingsOf(group: string): Record<string, string> {
+  return Object.fromEntries(group.split(',').map((kv) => kv.split('=').map((x) => x.trim()) as [string, string]));
+}
+
 /** `--quiet-runs 60:4` → the config that starts workflows with those quiet runs. */
 function quietRunsEnv(spec: string): Record<string, string> {
   if (!spec) return {};
@@ -414,25 +419,28 @@ export async function run(argv: string[]): Promise<void> {
   // --try-worker 'K=V,K=V;K=V': one more variant per `;`-separated group, as shipped with these
   // worker settings (e.g. WORKER_MAX_CONCURRENT_WORKFLOW_TASKS, WORKER_WORKFLOW_TASK_POLLS).
   for (const group of flag(argv, 'try-worker', '').split(';').filter(Boolean)) {
-    const workerEnv = Object.fromEntries(group.split(',').map((kv) => kv.split('=').map((x) => x.trim()) as [string, string]));
+    const workerEnv = settingsOf(group);
     loadConfig(workerEnv); // checked before a long run starts
     baseVariants.push({ name: `as shipped + ${group.replaceAll(',', ' ')}`, workerEnv });
   }
   // --try-go 'K=V,K=V;K=V': one more variant per group, as shipped with these Go runtime settings
   // for the dev server (GOGC, GOMEMLIMIT, GOMAXPROCS).
+  const goTrials: Variant[] = [];
   for (const group of flag(argv, 'try-go', '').split(';').filter(Boolean)) {
-    const goRuntime = Object.fromEntries(group.split(',').map((kv) => kv.split('=').map((x) => x.trim()) as [string, string]));
+    const goRuntime = settingsOf(group);
     for (const k of Object.keys(goRuntime))
       if (!['GOGC', 'GOMEMLIMIT', 'GOMAXPROCS'].includes(k)) throw new Error(`--try-go: ${k} is not a Go runtime setting here`);
-    baseVariants.push({ name: `as shipped + dev server ${group.replaceAll(',', ' ')}`, goRuntime });
+    goTrials.push({ name: `as shipped + dev server ${group.replaceAll(',', ' ')}`, goRuntime });
   }
   // --try-node '--flag --flag;--flag': one more variant per group, as shipped with these Node flags for the worker.
-  for (const group of flag(argv, 'try-node', '').split(';').filter(Boolean))
-    baseVariants.push({ name: `as shipped + worker ${group}`, workerFlags: group.split(/\s+/).filter(Boolean) });
+  const nodeTrials: Variant[] = flag(argv, 'try-node', '')
+    .split(';')
+    .filter(Boolean)
+    .map((group) => ({ name: `as shipped + worker ${group}`, workerFlags: group.split(/\s+/).filter(Boolean) }));
+  baseVariants.push(...goTrials, ...nodeTrials);
   // --try-together: one more variant with the first --try-go group and the first --try-node group at once.
   if (hasFlag(argv, 'try-together')) {
-    const go = baseVariants.find((v) => v.name.startsWith('as shipped + dev server '));
-    const node = baseVariants.find((v) => v.name.startsWith('as shipped + worker '));
+    const [go, node] = [goTrials[0], nodeTrials[0]];
     if (!go || !node) throw new Error('--try-together needs --try-go and --try-node');
     baseVariants.push({
       name: `${go.name} + ${node.name.replace('as shipped + ', '')}`,
